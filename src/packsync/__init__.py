@@ -1,0 +1,58 @@
+"""packsync: the Python environment you run in, replicated onto every machine of a Dask cluster."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from packsync.errors import (
+    BuildError,
+    IntegrityError,
+    LaunchError,
+    LockError,
+    MaterializeError,
+    PacksyncError,
+    PlanError,
+    ScanError,
+    StoreError,
+)
+from packsync.lock import Lock
+from packsync.materialize import materialize
+from packsync.model import Plan, PlanOptions, Snapshot, Target
+from packsync.pipeline import lock_environment
+from packsync.plan import MANDATORY, plan
+from packsync.scan import scan
+
+if TYPE_CHECKING:
+    from packsync.cluster import Cluster
+
+
+def __getattr__(name: str) -> Any:
+    # distributed is heavy to import; `packsync scan` should not pay for it
+    if name == "Cluster":
+        from packsync.cluster import Cluster
+
+        return Cluster
+    raise AttributeError(f"module 'packsync' has no attribute {name!r}")
+
+__all__ = [
+    "MANDATORY",
+    "BuildError",
+    "Cluster",
+    "IntegrityError",
+    "LaunchError",
+    "Lock",
+    "LockError",
+    "MaterializeError",
+    "PacksyncError",
+    "Plan",
+    "PlanError",
+    "PlanOptions",
+    "ScanError",
+    "Snapshot",
+    "StoreError",
+    "Target",
+    "lock_environment",
+    "materialize",
+    "plan",
+    "scan",
+]

@@ -1,0 +1,147 @@
+"""``packsync.Cluster``: a Dask ``SpecCluster`` whose processes run in your replicated environment.
+
+With no arguments it is the embedded default: a scheduler and workers as local
+processes, each started with the cached environment's own interpreter, never with
+the client's site-packages. Everything Dask users expect of ``LocalCluster``
+(``get_client()``, ``scale()``, ``adapt()``, ``close()``, async use, the dashboard)
+comes from ``SpecCluster``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from distributed.deploy.spec import SpecCluster
+from distributed.deploy.utils import nprocesses_nthreads
+from dask.system import CPU_COUNT
+
+from packsync.deploy import EnvScheduler, EnvWorker, process_environment
+from packsync.errors import PacksyncError
+from packsync.pipeline import Prepared, lock_environment, prepare_local
+from packsync.progress import Reporter, StageClock, stage
+
+logger = logging.getLogger(__name__)
+
+
+class Cluster(SpecCluster):  # type: ignore[misc]
+    """A Dask cluster whose scheduler and workers import exactly what this process can.
+
+    Parameters
+    ----------
+    n_workers, threads_per_worker, memory_limit:
+        As for ``distributed.LocalCluster``.
+    ignore:
+        Distributions not to sync (never dask, distributed, tornado, cloudpickle, msgpack;
+        a package another synced package requires is still synced).
+    cache_dir, store:
+        Where environments are cached and local-code artifacts stored (defaults:
+        ``PACKSYNC_CACHE_DIR`` / dask config ``packsync.cache-dir`` / user cache dir).
+    python:
+        The interpreter environments are created from (default: the one running).
+    reporter:
+        Receives progress events (the CLI passes a rich one).
+    """
+
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        *,
+        memory_limit: str | float | int | None = "auto",
+        ignore: Sequence[str] = (),
+        cache_dir: str | os.PathLike[str] | None = None,
+        store: str | None = None,
+        python: str | None = None,
+        nanny: bool = True,
+        host: str = "127.0.0.1",
+        dashboard_address: str | None = ":8787",
+        scheduler_options: dict[str, Any] | None = None,
+        worker_options: dict[str, Any] | None = None,
+        reporter: Reporter | None = None,
+        asynchronous: bool = False,
+        loop: Any = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if n_workers is None and threads_per_worker is None:
+            n_workers, threads_per_worker = nprocesses_nthreads()
+        elif n_workers is None:
+            n_workers = max(1, CPU_COUNT // (threads_per_worker or 1))
+        elif threads_per_worker is None:
+            threads_per_worker = max(1, CPU_COUNT // max(n_workers, 1))
+        assert threads_per_worker is not None
+        self._ignore = tuple(ignore)
+        self._cache_dir = cache_dir
+        self._store = store
+        self._python = python
+        self.clock = StageClock(reporter)
+        self.prepared: Prepared | None = None
+
+        scheduler_opts = {"host": host, "port": 0, "dashboard_address": dashboard_address}
+        scheduler_opts.update(scheduler_options or {})
+        worker_opts: dict[str, Any] = {
+            "nthreads": threads_per_worker,
+            "memory_limit": memory_limit,
+            "host": host,
+            "dashboard_address": None,
+        }
+        worker_opts.update(worker_options or {})
+        scheduler = {"cls": EnvScheduler, "options": {"options": scheduler_opts}}
+        worker = {"cls": EnvWorker, "options": {"nanny": nanny, "options": worker_opts}}
+        workers = {i: _copy_spec(worker) for i in range(n_workers)}
+        super().__init__(
+            workers=workers,
+            scheduler=scheduler,
+            worker=worker,
+            asynchronous=asynchronous,
+            loop=loop,
+            name=name,
+            **kwargs,
+        )
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds spent in each stage of the last start (scan, plan, …, launch)."""
+        return dict(self.clock.seconds)
+
+    async def _start(self) -> None:
+        if self.prepared is None:
+            self.prepared = await asyncio.to_thread(self._prepare)
+            launch = self._launch_options(self.prepared)
+            self.scheduler_spec["options"].update(launch)
+            self.new_spec["options"].update(launch)
+            for spec in self.worker_spec.values():
+                spec["options"].update(launch)
+        try:
+            with stage(self.clock, "launch", "scheduler"):
+                await super()._start()
+        except RuntimeError as error:
+            if isinstance(error.__cause__, PacksyncError):
+                raise error.__cause__ from None
+            raise
+
+    def _prepare(self) -> Prepared:
+        locked = lock_environment(
+            ignore=self._ignore, cache=self._cache_dir, store=self._store, reporter=self.clock
+        )
+        return prepare_local(locked, python=self._python, reporter=self.clock)
+
+    @staticmethod
+    def _launch_options(prepared: Prepared) -> dict[str, Any]:
+        return {
+            "python": str(prepared.environment.python),
+            "env": process_environment(prepared.code_dir),
+            "cwd": os.getcwd(),
+        }
+
+    async def _correct_state_internal(self) -> None:
+        with stage(self.clock, "launch", "workers"):
+            await super()._correct_state_internal()
+
+
+def _copy_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"cls": spec["cls"], "options": dict(spec["options"])}

@@ -1,0 +1,225 @@
+"""Plan + local wheels -> a PEP 751 ``pylock.toml`` resolved by uv for the target.
+
+The lock names the environment: its SHA-256 is the ``EnvDigest`` every host caches
+under. Local wheels are referenced as ``wheels/<file>`` beside the lock, with their
+hashes, so the lock installs anywhere those wheels sit next to it, with or without
+packsync. Resolving is skipped when the same plan was resolved before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging.pylock import Pylock, PylockValidationError
+
+from packsync.errors import LockError, tail
+from packsync.model import Artifact, Plan
+from packsync.progress import NullReporter, Reporter, stage
+from packsync.scan.indexes import IndexSettings
+from packsync.store import Store
+from packsync.uvtool import run_uv
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOCK_FORMAT = 1
+WHEELS_DIR = "wheels"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LocalWheel:
+    """A wheel of local code the lock refers to, fetched from the store by hash."""
+
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Lock:
+    """A canonical ``pylock.toml`` and the digest that names its environment."""
+
+    text: str
+    digest: str
+    python: str
+    local_wheels: tuple[LocalWheel, ...]
+    package_count: int
+
+    @property
+    def env_id(self) -> str:
+        """The environment's directory name: 128 bits of the digest keep paths short."""
+        return self.digest[:32]
+
+    @classmethod
+    def from_text(cls, text: str, origin: str = "the lock") -> Lock:
+        """Parse and validate a lock; anything foreign or damaged is a ``LockError``."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise LockError(
+                f"{origin} is not valid TOML: {error}",
+                path=origin,
+                hint="write a new lock with `packsync lock -o pylock.toml`",
+            ) from error
+        try:
+            Pylock.from_dict(data)
+        except PylockValidationError as error:
+            raise LockError(
+                f"{origin} is not a valid PEP 751 lock: {error}",
+                path=origin,
+                hint="write a new lock with `packsync lock -o pylock.toml`",
+            ) from error
+        meta = data.get("tool", {}).get("packsync", {})
+        if meta.get("format") != LOCK_FORMAT or not meta.get("python"):
+            raise LockError(
+                f"{origin} was not written by packsync (no [tool.packsync] table of format "
+                f"{LOCK_FORMAT})",
+                path=origin,
+                hint="write the lock with `packsync lock -o pylock.toml`",
+            )
+        return cls(
+            text=text,
+            digest=hashlib.sha256(text.encode()).hexdigest(),
+            python=meta["python"],
+            local_wheels=_local_wheels(data, origin),
+            package_count=len(data.get("packages", [])),
+        )
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.text, encoding="utf-8")
+
+
+def _local_wheels(data: Mapping[str, Any], origin: str) -> tuple[LocalWheel, ...]:
+    wheels = []
+    for package in data.get("packages", []):
+        path = package.get("archive", {}).get("path")
+        if path is None:
+            continue
+        directory, _, filename = str(path).partition("/")
+        sha256 = package["archive"].get("hashes", {}).get("sha256", "")
+        if directory != WHEELS_DIR or "/" in filename or not filename.endswith(".whl") or not sha256:
+            raise LockError(
+                f"{origin} refers to a local file {path!r} that packsync did not put there",
+                path=origin,
+                package=package.get("name", ""),
+                hint="write the lock with `packsync lock`",
+            )
+        wheels.append(LocalWheel(filename=filename, sha256=sha256))
+    return tuple(wheels)
+
+
+def lock(
+    plan: Plan,
+    artifacts: Mapping[str, Artifact],
+    *,
+    store: Store,
+    settings: IndexSettings,
+    cache: Path,
+    reporter: Reporter | None = None,
+) -> Lock:
+    """Resolve the plan for its target into a lock (reusing an earlier identical resolve)."""
+    reporter = reporter or NullReporter()
+    with stage(reporter, "lock") as current:
+        requirements, wheels = _requirements(plan, artifacts)
+        key = _resolve_key(plan, requirements, wheels, settings)
+        cached = cache / "locks" / f"{key}.toml"
+        if cached.exists():
+            result = Lock.from_text(cached.read_text(encoding="utf-8"), str(cached))
+            current.detail = f"{result.package_count} packages, resolved before"
+            return result
+        with tempfile.TemporaryDirectory(prefix="packsync-lock-") as tmp:
+            text = _resolve(plan, requirements, wheels, store, settings, Path(tmp))
+        result = Lock.from_text(text)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(cached)
+        current.detail = f"{result.package_count} packages resolved"
+        return result
+
+
+def _requirements(
+    plan: Plan, artifacts: Mapping[str, Artifact]
+) -> tuple[list[str], list[Artifact]]:
+    requirements: list[str] = []
+    wheels: list[Artifact] = []
+    for decision in plan.synced():
+        if decision.action == "pin":
+            separator = " " if decision.specifier.startswith("@") else ""
+            requirements.append(f"{decision.name}{separator}{decision.specifier}")
+        else:
+            artifact = artifacts[decision.key]
+            wheels.append(artifact)
+            requirements.append(f"{decision.name} @ {WHEELS_DIR}/{artifact.filename}")
+    return requirements, wheels
+
+
+def _resolve_key(
+    plan: Plan, requirements: list[str], wheels: list[Artifact], settings: IndexSettings
+) -> str:
+    material = {
+        "format": LOCK_FORMAT,
+        "target": plan.target.to_dict(),
+        "requirements": requirements,
+        "wheels": {a.filename: a.sha256 for a in wheels},
+        "indexes": settings.redacted().to_dict() | {"origins": {}},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _resolve(
+    plan: Plan,
+    requirements: list[str],
+    wheels: list[Artifact],
+    store: Store,
+    settings: IndexSettings,
+    workdir: Path,
+) -> str:
+    for artifact in wheels:
+        store.fetch(artifact.sha256, workdir / WHEELS_DIR / artifact.filename)
+    absolute = [
+        r.replace(f"@ {WHEELS_DIR}/", f"@ {(workdir / WHEELS_DIR).as_uri()}/") for r in requirements
+    ]
+    (workdir / "requirements.txt").write_text("\n".join(absolute) + "\n", encoding="utf-8")
+    output = workdir / "pylock.toml"
+    result = run_uv(
+        [
+            "pip", "compile", "requirements.txt", "--no-deps", "--quiet",
+            "--format", "pylock.toml", "--output-file", str(output),
+            "--python-platform", plan.target.uv_platform,
+            "--python-version", plan.target.python,
+        ],
+        extra_env=settings.uv_environment(),
+        cwd=str(workdir),
+    )
+    if result.returncode != 0 or not output.exists():
+        raise LockError(
+            f"uv could not resolve the environment for {plan.target.platform} "
+            f"(Python {plan.target.python})",
+            log_tail=tail(result.stdout),
+            hint="the log names the package at fault; pin it differently or ignore it",
+        )
+    data = tomllib.loads(output.read_text(encoding="utf-8"))
+    local_dir = str(workdir / WHEELS_DIR)
+    for package in data.get("packages", []):
+        archive = package.get("archive", {})
+        if str(archive.get("path", "")).startswith(local_dir):
+            archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
+    data["tool"] = {
+        "packsync": {
+            "format": LOCK_FORMAT,
+            "python": plan.target.python,
+            "target": plan.target.platform,
+            "uv-platform": plan.target.uv_platform,
+        }
+    }
+    return tomli_w.dumps(data)

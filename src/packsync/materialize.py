@@ -1,0 +1,184 @@
+"""Host side: a lock becomes a ready environment in ``<cache>/envs/<env_id>``.
+
+A ready environment is found with one ``stat`` and reused without running uv.
+Otherwise it is built under a file lock, at its final path (virtual environments
+are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), and
+the ready marker is written last. A directory without the marker is the remains of
+an interrupted build: it is never used, and the next build wipes it first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from packsync.errors import MaterializeError, tail
+from packsync.lock import WHEELS_DIR, Lock
+from packsync.progress import NullReporter, Reporter, stage
+from packsync.store import Store
+from packsync.uvtool import run_uv
+
+logger = logging.getLogger(__name__)
+
+READY_MARKER = ".packsync-ready"
+RECORD_DIR = ".packsync"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Environment:
+    """A ready environment on this machine."""
+
+    path: Path
+    digest: str
+    cache_hit: bool
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+def environment_dir(lock: Lock, cache: Path) -> Path:
+    return cache / "envs" / lock.env_id
+
+
+def ready_environment(lock: Lock, cache: Path) -> Environment | None:
+    """The cached environment for ``lock`` if it is ready: the cheap path of every relaunch."""
+    path = environment_dir(lock, cache)
+    marker = path / READY_MARKER
+    try:
+        os.utime(marker)  # records the last use, and fails when the marker is absent
+    except FileNotFoundError:
+        return None
+    return Environment(path=path, digest=lock.digest, cache_hit=True)
+
+
+def materialize(
+    lock: Lock,
+    *,
+    cache: Path,
+    store: Store,
+    python: str | None = None,
+    uv_env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> Environment:
+    """The ready environment for ``lock``, built if it is not in the cache yet."""
+    reporter = reporter or NullReporter()
+    with stage(reporter, "materialize", lock.env_id[:12]) as current:
+        found = ready_environment(lock, cache)
+        if found is not None:
+            current.detail = "cache hit"
+            return found
+        path = environment_dir(lock, cache)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path.with_name(path.name + ".lock"))):
+            found = ready_environment(lock, cache)
+            if found is not None:
+                current.detail = "cache hit (built by another process)"
+                return found
+            if path.exists():
+                logger.warning("removing the unfinished environment %s", path)
+                shutil.rmtree(path)
+            try:
+                _build(lock, path, store, python, uv_env or {}, reporter)
+            except BaseException:
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+        current.detail = f"built {lock.package_count} packages"
+        return Environment(path=path, digest=lock.digest, cache_hit=False)
+
+
+def _build(
+    lock: Lock,
+    path: Path,
+    store: Store,
+    python: str | None,
+    uv_env: Mapping[str, str],
+    reporter: Reporter,
+) -> None:
+    interpreter = find_python(lock.python, python)
+    reporter.step("materialize", f"creating a Python {lock.python} environment")
+    _uv(["venv", "--quiet", "--no-project", "--python", interpreter, str(path)], lock, uv_env)
+    record = path / RECORD_DIR
+    record.mkdir()
+    lock.write(record / "pylock.toml")
+    for wheel in lock.local_wheels:
+        store.fetch(wheel.sha256, record / WHEELS_DIR / wheel.filename)
+    reporter.step("materialize", f"installing {lock.package_count} packages")
+    _uv(
+        [
+            "pip", "sync", "--quiet", "--compile-bytecode", "--preview-features", "pylock",
+            "--python", str(path / "bin" / "python"), str(record / "pylock.toml"),
+        ],
+        lock,
+        uv_env,
+    )
+    shutil.rmtree(record / WHEELS_DIR, ignore_errors=True)
+    marker = path / READY_MARKER
+    partial = path / (READY_MARKER + ".partial")
+    partial.write_text(lock.digest + "\n")
+    partial.replace(marker)
+
+
+def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
+    result = run_uv(args, extra_env=uv_env)
+    if result.returncode != 0:
+        command = " ".join(args[:2]) if args[0] == "pip" else args[0]
+        raise MaterializeError(
+            f"uv {command} failed while building environment {lock.env_id[:12]}",
+            digest=lock.digest,
+            log_tail=tail(result.stdout),
+            hint="the log names the package at fault; nothing of this environment will be used",
+        )
+
+
+def find_python(version: str, explicit: str | None = None) -> str:
+    """An interpreter of the lock's Python version; a patch difference only warns."""
+    candidate = explicit or _uv_find_python(version)
+    actual = _python_version(candidate)
+    if actual is None:
+        raise MaterializeError(
+            f"{candidate} is not a working Python interpreter",
+            path=candidate,
+            hint="pass python= the path of a Python " + version,
+        )
+    if actual.split(".")[:2] != version.split(".")[:2]:
+        raise MaterializeError(
+            f"{candidate} is Python {actual}, but the environment needs Python {version}",
+            path=candidate,
+            hint=f"pass python= the path of a Python {'.'.join(version.split('.')[:2])}",
+        )
+    if actual != version:
+        logger.warning("using Python %s for an environment locked on Python %s", actual, version)
+    return candidate
+
+
+def _uv_find_python(version: str) -> str:
+    for request in (version, ".".join(version.split(".")[:2])):
+        result = run_uv(["python", "find", "--no-project", request])
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip().splitlines()[-1]
+    raise MaterializeError(
+        f"no Python {version} interpreter was found on this machine",
+        hint=f"install Python {version}, or pass python= the path of one",
+    )
+
+
+def _python_version(python: str) -> str | None:
+    try:
+        result = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None

@@ -1,0 +1,415 @@
+"""The values that flow through packsync: what was scanned, and what was decided.
+
+Every model is a frozen dataclass with ``to_dict``/``from_dict`` so that a snapshot
+or plan can be saved as JSON, planned elsewhere, and compared in tests. No model
+ever holds a credential: index URLs are stored redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Union
+
+from packaging.utils import canonicalize_name
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexSource:
+    """Installed from a package index (no PEP 610 ``direct_url.json``)."""
+
+    kind: ClassVar[str] = "index"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    @property
+    def is_local_code(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EditableSource:
+    """An editable install of a project directory on this machine."""
+
+    kind: ClassVar[str] = "editable"
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path}
+
+    @property
+    def is_local_code(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DirectorySource:
+    """A non-editable install from a project directory on this machine."""
+
+    kind: ClassVar[str] = "directory"
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path}
+
+    @property
+    def is_local_code(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ArchiveSource:
+    """Installed from a wheel or sdist file (or URL) rather than an index."""
+
+    kind: ClassVar[str] = "archive"
+    url: str
+    sha256: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url, "sha256": self.sha256}
+
+    @property
+    def is_local_code(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VcsSource:
+    """Installed from a version-control URL; built on the client, never on a host."""
+
+    kind: ClassVar[str] = "vcs"
+    vcs: str
+    url: str
+    commit: str = ""
+    requested_revision: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "vcs": self.vcs,
+            "url": self.url,
+            "commit": self.commit,
+            "requested_revision": self.requested_revision,
+        }
+
+    @property
+    def is_local_code(self) -> bool:
+        return True
+
+
+Source = Union[IndexSource, EditableSource, DirectorySource, ArchiveSource, VcsSource]
+SOURCE_KINDS = ("index", "editable", "directory", "archive", "vcs")
+
+
+def source_from_dict(data: Mapping[str, Any]) -> Source:
+    kind = data.get("kind", "index")
+    if kind == "index":
+        return IndexSource()
+    if kind == "editable":
+        return EditableSource(path=data["path"])
+    if kind == "directory":
+        return DirectorySource(path=data["path"])
+    if kind == "archive":
+        return ArchiveSource(url=data["url"], sha256=data.get("sha256", ""))
+    if kind == "vcs":
+        return VcsSource(
+            vcs=data["vcs"],
+            url=data["url"],
+            commit=data.get("commit", ""),
+            requested_revision=data.get("requested_revision", ""),
+        )
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Interpreter:
+    """The Python that ran the scan."""
+
+    implementation: str
+    version: str
+    platform: str
+    libc: str = ""
+    executable: str = ""
+
+    @property
+    def major_minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "version": self.version,
+            "platform": self.platform,
+            "libc": self.libc,
+            "executable": self.executable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interpreter:
+        return cls(
+            implementation=data["implementation"],
+            version=data["version"],
+            platform=data["platform"],
+            libc=data.get("libc", ""),
+            executable=data.get("executable", ""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstalledDist:
+    """One installed distribution, as Python would import it."""
+
+    name: str
+    version: str
+    source: Source = field(default_factory=IndexSource)
+    installer: str = ""
+    requested: bool = False
+    requires: tuple[str, ...] = ()
+    location: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source.to_dict(),
+            "installer": self.installer,
+            "requested": self.requested,
+            "requires": list(self.requires),
+            "location": self.location,
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InstalledDist:
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            source=source_from_dict(data.get("source", {})),
+            installer=data.get("installer", ""),
+            requested=bool(data.get("requested", False)),
+            requires=tuple(data.get("requires", ())),
+            location=data.get("location", ""),
+            problems=tuple(data.get("problems", ())),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexConfig:
+    """Where packages come from, as configured on the client (URLs redacted)."""
+
+    index_url: str = ""
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index_url": self.index_url,
+            "extra_index_urls": list(self.extra_index_urls),
+            "find_links": list(self.find_links),
+            "origins": dict(self.origins),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
+        return cls(
+            index_url=data.get("index_url", ""),
+            extra_index_urls=tuple(data.get("extra_index_urls", ())),
+            find_links=tuple(data.get("find_links", ())),
+            origins=dict(data.get("origins", {})),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Snapshot:
+    """Everything packsync knows about the client environment: its only witness."""
+
+    interpreter: Interpreter
+    environment: Mapping[str, str]
+    prefix: str
+    dists: tuple[InstalledDist, ...]
+    code_paths: tuple[str, ...] = ()
+    indexes: IndexConfig = field(default_factory=IndexConfig)
+
+    def get(self, name: str) -> InstalledDist | None:
+        key = canonicalize_name(name)
+        for dist in self.dists:
+            if dist.key == key:
+                return dist
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interpreter": self.interpreter.to_dict(),
+            "environment": dict(self.environment),
+            "prefix": self.prefix,
+            "dists": [d.to_dict() for d in self.dists],
+            "code_paths": list(self.code_paths),
+            "indexes": self.indexes.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        return cls(
+            interpreter=Interpreter.from_dict(data["interpreter"]),
+            environment=dict(data["environment"]),
+            prefix=data.get("prefix", ""),
+            dists=tuple(InstalledDist.from_dict(d) for d in data["dists"]),
+            code_paths=tuple(data.get("code_paths", ())),
+            indexes=IndexConfig.from_dict(data.get("indexes", {})),
+        )
+
+
+# --------------------------------------------------------------------------- plan
+
+Action = Literal["pin", "build", "upload", "ignore"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """The platform the workers run on."""
+
+    os: str = "linux"
+    machine: str = "x86_64"
+    libc: str = "manylinux_2_28"
+    python: str = ""
+
+    @property
+    def platform(self) -> str:
+        return f"{self.os}-{self.machine}"
+
+    @property
+    def uv_platform(self) -> str:
+        """The value of uv's ``--python-platform`` for this target."""
+        return f"{self.machine}-{self.libc}" if self.libc else f"{self.machine}-unknown-linux-gnu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"os": self.os, "machine": self.machine, "libc": self.libc, "python": self.python}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Target:
+        return cls(
+            os=data["os"], machine=data["machine"], libc=data["libc"], python=data["python"]
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    """What the cluster gets for one local distribution, and why."""
+
+    name: str
+    local_version: str
+    action: Action
+    specifier: str
+    reason: str
+    source: Source = field(default_factory=IndexSource)
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "local_version": self.local_version,
+            "specifier": self.specifier,
+            "action": self.action,
+            "reason": self.reason,
+            "source": self.source.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            name=data["name"],
+            local_version=data["local_version"],
+            action=data["action"],
+            specifier=data["specifier"],
+            reason=data["reason"],
+            source=source_from_dict(data.get("source", {})),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanOptions:
+    """What the user asked for beyond the defaults."""
+
+    ignore: frozenset[str] = frozenset()
+
+    @classmethod
+    def create(cls, *, ignore: tuple[str, ...] | list[str] | frozenset[str] = ()) -> PlanOptions:
+        return cls(ignore=frozenset(canonicalize_name(n) for n in ignore))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """One decision per local distribution, for one target."""
+
+    target: Target
+    decisions: tuple[Decision, ...]
+    indexes: IndexConfig = field(default_factory=IndexConfig)
+    warnings: tuple[str, ...] = ()
+
+    def synced(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.action != "ignore")
+
+    def local_code(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.action in ("build", "upload"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_dict(),
+            "decisions": [d.to_dict() for d in self.decisions],
+            "indexes": self.indexes.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            target=Target.from_dict(data["target"]),
+            decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
+            indexes=IndexConfig.from_dict(data.get("indexes", {})),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Artifact:
+    """A wheel of local code, stored under its SHA-256."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "filename": self.filename,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Artifact:
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            filename=data["filename"],
+            sha256=data["sha256"],
+        )

@@ -1,0 +1,95 @@
+"""scan -> plan -> build -> lock -> materialize, as thin functions over the stages.
+
+The CLI and ``Cluster`` both call these; each stage reports through the reporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packsync.build import build_local_code
+from packsync.codebundle import CodeBundle, publish_code, unpack_code
+from packsync.config import cache_dir, store_url
+from packsync.lock import Lock, lock
+from packsync.materialize import Environment, materialize
+from packsync.model import Plan, PlanOptions, Snapshot, Target
+from packsync.plan import plan
+from packsync.progress import NullReporter, Reporter, stage
+from packsync.scan import scan
+from packsync.scan.indexes import discover
+from packsync.store import Store, open_store
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Locked:
+    """What the client decided and resolved, ready to hand to hosts."""
+
+    snapshot: Snapshot
+    plan: Plan
+    lock: Lock
+    store: Store
+    cache: Path
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Prepared:
+    """A lock materialized on this machine, with the working-directory code beside it."""
+
+    locked: Locked
+    environment: Environment
+    code: CodeBundle | None
+    code_dir: Path | None
+
+
+def lock_environment(
+    *,
+    ignore: Sequence[str] = (),
+    target: Target | None = None,
+    snapshot: Snapshot | None = None,
+    cache: str | Path | None = None,
+    store: str | None = None,
+    reporter: Reporter | None = None,
+) -> Locked:
+    """Scan (unless given a snapshot), plan, build local code and resolve the lock."""
+    reporter = reporter or NullReporter()
+    root = cache_dir(cache)
+    artifact_store = open_store(store_url(store, root))
+    if snapshot is None:
+        with stage(reporter, "scan") as current:
+            snapshot = scan()
+            current.detail = f"{len(snapshot.dists)} distributions"
+    with stage(reporter, "plan") as current:
+        decided = plan(snapshot, target, PlanOptions.create(ignore=ignore))
+        current.detail = f"{len(decided.synced())} to sync"
+    settings = discover()
+    artifacts = build_local_code(
+        decided,
+        store=artifact_store,
+        cache=root,
+        uv_env=settings.uv_environment(),
+        reporter=reporter,
+    )
+    resolved = lock(
+        decided, artifacts, store=artifact_store, settings=settings, cache=root, reporter=reporter
+    )
+    return Locked(snapshot=snapshot, plan=decided, lock=resolved, store=artifact_store, cache=root)
+
+
+def prepare_local(
+    locked: Locked, *, python: str | None = None, reporter: Reporter | None = None
+) -> Prepared:
+    """Materialize the lock on this machine and unpack the working-directory code."""
+    reporter = reporter or NullReporter()
+    environment = materialize(
+        locked.lock,
+        cache=locked.cache,
+        store=locked.store,
+        python=python or locked.snapshot.interpreter.executable or None,
+        uv_env=discover().uv_environment(),
+        reporter=reporter,
+    )
+    code = publish_code(locked.snapshot.code_paths, store=locked.store, reporter=reporter)
+    code_dir = unpack_code(code, store=locked.store, cache=locked.cache) if code else None
+    return Prepared(locked=locked, environment=environment, code=code, code_dir=code_dir)

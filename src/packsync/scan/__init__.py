@@ -1,0 +1,51 @@
+"""The only reader of the user's environment: ``scan()`` turns it into a ``Snapshot``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import sysconfig
+from collections.abc import Sequence
+
+from packaging.markers import default_environment
+
+from packsync.model import DirectorySource, EditableSource, Interpreter, Snapshot
+from packsync.scan.dists import scan_dists
+from packsync.scan.indexes import discover
+from packsync.scan.workdir import code_paths, stdlib_paths
+
+__all__ = ["scan", "current_interpreter"]
+
+
+def current_interpreter() -> Interpreter:
+    """The running interpreter, with the base executable a venv was made from."""
+    libc_name, libc_version = platform.libc_ver()
+    libc = ""
+    if libc_name == "glibc" and libc_version:
+        libc = "manylinux_" + libc_version.replace(".", "_")
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    return Interpreter(
+        implementation=sys.implementation.name,
+        version=platform.python_version(),
+        platform=sysconfig.get_platform(),
+        libc=libc,
+        executable=os.path.realpath(base),
+    )
+
+
+def scan(path: Sequence[str] | None = None) -> Snapshot:
+    """A snapshot of the environment importable from ``path`` (default ``sys.path``)."""
+    search_path = list(sys.path if path is None else path)
+    dists = scan_dists(search_path)
+    local_projects = [
+        d.source.path for d in dists if isinstance(d.source, (EditableSource, DirectorySource))
+    ]
+    return Snapshot(
+        interpreter=current_interpreter(),
+        environment=dict(default_environment()),
+        prefix=sys.prefix,
+        dists=dists,
+        code_paths=code_paths(search_path, prefixes=stdlib_paths(), exclude=local_projects),
+        indexes=discover().redacted(),
+    )

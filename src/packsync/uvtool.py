@@ -1,0 +1,55 @@
+"""Running uv: one place that finds the binary and gives it a clean environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+# Inherited settings that would silently change what uv resolves or installs.
+_INHERITED_PREFIXES = (
+    "PIP_",
+    "UV_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_FIND_LINKS",
+    "UV_PYTHON",
+    "UV_SYSTEM_PYTHON",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+)
+
+
+def uv_binary() -> str:
+    from uv import find_uv_bin
+
+    return os.fsdecode(find_uv_bin())
+
+
+def uv_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The parent's environment without index and interpreter settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["UV_NO_PROGRESS"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_uv(
+    args: Sequence[str], *, extra_env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``uv ARGS``; stdout and stderr together, for the log tail of an error."""
+    command = [uv_binary(), *args]
+    logger.debug("running %s", " ".join(args[:2]))
+    return subprocess.run(
+        command,
+        env=uv_environment(extra_env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
