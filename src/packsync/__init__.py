@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # distributed is heavy to import; `packsync scan` should not pay for it
     if name == "Cluster":
-        from packsync.cluster import Cluster
-
+        try:
+            from packsync.cluster import Cluster
+        except ImportError as error:
+            if error.name in MANDATORY:
+                plan(scan())  # raises the PlanError that names every missing package
+            raise
         return Cluster
     raise AttributeError(f"module 'packsync' has no attribute {name!r}")
 

@@ -24,6 +24,10 @@ _INHERITED_PREFIXES = (
 
 
 def uv_binary() -> str:
+    """``PACKSYNC_UV`` when set (a specific uv build), else the one the ``uv`` package ships."""
+    explicit = os.environ.get("PACKSYNC_UV")
+    if explicit:
+        return explicit
     from uv import find_uv_bin
 
     return os.fsdecode(find_uv_bin())

@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+DEMO_VENV := .venv-demo
+TEST_VENV := .venv-test
+UV_DEMO := $(DEMO_VENV)/bin/uv
+UV_TEST := $(TEST_VENV)/bin/uv
+# The machine's pip configuration must not leak into our own environments.
+HERMETIC := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+
+.PHONY: demo test test-unit lint bench clean system-packages
+
+system-packages:
+	@command -v git >/dev/null || (apt-get update -qq && apt-get install -y -qq git)
+
+$(UV_DEMO):
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(HERMETIC) $(DEMO_VENV)/bin/pip install --quiet --no-input uv
+
+$(UV_TEST):
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(HERMETIC) $(TEST_VENV)/bin/pip install --quiet --no-input uv
+
+demo: system-packages $(UV_DEMO)
+	$(HERMETIC) $(UV_DEMO) pip install --quiet --python $(DEMO_VENV)/bin/python \
+		. httpx -e examples/seed_demo/my_local_package
+	cd examples/seed_demo && $(HERMETIC) ../../$(DEMO_VENV)/bin/python run_demo.py
+
+test: system-packages $(UV_TEST)
+	$(HERMETIC) $(UV_TEST) pip install --quiet --python $(TEST_VENV)/bin/python -e '.[test]'
+	$(HERMETIC) $(TEST_VENV)/bin/ruff check src tests benchmarks examples
+	$(HERMETIC) $(TEST_VENV)/bin/mypy
+	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(UV_TEST)
+	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q tests/unit
+
+bench: $(UV_TEST)
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_launch.py
+
+clean:
+	rm -rf $(DEMO_VENV) $(TEST_VENV)
