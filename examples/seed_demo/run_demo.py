@@ -100,29 +100,35 @@ def timing_table(timings: dict[str, float]) -> Table:
     return table
 
 
+def _short(text: str) -> str:
+    return text if len(text) < 16 else "…" + text[-14:]
+
+
 def proof_table(facts: dict[str, dict[str, str]], code_dir: str) -> tuple[Table, int]:
-    """One row per worker: its own prefix, the client's versions, helpers from the bundle.
+    """Client beside each worker: its own prefix, the same versions, helpers from the bundle.
 
     Returns the table and the number of failed checks (a missing worker counts as one).
     """
-    wanted = {"httpx": version("httpx"), "my_local_package": version("my_local_package")}
-    table = Table(
-        "worker",
-        "sys.prefix",
-        *(f"{name} (client {v})" for name, v in wanted.items()),
-        "helpers.py",
-        title="Proof, from each worker",
-    )
+    httpx_version, package_version = version("httpx"), version("my_local_package")
+    # label, worker fact, client's value, reference, whether the fact must equal the reference
+    rows = [
+        ("sys.prefix ≠ client", "prefix", sys.prefix, sys.prefix, False),
+        ("httpx", "httpx", httpx_version, httpx_version, True),
+        ("my_local_package", "my_local_package", package_version, package_version, True),
+        ("helpers.py bundled", "helpers_dir", os.getcwd(), code_dir, True),
+    ]
+    workers = sorted(facts)
+    ports = (f"worker :{w.rsplit(':', 1)[-1]}" for w in workers)
+    table = Table("check", "client", *ports, title="Proof")
     failed = 0 if len(facts) == 2 else 1
-    for address, fact in sorted(facts.items()):
-        checks = [
-            (fact["prefix"] != sys.prefix, os.path.basename(fact["prefix"])),
-            *((fact[name] == v, fact[name]) for name, v in wanted.items()),
-            (fact["helpers_dir"] == code_dir, "code bundle"),
-        ]
-        failed += sum(not ok for ok, _ in checks)
-        cells = [f"[green]✓[/] {seen}" if ok else f"[red]✗ {seen}[/]" for ok, seen in checks]
-        table.add_row(address.removeprefix("tcp://"), *cells)
+    for label, key, mine, reference, equal in rows:
+        cells = []
+        for worker in workers:
+            seen = facts[worker][key]
+            ok = (seen == reference) == equal
+            failed += not ok
+            cells.append(f"[green]✓[/] {_short(seen)}" if ok else f"[red]✗ {_short(seen)}[/]")
+        table.add_row(label, _short(mine), *cells)
     return table, failed
 
 

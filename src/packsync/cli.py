@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from packsync.errors import PacksyncError
 from packsync.model import SOURCE_KINDS, Plan, Snapshot, Target
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.run(args)
         return result
     except PacksyncError as error:
-        err.print(f"[red]error ({error.stage}):[/] {error}", highlight=False, markup=False)
+        err.print(Text.assemble((f"error ({error.stage}): ", "bold red"), str(error)),
+                  soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
