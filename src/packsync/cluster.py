@@ -15,9 +15,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from dask.system import CPU_COUNT
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
-from dask.system import CPU_COUNT
 
 from packsync.deploy import EnvScheduler, EnvWorker, process_environment
 from packsync.errors import PacksyncError
@@ -27,7 +27,7 @@ from packsync.progress import Reporter, StageClock, stage
 logger = logging.getLogger(__name__)
 
 
-class Cluster(SpecCluster):  # type: ignore[misc]
+class Cluster(SpecCluster):
     """A Dask cluster whose scheduler and workers import exactly what this process can.
 
     Parameters

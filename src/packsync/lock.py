@@ -106,7 +106,8 @@ def _local_wheels(data: Mapping[str, Any], origin: str) -> tuple[LocalWheel, ...
             continue
         directory, _, filename = str(path).partition("/")
         sha256 = package["archive"].get("hashes", {}).get("sha256", "")
-        if directory != WHEELS_DIR or "/" in filename or not filename.endswith(".whl") or not sha256:
+        nested = "/" in filename or directory != WHEELS_DIR
+        if nested or not filename.endswith(".whl") or not sha256:
             raise LockError(
                 f"{origin} refers to a local file {path!r} that packsync did not put there",
                 path=origin,

@@ -7,9 +7,9 @@ ever holds a credential: index URLs are stored redacted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 from packaging.utils import canonicalize_name
 
@@ -100,7 +100,7 @@ class VcsSource:
         return True
 
 
-Source = Union[IndexSource, EditableSource, DirectorySource, ArchiveSource, VcsSource]
+Source = IndexSource | EditableSource | DirectorySource | ArchiveSource | VcsSource
 SOURCE_KINDS = ("index", "editable", "directory", "archive", "vcs")
 
 
@@ -348,7 +348,7 @@ class PlanOptions:
     ignore: frozenset[str] = frozenset()
 
     @classmethod
-    def create(cls, *, ignore: tuple[str, ...] | list[str] | frozenset[str] = ()) -> PlanOptions:
+    def create(cls, *, ignore: Iterable[str] = ()) -> PlanOptions:
         return cls(ignore=frozenset(canonicalize_name(n) for n in ignore))
 
 

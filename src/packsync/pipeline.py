@@ -5,6 +5,7 @@ The CLI and ``Cluster`` both call these; each stage reports through the reporter
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ def lock_environment(
     ignore: Sequence[str] = (),
     target: Target | None = None,
     snapshot: Snapshot | None = None,
-    cache: str | Path | None = None,
+    cache: str | os.PathLike[str] | None = None,
     store: str | None = None,
     reporter: Reporter | None = None,
 ) -> Locked:

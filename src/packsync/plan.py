@@ -37,7 +37,9 @@ def default_target(snapshot: Snapshot) -> Target:
     )
 
 
-def plan(snapshot: Snapshot, target: Target | None = None, options: PlanOptions | None = None) -> Plan:
+def plan(
+    snapshot: Snapshot, target: Target | None = None, options: PlanOptions | None = None
+) -> Plan:
     """Decide, for each distribution of the snapshot, what the cluster gets."""
     target = target or default_target(snapshot)
     options = options or PlanOptions()
@@ -92,14 +94,15 @@ def _decide_synced(dist: InstalledDist, same_platform: bool, prefix: str) -> Dec
     source = dist.source
     if isinstance(source, ArchiveSource):
         if source.url.startswith("file:"):
-            return _decide(dist, "upload", f"=={dist.version}", prefix + "installed from a local file")
+            why = prefix + "installed from a local file"
+            return _decide(dist, "upload", f"=={dist.version}", why)
         return _decide(dist, "pin", f"@ {source.url}", prefix + "installed from this URL")
     if source.is_local_code:
         return _decide(
             dist, "build", f"=={dist.version}", prefix + f"{source.kind} install: wheel built here"
         )
     if same_platform or canonicalize_name(dist.name) in MANDATORY:
-        why = "mandatory package: exact version" if not same_platform else "same platform: exact version"
+        why = "same platform: exact version" if same_platform else "mandatory: exact version"
         return _decide(dist, "pin", f"=={dist.version}", prefix + why)
     major_minor = ".".join(dist.version.split(".")[:2])
     return _decide(dist, "pin", f"=={major_minor}.*", prefix + "other platform: major.minor match")
@@ -125,7 +128,8 @@ def _dependents(snapshot: Snapshot, environment: Mapping[str, str]) -> dict[str,
                 req = Requirement(text)
                 if req.marker and not req.marker.evaluate({**environment, "extra": ""}):
                     continue
-            except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            except (InvalidRequirement, InvalidMarker, UndefinedComparison,
+                    UndefinedEnvironmentName):
                 continue
             result.setdefault(canonicalize_name(req.name), set()).add(dist.key)
     return result

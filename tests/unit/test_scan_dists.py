@@ -15,7 +15,7 @@ def dist_info(site: Path, name: str, version: str, *, direct_url: dict | None = 
     d = site / f"{name}-{version}.dist-info"
     d.mkdir(parents=True)
     if metadata is None:
-        lines = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         lines += [f"Requires-Dist: {r}" for r in requires]
         metadata = ("\n".join(lines) + "\n\nLong description: Name: fake\n").encode()
     (d / "METADATA").write_bytes(metadata)

@@ -43,7 +43,7 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
     ]
     return Snapshot(
         interpreter=current_interpreter(),
-        environment=dict(default_environment()),
+        environment={k: str(v) for k, v in default_environment().items()},
         prefix=sys.prefix,
         dists=dists,
         code_paths=code_paths(search_path, prefixes=stdlib_paths(), exclude=local_projects),
