@@ -112,7 +112,7 @@ def proof_table(facts: dict[str, dict[str, str]], code_dir: str) -> tuple[Table,
     httpx_version, package_version = version("httpx"), version("my_local_package")
     # label, worker fact, client's value, reference, whether the fact must equal the reference
     rows = [
-        ("sys.prefix ≠ client", "prefix", sys.prefix, sys.prefix, False),
+        ("own sys.prefix", "prefix", sys.prefix, sys.prefix, False),
         ("httpx", "httpx", httpx_version, httpx_version, True),
         ("my_local_package", "my_local_package", package_version, package_version, True),
         ("helpers.py bundled", "helpers_dir", os.getcwd(), code_dir, True),

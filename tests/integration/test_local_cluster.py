@@ -122,3 +122,29 @@ def test_close_leaves_no_process_behind(client_env: ClientEnv):
     """)
     alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     assert alive == []
+
+
+def test_async_use_and_scale_like_dask(client_env: ClientEnv):
+    result = client_env.json_run("""
+        import asyncio, json, sys
+        import packsync
+        from distributed import Client
+
+        async def main():
+            async with packsync.Cluster(n_workers=1, threads_per_worker=1,
+                                        dashboard_address=None, asynchronous=True) as cluster:
+                async with Client(cluster, asynchronous=True) as client:
+                    cluster.scale(3)
+                    await client.wait_for_workers(3)
+                    prefixes = await client.run(lambda: __import__("sys").prefix)
+                    total = await client.submit(sum, [1, 2, 3])
+                    cluster.scale(1)
+                    while len(cluster.workers) != 1:
+                        await asyncio.sleep(0.1)
+                    return {"prefixes": sorted(set(prefixes.values())), "n": len(prefixes),
+                            "total": total, "env": str(cluster.prepared.environment.path)}
+
+        print(json.dumps(asyncio.run(main())))
+    """)
+    assert result["n"] == 3 and result["total"] == 6
+    assert result["prefixes"] == [result["env"]]
