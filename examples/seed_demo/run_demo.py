@@ -1,7 +1,7 @@
 """The seed example, run for real: a delayed function that calls an API over httpx and
 hands the response to a local package, computed on a packsync cluster.
 
-There is no internet here, so "the API" is a small JSON server on 127.0.0.1. After the
+So that it needs no network, "the API" is a small JSON server on 127.0.0.1. After the
 result, the script shows what was synced, how long each stage took, and proves on
 every worker that it runs in its own environment with the client's versions; it exits
 1 when any proof fails.

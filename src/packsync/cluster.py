@@ -80,6 +80,7 @@ class Cluster(SpecCluster):
         self._python = python
         self.clock = StageClock(reporter)
         self.prepared: Prepared | None = None
+        self._first_workers_timed = False
 
         scheduler_opts = {"host": host, "port": 0, "dashboard_address": dashboard_address}
         scheduler_opts.update(scheduler_options or {})
@@ -139,6 +140,10 @@ class Cluster(SpecCluster):
         }
 
     async def _correct_state_internal(self) -> None:
+        if self._first_workers_timed:
+            await super()._correct_state_internal()  # scale() and adapt(): not part of launch
+            return
+        self._first_workers_timed = True
         with stage(self.clock, "launch", "workers"):
             await super()._correct_state_internal()
 
