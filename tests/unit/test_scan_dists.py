@@ -80,3 +80,15 @@ def test_broken_metadata_is_reported_not_raised(tmp_path):
 
 def test_missing_path_entries_are_skipped(tmp_path):
     assert scan_dists([str(tmp_path / "nope")]) == ()
+
+
+def test_urls_in_direct_url_lose_their_secrets(tmp_path):
+    from packsync.scan.dists import without_password
+
+    assert without_password("git+https://user:pw@h.example/r.git") == "git+https://user@h.example/r.git"
+    assert without_password("https://ghp_token@h.example/r.git") == "https://h.example/r.git"
+    assert without_password("ssh://git@h.example/r.git") == "ssh://git@h.example/r.git"
+    dist_info(tmp_path, "fromgit", "0.4", direct_url={
+        "vcs_info": {"commit_id": "c0ffee", "vcs": "git"}, "url": "https://u:s3cret@h.example/r"})
+    (found,) = scan_dists([str(tmp_path)])
+    assert "s3cret" not in str(found.to_dict())

@@ -12,9 +12,8 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from packsync.model import (
@@ -137,7 +136,7 @@ def _read_direct_url(path: str, problems: list[str]) -> Source:
         return IndexSource()
     try:
         data = json.loads(text)
-        url = data["url"]
+        url = without_password(data["url"])
     except (ValueError, KeyError, TypeError):
         problems.append("direct_url.json is not valid PEP 610 JSON")
         return IndexSource()
@@ -164,6 +163,18 @@ def _read_direct_url(path: str, problems: list[str]) -> Source:
     return IndexSource()
 
 
+def without_password(url: str) -> str:
+    """Drop a password from a URL's userinfo: a snapshot never holds a secret."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, has_password, _ = userinfo.partition(":")
+    if not has_password and parts.scheme.endswith(("http", "https")):
+        user = ""  # a lone name in an https URL is a token (ssh's ``git@`` is kept)
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
 def file_url_to_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "file":
@@ -177,7 +188,3 @@ def _read_text(path: str) -> str:
             return handle.read()
     except OSError:
         return ""
-
-
-def canonical_names(dists: Iterable[InstalledDist]) -> set[str]:
-    return {canonicalize_name(d.name) for d in dists}
