@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from dask.system import CPU_COUNT
+from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
 
@@ -117,13 +120,49 @@ class Cluster(SpecCluster):
             self.new_spec["options"].update(launch)
             for spec in self.worker_spec.values():
                 spec["options"].update(launch)
+        early = self._start_first_workers_early()
         try:
-            with stage(self.clock, "launch", "scheduler"):
+            with stage(self.clock, "launch", f"scheduler and {len(early)} workers"):
                 await super()._start()
-        except RuntimeError as error:
-            if isinstance(error.__cause__, PacksyncError):
+                await self._adopt(early)
+        except BaseException as error:
+            await asyncio.gather(*(w.close() for w, _ in early.values()), return_exceptions=True)
+            if self.scheduler is not None:
+                self.status = Status.failed
+                await self._close()  # the scheduler, and anything else already started
+            if isinstance(error, RuntimeError) and isinstance(error.__cause__, PacksyncError):
                 raise error.__cause__ from None
             raise
+
+    def _start_first_workers_early(self) -> dict[Any, tuple[EnvWorker, asyncio.Future[Any]]]:
+        """Start the first workers while the scheduler starts, on an address fixed in advance.
+
+        Python start-up dominates a warm launch; workers retry connecting until the
+        scheduler listens, so both start-ups overlap instead of adding up.
+        """
+        options = self.scheduler_spec["options"]["options"]
+        if self.scheduler is not None or options.get("port") != 0 or not self.worker_spec:
+            return {}
+        options["port"] = _free_port(options["host"])
+        address = f"tcp://{options['host']}:{options['port']}"
+        early = {}
+        for name, spec in self.worker_spec.items():
+            worker = spec["cls"](address, **{"name": name, **spec["options"]})
+            early[name] = (worker, asyncio.ensure_future(worker))
+        return early
+
+    async def _adopt(self, early: dict[Any, tuple[EnvWorker, asyncio.Future[Any]]]) -> None:
+        if not early:
+            return
+        results = await asyncio.gather(*(t for _, t in early.values()), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        for name, (worker, _) in early.items():
+            worker._cluster = weakref.ref(self)  # type: ignore[attr-defined]
+            self._created.add(worker)
+            self.workers[name] = worker
+        self._first_workers_timed = True
 
     def _prepare(self) -> Prepared:
         locked = lock_environment(
@@ -146,6 +185,13 @@ class Cluster(SpecCluster):
         self._first_workers_timed = True
         with stage(self.clock, "launch", "workers"):
             await super()._correct_state_internal()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _copy_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -148,3 +148,22 @@ def test_async_use_and_scale_like_dask(client_env: ClientEnv):
     """)
     assert result["n"] == 3 and result["total"] == 6
     assert result["prefixes"] == [result["env"]]
+
+
+def test_worker_that_cannot_start_is_a_clear_error_and_leaves_nothing(client_env: ClientEnv):
+    result = client_env.json_run("""
+        import json, psutil, packsync
+        try:
+            packsync.Cluster(n_workers=2, dashboard_address=None,
+                             worker_options={"no_such_option": 1})
+            outcome = "started"
+        except packsync.LaunchError as error:
+            outcome = str(error)
+        cache = str(packsync.pipeline.cache_dir())
+        left = [p.pid for p in psutil.process_iter(["cmdline"])
+                if any(cache in part for part in (p.info["cmdline"] or []))]
+        print(json.dumps({"outcome": outcome, "left": left}))
+    """)
+    assert "worker" in result["outcome"] and "exited before it was ready" in result["outcome"]
+    assert "no_such_option" in result["outcome"]  # the tail of the worker's own log
+    assert result["left"] == []
