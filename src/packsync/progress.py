@@ -71,7 +71,11 @@ def stage(reporter: Reporter, name: str, detail: str = "") -> Iterator[Stage]:
     reporter.stage_started(name, detail)
     current = Stage(name)
     started = time.perf_counter()
-    yield current
+    try:
+        yield current
+    except BaseException:
+        reporter.stage_finished(name, time.perf_counter() - started, "failed")
+        raise
     seconds = time.perf_counter() - started
     logger.info("%s: %.3f s %s", name, seconds, current.detail)
     reporter.stage_finished(name, seconds, current.detail)
