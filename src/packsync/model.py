@@ -137,10 +137,6 @@ class Interpreter:
     libc: str = ""
     executable: str = ""
 
-    @property
-    def major_minor(self) -> str:
-        return ".".join(self.version.split(".")[:2])
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "implementation": self.implementation,
@@ -359,7 +355,6 @@ class Plan:
     target: Target
     decisions: tuple[Decision, ...]
     indexes: IndexConfig = field(default_factory=IndexConfig)
-    warnings: tuple[str, ...] = ()
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")
@@ -372,7 +367,6 @@ class Plan:
             "target": self.target.to_dict(),
             "decisions": [d.to_dict() for d in self.decisions],
             "indexes": self.indexes.to_dict(),
-            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -381,7 +375,6 @@ class Plan:
             target=Target.from_dict(data["target"]),
             decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
             indexes=IndexConfig.from_dict(data.get("indexes", {})),
-            warnings=tuple(data.get("warnings", ())),
         )
 
 

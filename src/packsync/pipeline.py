@@ -19,7 +19,7 @@ from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.plan import plan
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
-from packsync.scan.indexes import discover
+from packsync.scan.indexes import IndexSettings, discover
 from packsync.store import Store, open_store
 
 
@@ -32,6 +32,7 @@ class Locked:
     lock: Lock
     store: Store
     cache: Path
+    settings: IndexSettings  # live, with credentials: kept in memory, never written
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,7 +76,14 @@ def lock_environment(
     resolved = lock(
         decided, artifacts, store=artifact_store, settings=settings, cache=root, reporter=reporter
     )
-    return Locked(snapshot=snapshot, plan=decided, lock=resolved, store=artifact_store, cache=root)
+    return Locked(
+        snapshot=snapshot,
+        plan=decided,
+        lock=resolved,
+        store=artifact_store,
+        cache=root,
+        settings=settings,
+    )
 
 
 def prepare_local(
@@ -83,12 +91,13 @@ def prepare_local(
 ) -> Prepared:
     """Materialize the lock on this machine and unpack the working-directory code."""
     reporter = reporter or NullReporter()
+    client_python = locked.snapshot.interpreter.executable
     environment = materialize(
         locked.lock,
         cache=locked.cache,
         store=locked.store,
-        python=python or locked.snapshot.interpreter.executable or None,
-        uv_env=discover().uv_environment(),
+        python=python or (client_python if os.path.exists(client_python) else None),
+        uv_env=locked.settings.uv_environment(),
         reporter=reporter,
     )
     code = publish_code(locked.snapshot.code_paths, store=locked.store, reporter=reporter)
