@@ -9,8 +9,10 @@ HERMETIC := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CO
 
 .PHONY: demo test test-unit lint bench clean system-packages
 
+# git for Git installs; OpenSSH for SSH hosts and SSH-served repositories in tests
 system-packages:
-	@command -v git >/dev/null || (apt-get update -qq && apt-get install -y -qq git)
+	@command -v git >/dev/null && test -x /usr/sbin/sshd && command -v ssh >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq git openssh-server openssh-client)
 
 $(UV_DEMO):
 	$(PYTHON) -m venv $(DEMO_VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from packsync.cli import main
+
+sys.exit(main())

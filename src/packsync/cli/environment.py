@@ -1,0 +1,71 @@
+"""``packsync lock`` and ``packsync materialize``: the environment a cluster runs in."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from packsync.cli.console import err
+from packsync.cli.inspection import load_snapshot, planning_options
+from packsync.cli.reporter import RichReporter
+from packsync.errors import PacksyncError
+
+
+def register(commands: Any) -> None:
+    lock = commands.add_parser("lock", help="build local code and write the PEP 751 lock")
+    planning_options(lock)
+    lock.add_argument("-o", "--output", default="pylock.toml", help="lock file to write")
+    lock.add_argument("--store", help="artifact store URL or directory")
+    lock.add_argument("--cache-dir", help="packsync cache directory")
+    lock.set_defaults(run=_lock)
+
+    mat = commands.add_parser("materialize", help="build (or find) the environment of a lock")
+    mat.add_argument("lock", help="a pylock.toml written by `packsync lock`")
+    mat.add_argument("--store", help="artifact store URL or directory")
+    mat.add_argument("--cache-dir", help="packsync cache directory")
+    mat.add_argument("--python", help="interpreter to create the environment from")
+    mat.set_defaults(run=_materialize)
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from packsync.pipeline import lock_environment
+
+    locked = lock_environment(
+        ignore=args.ignore,
+        snapshot=load_snapshot(args),
+        cache=args.cache_dir,
+        store=args.store,
+        reporter=RichReporter(err),
+    )
+    output = Path(args.output)
+    locked.lock.write(output)
+    err.print(f"wrote {output}: {locked.lock.package_count} packages, "
+              f"environment sha256:{locked.lock.digest[:16]}…")
+    return 0
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    from packsync.config import cache_dir, store_url
+    from packsync.lock import Lock
+    from packsync.materialize import materialize
+    from packsync.scan.indexes import discover
+    from packsync.store import open_store
+
+    path = Path(args.lock)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PacksyncError(f"cannot read the lock {path}: {error}", path=str(path)) from error
+    lock = Lock.from_text(text, str(path))
+    root = cache_dir(args.cache_dir)
+    env = materialize(
+        lock,
+        cache=root,
+        store=open_store(store_url(args.store, root)),
+        python=args.python,
+        uv_env=discover().uv_environment(),
+        reporter=RichReporter(err),
+    )
+    print(env.python)
+    return 0

@@ -1,0 +1,112 @@
+"""``packsync scan`` and ``packsync plan``: what this environment holds, what workers get."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from packsync.cli.console import out
+from packsync.errors import PacksyncError
+from packsync.model import SOURCE_KINDS, Plan, PlanOptions, Snapshot
+
+
+def register(commands: Any) -> None:
+    scan = commands.add_parser("scan", help="show what this environment holds, by install kind")
+    scan.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    scan.set_defaults(run=_scan)
+
+    plan = commands.add_parser("plan", help="show what the cluster would get, and why")
+    planning_options(plan)
+    plan.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    plan.set_defaults(run=_plan)
+
+
+def planning_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ignore", action="append", default=[], metavar="NAME",
+                        help="a distribution not to sync (repeatable)")
+    parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
+
+
+def plan_options(args: argparse.Namespace) -> PlanOptions:
+    return PlanOptions.create(ignore=args.ignore)
+
+
+def load_snapshot(args: argparse.Namespace) -> Snapshot | None:
+    if not getattr(args, "snapshot", None):
+        return None
+    path = Path(args.snapshot)
+    try:
+        return Snapshot.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PacksyncError(
+            f"{path} is not a snapshot written by `packsync scan --json`: {error}",
+            path=str(path),
+            hint="write one with `packsync scan --json > snapshot.json`",
+        ) from error
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from packsync.scan import scan
+
+    snapshot = scan()
+    if args.json:
+        print(json.dumps(snapshot.to_dict(), indent=2))
+        return 0
+    interp = snapshot.interpreter
+    out.print(f"[bold]{interp.implementation} {interp.version}[/] on {interp.platform} "
+              f"({snapshot.prefix})")
+    for kind in SOURCE_KINDS:
+        dists = [d for d in snapshot.dists if d.source.kind == kind]
+        if not dists:
+            continue
+        table = Table(title=f"{kind} ({len(dists)})", title_justify="left")
+        table.add_column("name")
+        table.add_column("version")
+        table.add_column("installer")
+        table.add_column("from")
+        table.add_column("problems")
+        for dist in dists:
+            origin = getattr(dist.source, "path", "") or getattr(dist.source, "url", "")
+            table.add_row(dist.name, dist.version, dist.installer, origin, "; ".join(dist.problems))
+        out.print(table)
+    if snapshot.code_paths:
+        out.print("working-directory code from: " + ", ".join(snapshot.code_paths))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from packsync.plan import plan
+    from packsync.scan import scan
+
+    snapshot = load_snapshot(args) or scan()
+    decided = plan(snapshot, None, plan_options(args))
+    if args.json:
+        rows = [
+            {k: d.to_dict()[k] for k in ("name", "local_version", "specifier", "action", "reason")}
+            for d in decided.decisions
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_plan(decided)
+    return 0
+
+
+def _print_plan(decided: Plan) -> None:
+    target = decided.target
+    table = Table(title=f"plan for {target.platform}, Python {target.python}",
+                  title_justify="left")
+    for column in ("package", "local", "cluster", "decision", "reason"):
+        table.add_column(column)
+    for d in decided.decisions:
+        table.add_row(d.name, d.local_version, d.specifier, d.action, d.reason)
+    out.print(table)
+    idx = decided.indexes
+    out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
+    for url in idx.extra_index_urls:
+        out.print(f"extra index: {url} ({idx.origins.get(url, '?')})")
+    for url in idx.find_links:
+        out.print(f"find-links: {url} ({idx.origins.get(url, '?')})")
