@@ -24,6 +24,7 @@ from distributed.deploy.utils import nprocesses_nthreads
 
 from packsync.deploy import EnvScheduler, EnvWorker, process_environment
 from packsync.errors import PacksyncError
+from packsync.options import plan_options
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.progress import Reporter, StageClock, stage
 
@@ -40,6 +41,13 @@ class Cluster(SpecCluster):
     ignore:
         Distributions not to sync (never dask, distributed, tornado, cloudpickle, msgpack;
         a package another synced package requires is still synced).
+    only:
+        Sync just these, the mandatory Dask packages and what they require.
+    strict:
+        Exact versions even for another platform; dependency conflicts stop the launch.
+    fail_on:
+        Which plan problems stop the launch: ``"critical"`` (default), ``"warning"`` or
+        ``"any"``. Each option defaults to the Dask config key ``packsync.<name>``.
     cache_dir, store:
         Where environments are cached and local-code artifacts stored (defaults:
         ``PACKSYNC_CACHE_DIR`` / dask config ``packsync.cache-dir`` / user cache dir).
@@ -55,7 +63,10 @@ class Cluster(SpecCluster):
         threads_per_worker: int | None = None,
         *,
         memory_limit: str | float | int | None = "auto",
-        ignore: Sequence[str] = (),
+        ignore: Sequence[str] | None = None,
+        only: Sequence[str] | None = None,
+        strict: bool | None = None,
+        fail_on: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         store: str | None = None,
         python: str | None = None,
@@ -77,7 +88,7 @@ class Cluster(SpecCluster):
         elif threads_per_worker is None:
             threads_per_worker = max(1, CPU_COUNT // max(n_workers, 1))
         assert threads_per_worker is not None
-        self._ignore = tuple(ignore)
+        self._options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on)
         self._cache_dir = cache_dir
         self._store = store
         self._python = python
@@ -166,7 +177,7 @@ class Cluster(SpecCluster):
 
     def _prepare(self) -> Prepared:
         locked = lock_environment(
-            ignore=self._ignore, cache=self._cache_dir, store=self._store, reporter=self.clock
+            options=self._options, cache=self._cache_dir, store=self._store, reporter=self.clock
         )
         return prepare_local(locked, python=self._python, reporter=self.clock)
 

@@ -32,13 +32,21 @@ class IndexSource:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EditableSource:
-    """An editable install of a project directory on this machine."""
+    """An editable install of a project directory on this machine.
+
+    ``commit`` is the checked-out commit when the directory is a Git checkout
+    (``pip install -e git+…``); what travels is still the directory as it is on disk.
+    """
 
     kind: ClassVar[str] = "editable"
     path: str
+    commit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path}
+        data = {"kind": self.kind, "path": self.path}
+        if self.commit:
+            data["commit"] = self.commit
+        return data
 
     @property
     def is_local_code(self) -> bool:
@@ -109,7 +117,7 @@ def source_from_dict(data: Mapping[str, Any]) -> Source:
     if kind == "index":
         return IndexSource()
     if kind == "editable":
-        return EditableSource(path=data["path"])
+        return EditableSource(path=data["path"], commit=data.get("commit", ""))
     if kind == "directory":
         return DirectorySource(path=data["path"])
     if kind == "archive":
@@ -237,6 +245,7 @@ class Snapshot:
     dists: tuple[InstalledDist, ...]
     code_paths: tuple[str, ...] = ()
     indexes: IndexConfig = field(default_factory=IndexConfig)
+    notes: tuple[str, ...] = ()  # what the scan saw and deliberately left out
 
     def get(self, name: str) -> InstalledDist | None:
         key = canonicalize_name(name)
@@ -253,6 +262,7 @@ class Snapshot:
             "dists": [d.to_dict() for d in self.dists],
             "code_paths": list(self.code_paths),
             "indexes": self.indexes.to_dict(),
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -264,6 +274,7 @@ class Snapshot:
             dists=tuple(InstalledDist.from_dict(d) for d in data["dists"]),
             code_paths=tuple(data.get("code_paths", ())),
             indexes=IndexConfig.from_dict(data.get("indexes", {})),
+            notes=tuple(data.get("notes", ())),
         )
 
 
@@ -337,15 +348,66 @@ class Decision:
         )
 
 
+Severity = Literal["critical", "warning", "notice"]
+FailOn = Literal["critical", "warning", "any"]
+FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
+    "critical": frozenset({"critical"}),
+    "warning": frozenset({"critical", "warning"}),
+    "any": frozenset({"critical", "warning", "notice"}),
+}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PlanOptions:
-    """What the user asked for beyond the defaults."""
+    """What the user asked for beyond the defaults.
+
+    ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch.
+    """
 
     ignore: frozenset[str] = frozenset()
+    only: frozenset[str] | None = None
+    strict: bool = False
+    fail_on: FailOn = "critical"
 
     @classmethod
-    def create(cls, *, ignore: Iterable[str] = ()) -> PlanOptions:
-        return cls(ignore=frozenset(canonicalize_name(n) for n in ignore))
+    def create(
+        cls,
+        *,
+        ignore: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+        strict: bool = False,
+        fail_on: str = "critical",
+    ) -> PlanOptions:
+        if fail_on not in FAIL_ON_LEVELS:
+            raise ValueError(
+                f"fail_on={fail_on!r} is not one of {', '.join(FAIL_ON_LEVELS)}"
+            )
+        return cls(
+            ignore=frozenset(canonicalize_name(n) for n in ignore),
+            only=None if only is None else frozenset(canonicalize_name(n) for n in only),
+            strict=strict,
+            fail_on=fail_on,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Problem:
+    """Something the user should know about the plan, and how much it matters."""
+
+    severity: Severity
+    message: str
+    packages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity, "message": self.message, "packages": list(self.packages)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        return cls(
+            severity=data["severity"],
+            message=data["message"],
+            packages=tuple(data.get("packages", ())),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -355,6 +417,7 @@ class Plan:
     target: Target
     decisions: tuple[Decision, ...]
     indexes: IndexConfig = field(default_factory=IndexConfig)
+    problems: tuple[Problem, ...] = ()
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")
@@ -367,6 +430,7 @@ class Plan:
             "target": self.target.to_dict(),
             "decisions": [d.to_dict() for d in self.decisions],
             "indexes": self.indexes.to_dict(),
+            "problems": [p.to_dict() for p in self.problems],
         }
 
     @classmethod
@@ -375,6 +439,7 @@ class Plan:
             target=Target.from_dict(data["target"]),
             decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
             indexes=IndexConfig.from_dict(data.get("indexes", {})),
+            problems=tuple(Problem.from_dict(p) for p in data.get("problems", ())),
         )
 
 

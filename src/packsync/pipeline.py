@@ -6,7 +6,6 @@ The CLI and ``Cluster`` both call these; each stage reports through the reporter
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from packsync.config import cache_dir, store_url
 from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
+from packsync.options import plan_options
 from packsync.plan import plan
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
@@ -47,8 +47,8 @@ class Prepared:
 
 def lock_environment(
     *,
-    ignore: Sequence[str] = (),
-    target: Target | None = None,
+    options: PlanOptions | None = None,
+    target: Target | str | None = None,
     snapshot: Snapshot | None = None,
     cache: str | os.PathLike[str] | None = None,
     store: str | None = None,
@@ -63,7 +63,7 @@ def lock_environment(
             snapshot = scan()
             current.detail = f"{len(snapshot.dists)} distributions"
     with stage(reporter, "plan") as current:
-        decided = plan(snapshot, target, PlanOptions.create(ignore=ignore))
+        decided = plan(snapshot, target, options or plan_options())
         current.detail = f"{len(decided.synced())} to sync"
     settings = discover()
     artifacts = build_local_code(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from packsync.cli.console import err
-from packsync.cli.inspection import load_snapshot, planning_options
+from packsync.cli.inspection import load_snapshot, plan_options, planning_options, target
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
 
@@ -32,7 +32,8 @@ def _lock(args: argparse.Namespace) -> int:
     from packsync.pipeline import lock_environment
 
     locked = lock_environment(
-        ignore=args.ignore,
+        options=plan_options(args),
+        target=target(args),
         snapshot=load_snapshot(args),
         cache=args.cache_dir,
         store=args.store,

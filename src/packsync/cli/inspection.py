@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.table import Table
 
+from packsync import options
 from packsync.cli.console import out
 from packsync.errors import PacksyncError
-from packsync.model import SOURCE_KINDS, Plan, PlanOptions, Snapshot
+from packsync.model import FAIL_ON_LEVELS, SOURCE_KINDS, Plan, PlanOptions, Snapshot
 
 
 def register(commands: Any) -> None:
@@ -26,13 +27,30 @@ def register(commands: Any) -> None:
 
 
 def planning_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ignore", action="append", default=[], metavar="NAME",
+    parser.add_argument("--ignore", action="append", metavar="NAME",
                         help="a distribution not to sync (repeatable)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="sync just this (repeatable), with the Dask packages and what "
+                             "they all require")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="exact versions even for another platform; conflicts are errors")
+    parser.add_argument("--fail-on", choices=sorted(FAIL_ON_LEVELS),
+                        help="which problems stop: critical (default), warning or any")
+    parser.add_argument("--target", metavar="PLATFORM",
+                        help="the workers' platform: linux-x86_64 or linux-aarch64 "
+                             "(default: like this machine, or linux-x86_64 from elsewhere)")
     parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
-    return PlanOptions.create(ignore=args.ignore)
+    return options.plan_options(
+        ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on
+    )
+
+
+def target(args: argparse.Namespace) -> str | None:
+    chosen: str | None = getattr(args, "target", None)
+    return chosen
 
 
 def load_snapshot(args: argparse.Namespace) -> Snapshot | None:
@@ -83,7 +101,7 @@ def _plan(args: argparse.Namespace) -> int:
     from packsync.scan import scan
 
     snapshot = load_snapshot(args) or scan()
-    decided = plan(snapshot, None, plan_options(args))
+    decided = plan(snapshot, target(args), plan_options(args))
     if args.json:
         rows = [
             {k: d.to_dict()[k] for k in ("name", "local_version", "specifier", "action", "reason")}

@@ -1,0 +1,49 @@
+"""The user's planning options: Python arguments first, then Dask configuration.
+
+The Dask keys are ``packsync.ignore``, ``packsync.only``, ``packsync.strict`` and
+``packsync.fail-on`` (so ``DASK_PACKSYNC__STRICT=true`` or a YAML file work too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dask.config
+
+from packsync.errors import PlanError
+from packsync.model import FAIL_ON_LEVELS, PlanOptions
+
+
+def plan_options(
+    *,
+    ignore: Iterable[str] | None = None,
+    only: Iterable[str] | None = None,
+    strict: bool | None = None,
+    fail_on: str | None = None,
+) -> PlanOptions:
+    """Options from the arguments given, the rest from ``packsync.*`` Dask config."""
+    chosen_fail_on = fail_on if fail_on is not None else _config("fail-on", "critical")
+    if chosen_fail_on not in FAIL_ON_LEVELS:
+        raise PlanError(
+            f"fail_on={chosen_fail_on!r} is not a level packsync knows",
+            hint=f"use one of: {', '.join(FAIL_ON_LEVELS)}",
+        )
+    chosen_only = only if only is not None else _config("only", None)
+    return PlanOptions.create(
+        ignore=_names(ignore if ignore is not None else _config("ignore", ())),
+        only=None if chosen_only is None else _names(chosen_only),
+        strict=bool(strict if strict is not None else _config("strict", False)),
+        fail_on=chosen_fail_on,
+    )
+
+
+def _config(key: str, default: Any) -> Any:
+    return dask.config.get(f"packsync.{key}", default=default)
+
+
+def _names(value: Any) -> list[str]:
+    """A list of names from an argument or config value (a comma-separated string works too)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
