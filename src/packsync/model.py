@@ -321,6 +321,7 @@ class Decision:
     specifier: str
     reason: str
     source: Source = field(default_factory=IndexSource)
+    cluster_version: str = ""  # known once resolved for the target
 
     @property
     def key(self) -> str:
@@ -331,6 +332,7 @@ class Decision:
             "name": self.name,
             "local_version": self.local_version,
             "specifier": self.specifier,
+            "cluster_version": self.cluster_version,
             "action": self.action,
             "reason": self.reason,
             "source": self.source.to_dict(),
@@ -345,6 +347,7 @@ class Decision:
             specifier=data["specifier"],
             reason=data["reason"],
             source=source_from_dict(data.get("source", {})),
+            cluster_version=data.get("cluster_version", ""),
         )
 
 
@@ -397,9 +400,15 @@ class Problem:
     severity: Severity
     message: str
     packages: tuple[str, ...] = ()
+    hint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"severity": self.severity, "message": self.message, "packages": list(self.packages)}
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "packages": list(self.packages),
+            "hint": self.hint,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Problem:
@@ -407,6 +416,7 @@ class Problem:
             severity=data["severity"],
             message=data["message"],
             packages=tuple(data.get("packages", ())),
+            hint=data.get("hint", ""),
         )
 
 

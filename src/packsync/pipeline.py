@@ -16,7 +16,7 @@ from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.options import plan_options
-from packsync.plan import plan
+from packsync.plan import enforce, plan
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
@@ -63,7 +63,9 @@ def lock_environment(
             snapshot = scan()
             current.detail = f"{len(snapshot.dists)} distributions"
     with stage(reporter, "plan") as current:
-        decided = plan(snapshot, target, options or plan_options())
+        options = options or plan_options()
+        decided = plan(snapshot, target, options)
+        enforce(decided.problems, options.fail_on)
         current.detail = f"{len(decided.synced())} to sync"
     settings = discover()
     artifacts = build_local_code(

@@ -6,19 +6,20 @@ gets before anything is built or launched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
+from packsync.dependencies import DependencyGraph, target_environment
 from packsync.errors import PlanError
 from packsync.model import (
+    FAIL_ON_LEVELS,
     ArchiveSource,
     Decision,
     InstalledDist,
     Plan,
     PlanOptions,
+    Problem,
     Snapshot,
     Target,
 )
@@ -63,36 +64,141 @@ def resolve_target(snapshot: Snapshot, requested: Target | str | None) -> Target
 def plan(
     snapshot: Snapshot, target: Target | str | None = None, options: PlanOptions | None = None
 ) -> Plan:
-    """Decide, for each distribution of the snapshot, what the cluster gets."""
+    """Decide, for each distribution of the snapshot, what the cluster gets, and why.
+
+    Problems found on the way are recorded on the plan; ``enforce`` decides which stop a
+    launch. Only impossible requests (a missing mandatory package, a mandatory one ignored,
+    an unknown name in ``only``) raise here.
+    """
     target = resolve_target(snapshot, target)
     options = options or PlanOptions()
     _check_mandatory(snapshot, options)
+    graph = DependencyGraph.of(snapshot)
+    client = snapshot.environment
     same_platform = target.platform == snapshot.interpreter.platform
-    required_by = _dependents(snapshot, snapshot.environment)
+    left_out = _outside_only(snapshot, graph, options)
+    if not same_platform:
+        left_out.update(_platform_only(snapshot, graph, target, left_out, options))
 
+    problems = [Problem(severity="notice", message=note) for note in snapshot.notes]
     decisions: list[Decision] = []
-    broken: list[str] = []
     for dist in snapshot.dists:
+        if dist.key in left_out:
+            decisions.append(_decide(dist, "ignore", "", left_out[dist.key]))
+            continue
+        prefix = ""
         if dist.key in options.ignore:
-            keepers = sorted(k for k in required_by.get(dist.key, ()) if k not in options.ignore)
+            keepers = sorted(
+                k for k in graph.requirers(dist.key, client)
+                if k not in options.ignore and k not in left_out
+            )
             if not keepers:
                 decisions.append(_decide(dist, "ignore", "", "in the ignore list"))
                 continue
-            reason_prefix = f"ignored, but required by {', '.join(keepers)}; "
-        else:
-            reason_prefix = ""
+            prefix = f"ignored, but required by {', '.join(keepers)}; "
         if dist.problems:
-            broken.append(f"{dist.name} {dist.version}: {'; '.join(dist.problems)}")
+            why = "; ".join(dist.problems)
+            decisions.append(_decide(dist, "ignore", "", f"broken metadata: {why}"))
+            problems.append(Problem(
+                severity="critical",
+                message=f"{dist.name} {dist.version} has broken metadata: {why}",
+                packages=(dist.name,),
+                hint=f"reinstall it, or leave it out with ignore=[{dist.name!r}]",
+            ))
             continue
-        decisions.append(_decide_synced(dist, same_platform, reason_prefix))
+        decisions.append(_decide_synced(dist, same_platform, options.strict, prefix))
 
-    if broken:
+    synced = [d.key for d in decisions if d.action != "ignore"]
+    problems += _conflicts(graph, synced, client, options.strict)
+    return Plan(
+        target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
+        problems=tuple(problems),
+    )
+
+
+def enforce(problems: Iterable[Problem], fail_on: str) -> None:
+    """Stop with one error listing every problem at or above the ``fail_on`` level."""
+    levels = FAIL_ON_LEVELS[fail_on]
+    stopping = [p for p in problems if p.severity in levels]
+    if not stopping:
+        return
+    packages = sorted({name for p in stopping for name in p.packages})
+    hints = list(dict.fromkeys(p.hint for p in stopping if p.hint))
+    raise PlanError(
+        f"{len(stopping)} problem(s) stop the launch (fail_on={fail_on!r}):\n  "
+        + "\n  ".join(f"{p.severity}: {p.message}" for p in stopping),
+        package=", ".join(packages),
+        hint="; ".join(hints) or "fix them, or stop only on critical ones: fail_on='critical'",
+    )
+
+
+def _outside_only(
+    snapshot: Snapshot, graph: DependencyGraph, options: PlanOptions
+) -> dict[str, str]:
+    if options.only is None:
+        return {}
+    unknown = sorted(n for n in options.only if snapshot.get(n) is None)
+    if unknown:
         raise PlanError(
-            "these installed distributions have broken metadata:\n  " + "\n  ".join(broken),
-            package=", ".join(b.split(" ", 1)[0] for b in broken),
-            hint="reinstall them, or leave them out with ignore=[...]",
+            f"only=[...] names packages that are not installed here: {', '.join(unknown)}",
+            package=", ".join(unknown),
+            hint="check the names with `packsync scan`",
         )
-    return Plan(target=target, decisions=tuple(decisions), indexes=snapshot.indexes)
+    needed = graph.closure(set(options.only) | set(MANDATORY), snapshot.environment)
+    why = f"not needed by only=[{', '.join(sorted(options.only))}] or by Dask"
+    return {d.key: why for d in snapshot.dists if d.key not in needed}
+
+
+def _platform_only(
+    snapshot: Snapshot,
+    graph: DependencyGraph,
+    target: Target,
+    left_out: Mapping[str, str],
+    options: PlanOptions,
+) -> dict[str, str]:
+    """Packages pulled in only by requirements whose markers are false on the target."""
+    client = snapshot.environment
+    on_target = target_environment(target, client)
+    protected = set(MANDATORY) | set(options.only or ()) | {
+        d.key for d in snapshot.dists if d.requested
+    }
+    dropped: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for dist in snapshot.dists:
+            if dist.key in protected or dist.key in dropped or dist.key in left_out:
+                continue
+            pulled_by = [e for e in graph.requiring(dist.key) if e.applies(client)]
+            if not pulled_by:
+                continue  # nothing here needs it: the user installed it, keep it
+            live = [e for e in pulled_by if e.requirer not in dropped | left_out.keys()]
+            if any(e.applies(on_target) for e in live):
+                continue
+            if live:
+                needs = "; ".join(f"{e.requirer} needs it only when {e.marker}" for e in live)
+                dropped[dist.key] = f"not for {target.platform}: {needs}"
+            else:
+                by = ", ".join(sorted({e.requirer for e in pulled_by}))
+                dropped[dist.key] = f"not for {target.platform}: only needed by {by}, left out"
+            changed = True
+    return dropped
+
+
+def _conflicts(
+    graph: DependencyGraph, synced: Iterable[str], client: Mapping[str, str], strict: bool
+) -> list[Problem]:
+    if strict:
+        return [
+            Problem(severity="critical", message=p.message, packages=p.packages,
+                    hint="fix the conflict here (pip check), or launch without strict")
+            for p in graph.conflicts(synced, client, "critical")
+        ]
+    return [
+        Problem(severity="warning", message=p.message + "; the cluster gets the same set as here",
+                packages=p.packages, hint="fix the conflict here (pip check)")
+        for p in graph.conflicts(synced, client, "warning")
+    ]
 
 
 def _check_mandatory(snapshot: Snapshot, options: PlanOptions) -> None:
@@ -113,7 +219,9 @@ def _check_mandatory(snapshot: Snapshot, options: PlanOptions) -> None:
         )
 
 
-def _decide_synced(dist: InstalledDist, same_platform: bool, prefix: str) -> Decision:
+def _decide_synced(
+    dist: InstalledDist, same_platform: bool, strict: bool, prefix: str
+) -> Decision:
     source = dist.source
     if isinstance(source, ArchiveSource):
         if source.url.startswith("file:"):
@@ -124,10 +232,13 @@ def _decide_synced(dist: InstalledDist, same_platform: bool, prefix: str) -> Dec
         return _decide(
             dist, "build", f"=={dist.version}", prefix + f"{source.kind} install: wheel built here"
         )
-    if same_platform or canonicalize_name(dist.name) in MANDATORY:
-        why = "same platform: exact version" if same_platform else "mandatory: exact version"
-        return _decide(dist, "pin", f"=={dist.version}", prefix + why)
-    major_minor = ".".join(dist.version.split(".")[:2])
+    if same_platform:
+        return _decide(dist, "pin", f"=={dist.version}", prefix + "same platform: exact version")
+    if dist.key in MANDATORY:
+        return _decide(dist, "pin", f"=={dist.version}", prefix + "Dask needs it: exact version")
+    if strict:
+        return _decide(dist, "pin", f"=={dist.version}", prefix + "strict: exact version")
+    major_minor = _major_minor(dist.version)
     return _decide(dist, "pin", f"=={major_minor}.*", prefix + "other platform: major.minor match")
 
 
@@ -142,17 +253,9 @@ def _decide(dist: InstalledDist, action: str, specifier: str, reason: str) -> De
     )
 
 
-def _dependents(snapshot: Snapshot, environment: Mapping[str, str]) -> dict[str, set[str]]:
-    """For each name, the installed distributions whose requirements pull it in."""
-    result: dict[str, set[str]] = {}
-    for dist in snapshot.dists:
-        for text in dist.requires:
-            try:
-                req = Requirement(text)
-                if req.marker and not req.marker.evaluate({**environment, "extra": ""}):
-                    continue
-            except (InvalidRequirement, InvalidMarker, UndefinedComparison,
-                    UndefinedEnvironmentName):
-                continue
-            result.setdefault(canonicalize_name(req.name), set()).add(dist.key)
-    return result
+def _major_minor(version: str) -> str:
+    try:
+        release = Version(version).release
+    except InvalidVersion:
+        return ".".join(version.split(".")[:2])
+    return ".".join(str(part) for part in (release + (0,))[:2])

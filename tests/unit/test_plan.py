@@ -15,7 +15,7 @@ from packsync.model import (
     Target,
     VcsSource,
 )
-from packsync.plan import MANDATORY, default_target, plan
+from packsync.plan import MANDATORY, default_target, enforce, plan
 
 LINUX_ENV = {"sys_platform": "linux", "platform_machine": "x86_64", "python_version": "3.11",
              "python_full_version": "3.11.7", "os_name": "posix",
@@ -120,7 +120,153 @@ def test_other_platform_matches_major_minor_except_mandatory_and_local_code():
 def test_broken_metadata_stops_the_plan_unless_ignored():
     broken = InstalledDist(name="weird", version="x!y", problems=("version 'x!y' is not valid",))
     with pytest.raises(PlanError) as caught:
-        plan(snapshot(broken))
+        enforce(plan(snapshot(broken)).problems, "critical")
     assert "weird" in str(caught.value) and "ignore" in caught.value.hint
     assert decision(plan(snapshot(broken), options=PlanOptions.create(ignore=["weird"])),
                     "weird").action == "ignore"
+
+
+MAC_ENV = {**LINUX_ENV, "sys_platform": "darwin", "platform_system": "Darwin",
+           "platform_machine": "arm64"}
+WINDOWS_ENV = {**LINUX_ENV, "sys_platform": "win32", "platform_system": "Windows",
+               "platform_machine": "AMD64", "os_name": "nt"}
+
+
+def foreign(environment, platform, *extra: InstalledDist) -> Snapshot:
+    base = snapshot(*extra)
+    return Snapshot(
+        interpreter=Interpreter(implementation="cpython", version="3.11.7", platform=platform),
+        environment=environment,
+        prefix="/env",
+        dists=base.dists,
+    )
+
+
+def test_platform_only_packages_are_dropped_with_the_requirement_that_pulled_them():
+    s = foreign(
+        MAC_ENV, "macosx-14.0-arm64",
+        InstalledDist(name="ipykernel", version="6.29.5", requested=True,
+                      requires=("appnope; sys_platform == 'darwin'", "tornado>=6")),
+        InstalledDist(name="appnope", version="0.1.4"),
+    )
+    p = plan(s)
+    appnope = decision(p, "appnope")
+    assert appnope.action == "ignore"
+    assert "ipykernel" in appnope.reason and "darwin" in appnope.reason
+    assert decision(p, "ipykernel").action == "pin"
+
+
+def test_a_package_needed_only_by_a_dropped_one_is_dropped_too():
+    s = foreign(
+        WINDOWS_ENV, "win-amd64",
+        InstalledDist(name="jupyter-core", version="5.7.2", requested=True,
+                      requires=("pywin32>=300; sys_platform == 'win32'",)),
+        InstalledDist(name="pywin32", version="306", requires=("pywin32-ctypes",)),
+        InstalledDist(name="pywin32-ctypes", version="0.2.3"),
+    )
+    p = plan(s)
+    assert decision(p, "pywin32").action == "ignore"
+    ctypes = decision(p, "pywin32-ctypes")
+    assert ctypes.action == "ignore" and "pywin32" in ctypes.reason
+
+
+def test_a_platform_only_package_requested_directly_is_kept():
+    s = foreign(
+        WINDOWS_ENV, "win-amd64",
+        InstalledDist(name="jupyter-core", version="5.7.2",
+                      requires=("pywin32>=300; sys_platform == 'win32'",)),
+        InstalledDist(name="pywin32", version="306", requested=True),
+    )
+    assert decision(plan(s), "pywin32").action == "pin"
+
+
+def test_a_package_also_needed_on_linux_is_kept():
+    s = foreign(
+        MAC_ENV, "macosx-14.0-arm64",
+        InstalledDist(name="a", version="1.0", requested=True,
+                      requires=("six; sys_platform == 'darwin'",)),
+        InstalledDist(name="b", version="1.0", requested=True, requires=("six",)),
+        InstalledDist(name="six", version="1.16.0"),
+    )
+    assert decision(plan(s), "six").specifier == "==1.16.*"
+
+
+def test_same_platform_never_drops_anything():
+    s = snapshot(
+        InstalledDist(name="ipykernel", version="6.29.5",
+                      requires=("appnope; sys_platform == 'darwin'",)),
+        InstalledDist(name="appnope", version="0.1.4"),
+    )
+    assert decision(plan(s), "appnope").action == "pin"
+
+
+def test_strict_pins_exactly_across_platforms():
+    s = foreign(MAC_ENV, "macosx-14.0-arm64", InstalledDist(name="numpy", version="2.1.3"))
+    strict = plan(s, options=PlanOptions.create(strict=True))
+    assert decision(strict, "numpy").specifier == "==2.1.3"
+    assert "strict" in decision(strict, "numpy").reason
+    assert decision(plan(s), "numpy").specifier == "==2.1.*"
+
+
+def test_only_syncs_the_named_packages_the_mandatory_ones_and_their_requirements():
+    s = snapshot(
+        InstalledDist(name="pandas", version="2.2.3", requires=("numpy>=1.26",)),
+        InstalledDist(name="numpy", version="2.1.3"),
+        InstalledDist(name="scipy", version="1.14.1", requires=("numpy",)),
+        InstalledDist(name="toolz", version="1.0.0"),
+    )
+    s = Snapshot(interpreter=s.interpreter, environment=s.environment, prefix="/env",
+                 dists=tuple(d if d.name != "dask" else InstalledDist(
+                     name="dask", version="1.2.3", requires=("toolz>=0.10",)) for d in s.dists))
+    p = plan(s, options=PlanOptions.create(only=["pandas"]))
+    synced = {d.name for d in p.synced()}
+    assert synced == {"pandas", "numpy", "toolz", *MANDATORY}
+    assert "only" in decision(p, "scipy").reason
+
+
+def test_only_with_an_unknown_name_is_an_error():
+    with pytest.raises(PlanError) as caught:
+        plan(snapshot(), options=PlanOptions.create(only=["nosuchpkg"]))
+    assert "nosuchpkg" in str(caught.value)
+
+
+def test_dependency_conflicts_are_warnings_and_critical_under_strict():
+    s = snapshot(
+        InstalledDist(name="app", version="1.0", requires=("httpx<0.20", "missing-dep")),
+        InstalledDist(name="httpx", version="0.28.1"),
+    )
+    relaxed = plan(s)
+    messages = [p.message for p in relaxed.problems]
+    assert any("httpx 0.28.1 is installed" in m for m in messages)
+    assert any("missing-dep" in m and "not installed" in m for m in messages)
+    assert {p.severity for p in relaxed.problems} == {"warning"}
+    enforce(relaxed.problems, "critical")  # only warnings: the launch goes on
+    with pytest.raises(PlanError):
+        enforce(relaxed.problems, "warning")
+    strict = plan(s, options=PlanOptions.create(strict=True))
+    with pytest.raises(PlanError) as caught:
+        enforce(strict.problems, "critical")
+    assert "app" in caught.value.package and "httpx" in caught.value.package
+
+
+def test_notes_of_the_scan_stop_only_under_fail_on_any():
+    s = snapshot()
+    s = Snapshot(interpreter=s.interpreter, environment=s.environment, prefix="/env",
+                 dists=s.dists, notes=("skipped a stray foo.egg-info in /work",))
+    p = plan(s)
+    enforce(p.problems, "warning")
+    with pytest.raises(PlanError) as caught:
+        enforce(p.problems, "any")
+    assert "foo.egg-info" in str(caught.value)
+
+
+def test_targets_by_name():
+    from packsync.plan import resolve_target
+
+    s = snapshot()
+    assert resolve_target(s, "linux-aarch64").uv_platform == "aarch64-manylinux_2_28"
+    assert resolve_target(s, "linux-x86_64").libc == "manylinux_2_36"
+    with pytest.raises(PlanError):
+        resolve_target(s, "windows-amd64")
+    mac = foreign(MAC_ENV, "macosx-14.0-arm64")
+    assert resolve_target(mac, None).platform == "linux-x86_64"
