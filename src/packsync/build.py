@@ -1,8 +1,12 @@
 """Wheels of local code, built on the client and put in the store.
 
 Editable, local-directory and Git installs become wheels here, so hosts never need
-the source tree or the Git server. A wheel is keyed by a hash of its source: an
-unchanged project is neither rebuilt nor uploaded again.
+the source tree or the Git server (Git is reached with the client's own credentials).
+A wheel is keyed by what it is made from (a source tree's hash, a commit, an
+installed ``RECORD``): an unchanged project is neither rebuilt nor uploaded again.
+When the source is not what was installed (a non-editable directory, since changed)
+or cannot be had (a Git server down, a commit gone), a pure-Python install is
+repacked from its installed files instead, which is faithful to what runs here.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import (
+    InvalidWheelFilename,
+    parse_wheel_filename,
+)
 
 from packsync.errors import BuildError, tail
 from packsync.model import (
@@ -26,10 +34,22 @@ from packsync.model import (
     Decision,
     DirectorySource,
     EditableSource,
+    Interpreter,
     Plan,
+    Snapshot,
+    Target,
     VcsSource,
 )
 from packsync.progress import NullReporter, Reporter, stage
+from packsync.repack import (
+    NotFaithful,
+    installed_dist_info,
+    record_key,
+    record_mismatches,
+    repack,
+    wheel_filename_from_zip,
+    wheel_identity,
+)
 from packsync.scan.dists import file_url_to_path
 from packsync.store import Store, sha256_file
 from packsync.uvtool import run_uv
@@ -43,6 +63,17 @@ _SKIPPED_DIRS = frozenset(
 _BUILD_OUTPUTS = frozenset({"build", "dist"})  # only at the top of a project
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Context:
+    store: Store
+    cache: Path
+    uv_env: Mapping[str, str]
+    reporter: Reporter
+    target: Target
+    client: Interpreter
+    snapshot: Snapshot | None
+
+
 def build_local_code(
     plan: Plan,
     *,
@@ -50,44 +81,128 @@ def build_local_code(
     cache: Path,
     uv_env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    snapshot: Snapshot | None = None,
 ) -> dict[str, Artifact]:
-    """A stored wheel for every decision that needs one, keyed by distribution name."""
+    """A stored wheel for every decision that needs one, keyed by distribution name.
+
+    ``snapshot`` (the one the plan was made from) locates the installed files, for
+    the checks and repacks that need them; without it those are skipped.
+    """
     reporter = reporter or NullReporter()
+    if snapshot is not None:
+        client = snapshot.interpreter
+    else:
+        from packsync.scan import current_interpreter
+
+        client = current_interpreter()
+    context = _Context(store=store, cache=cache, uv_env=uv_env or {}, reporter=reporter,
+                       target=plan.target, client=client, snapshot=snapshot)
     artifacts: dict[str, Artifact] = {}
     todo = plan.local_code()
     with stage(reporter, "build", f"{len(todo)} local packages") as current:
         built = 0
         for decision in todo:
-            artifact, fresh = _artifact_for(decision, store, cache, uv_env or {}, reporter)
+            artifact, fresh = _artifact_for(decision, context)
             artifacts[decision.key] = artifact
             built += fresh
         current.detail = f"{built} built, {len(todo) - built} unchanged"
     return artifacts
 
 
-def _artifact_for(
-    decision: Decision, store: Store, cache: Path, uv_env: Mapping[str, str], reporter: Reporter
-) -> tuple[Artifact, bool]:
+def _dist_info(decision: Decision, context: _Context) -> Path | None:
+    if context.snapshot is None:
+        return None
+    dist = context.snapshot.get(decision.name)
+    if dist is None or not dist.location:
+        return None
+    return installed_dist_info(Path(dist.location), decision.name, dist.version)
+
+
+def _artifact_for(decision: Decision, context: _Context) -> tuple[Artifact, bool]:
     source = decision.source
+    dist_info = _dist_info(decision, context)
     if isinstance(source, ArchiveSource) and source.url.endswith(".whl"):
-        return _stored_wheel(decision, Path(file_url_to_path(source.url)), store), False
-    key = _source_key(decision)
-    records = cache / "builds"
+        wheel = Path(file_url_to_path(source.url))
+        return _stored_wheel(decision, wheel, context.store, dist_info=dist_info), False
+    repacked = isinstance(source, DirectorySource) and _faithful(dist_info)
+    if repacked and dist_info is not None:
+        key = _hash("record", record_key(dist_info))
+    else:
+        key = _source_key(decision, context)
+    records = context.cache / "builds"
     records.mkdir(parents=True, exist_ok=True)
     record = records / f"{key}.json"
     with FileLock(str(records / f"{key}.lock")):
         known = _read_record(record)
-        if known is not None and store.has(known.sha256):
+        if known is not None and context.store.touch(known.sha256):
             return known, False
-        reporter.step("build", f"building {decision.name}")
         with tempfile.TemporaryDirectory(prefix="packsync-build-") as tmp:
-            wheel = _build_wheel(decision, Path(tmp), uv_env)
-            artifact = _stored_wheel(decision, wheel, store)
-        record.write_text(json.dumps(artifact.to_dict()))
+            out = Path(tmp)
+            if repacked and dist_info is not None:
+                context.reporter.step("build", f"repacking the installed {decision.name}")
+                wheel = _repack(decision, dist_info, out, why="")
+            else:
+                context.reporter.step("build", f"building {decision.name}")
+                wheel = _build_wheel(decision, out, context, dist_info)
+            _check_platform(decision, wheel, context)
+            artifact = _stored_wheel(decision, wheel, context.store)
+        partial = record.with_suffix(".partial")
+        partial.write_text(json.dumps(artifact.to_dict()))
+        partial.replace(record)
         return artifact, True
 
 
-def _stored_wheel(decision: Decision, wheel: Path, store: Store) -> Artifact:
+def _faithful(dist_info: Path | None) -> bool:
+    if dist_info is None:
+        return False
+    try:
+        wheel_identity(dist_info)
+    except NotFaithful:
+        return False
+    return True
+
+
+def _repack(decision: Decision, dist_info: Path, out: Path, *, why: str) -> Path:
+    try:
+        return repack(dist_info, out)
+    except NotFaithful as error:
+        raise BuildError(
+            f"{decision.name} cannot be repacked from its installed files: {error}"
+            + (f" ({why})" if why else ""),
+            package=decision.name,
+            path=str(dist_info),
+            hint=f"reinstall {decision.name}, or leave it out with ignore=[{decision.name!r}]",
+        ) from error
+
+
+def _check_platform(decision: Decision, wheel: Path, context: _Context) -> None:
+    """Compiled local code runs only where it was built: refuse it for another platform."""
+    try:
+        _, _, _, tags = parse_wheel_filename(wheel.name)
+    except InvalidWheelFilename:
+        return
+    if all(tag.platform == "any" for tag in tags):
+        return
+    client, target = context.client, context.target
+    same_python = client.version.split(".")[:2] == target.python.split(".")[:2] or (
+        not target.python
+    )
+    if client.platform == target.platform and same_python:
+        return
+    raise BuildError(
+        f"{decision.name} has compiled code, built here for {client.platform} (Python "
+        f"{client.version}), and the workers run {target.platform} (Python "
+        f"{target.python or '?'}); compiled local code is not cross-built",
+        package=decision.name,
+        path=wheel.name,
+        hint=f"run the client on the workers' platform, publish wheels of {decision.name} for "
+        f"it to an index, or leave it out with ignore=[{decision.name!r}]",
+    )
+
+
+def _stored_wheel(
+    decision: Decision, wheel: Path, store: Store, *, dist_info: Path | None = None
+) -> Artifact:
     if not wheel.is_file():
         raise BuildError(
             f"{decision.name} was installed from {wheel}, which no longer exists",
@@ -97,10 +212,15 @@ def _stored_wheel(decision: Decision, wheel: Path, store: Store) -> Artifact:
         )
     try:
         name, version, _, _ = parse_wheel_filename(wheel.name)
-    except InvalidWheelFilename as error:
-        raise BuildError(
-            f"{wheel.name} is not a valid wheel file name", package=decision.name, path=str(wheel)
-        ) from error
+        filename = wheel.name
+    except InvalidWheelFilename:
+        try:
+            filename = wheel_filename_from_zip(wheel)
+        except NotFaithful as error:
+            raise BuildError(
+                f"{wheel} is not a wheel: {error}", package=decision.name, path=str(wheel)
+            ) from error
+        name, version, _, _ = parse_wheel_filename(filename)
     sha256 = sha256_file(wheel)
     expected = getattr(decision.source, "sha256", "")
     if expected and expected != sha256:
@@ -110,25 +230,52 @@ def _stored_wheel(decision: Decision, wheel: Path, store: Store) -> Artifact:
             path=str(wheel),
             hint=f"reinstall {decision.name} from this file, or restore the original file",
         )
+    if dist_info is not None:
+        _check_against_record(decision, wheel, dist_info)
     store.put(wheel, sha256)
-    return Artifact(name=str(name), version=str(version), filename=wheel.name, sha256=sha256)
+    return Artifact(name=str(name), version=str(version), filename=filename, sha256=sha256)
 
 
-def _source_key(decision: Decision) -> str:
-    source = decision.source
-    if isinstance(source, VcsSource) and source.commit:
-        material = f"vcs\0{source.url}\0{source.commit}"
-    elif isinstance(source, (EditableSource, DirectorySource)):
-        material = "tree\0" + tree_hash(Path(source.path), decision.name)
-    elif isinstance(source, ArchiveSource):
-        material = "archive\0" + sha256_file(Path(file_url_to_path(source.url)))
-    else:
+def _check_against_record(decision: Decision, wheel: Path, dist_info: Path) -> None:
+    mismatches = record_mismatches(wheel, dist_info)
+    if mismatches:
+        shown = ", ".join(mismatches[:5]) + (" ..." if len(mismatches) > 5 else "")
         raise BuildError(
-            f"{decision.name} was installed from {source.kind} without a commit to build",
+            f"{wheel} is not the wheel {decision.name} was installed from: its files differ "
+            f"from the installed ones ({shown})",
             package=decision.name,
-            hint=f"reinstall {decision.name} from a specific commit",
+            path=str(wheel),
+            hint=f"reinstall {decision.name} from this file, or restore the original file",
         )
-    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _hash(kind: str, *parts: str) -> str:
+    return hashlib.sha256("\0".join((kind, *parts)).encode()).hexdigest()
+
+
+def _source_key(decision: Decision, context: _Context) -> str:
+    source = decision.source
+    # the interpreter a wheel is built with matters for compiled code
+    built_by = f"{context.client.platform}\0{'.'.join(context.client.version.split('.')[:2])}"
+    if isinstance(source, VcsSource):
+        commit = source.commit or _resolve_revision(decision, source, context)
+        subdirectory = getattr(source, "subdirectory", "")
+        return _hash("vcs", source.url, commit, subdirectory, built_by)
+    if isinstance(source, (EditableSource, DirectorySource)):
+        return _hash("tree", tree_hash(Path(source.path), decision.name), built_by)
+    if isinstance(source, ArchiveSource):
+        archive = Path(file_url_to_path(source.url))
+        if not archive.is_file():
+            raise BuildError(
+                f"{decision.name} was installed from {archive}, which no longer exists",
+                package=decision.name,
+                path=str(archive),
+                hint=f"reinstall {decision.name} or leave it out with ignore=[{decision.name!r}]",
+            )
+        return _hash("archive", sha256_file(archive), built_by)
+    raise BuildError(  # pragma: no cover - plan never asks
+        f"nothing to build for {decision.name}", package=decision.name
+    )
 
 
 def tree_hash(root: Path, package: str = "") -> str:
@@ -189,23 +336,41 @@ def _is_environment(path: Path) -> bool:
     return (path / "pyvenv.cfg").exists() or (path / "conda-meta").is_dir()
 
 
-def _build_wheel(decision: Decision, out: Path, uv_env: Mapping[str, str]) -> Path:
+def _build_wheel(
+    decision: Decision, out: Path, context: _Context, dist_info: Path | None
+) -> Path:
     source = decision.source
     if isinstance(source, VcsSource):
         project = out / "checkout"
-        _checkout(decision, source, project)
+        try:
+            _checkout(decision, source, project)
+        except _Unreachable as problem:
+            return _vcs_fallback(decision, source, problem, out, context, dist_info)
+        subdirectory = getattr(source, "subdirectory", "")
+        if subdirectory:
+            project = project / subdirectory
     elif isinstance(source, (EditableSource, DirectorySource)):
         project = Path(source.path)
+        if not project.is_dir():
+            raise BuildError(
+                f"the source directory of {decision.name} is gone: {project}",
+                package=decision.name,
+                path=str(project),
+                hint="restore the directory, reinstall the package, or ignore it",
+            )
     elif isinstance(source, ArchiveSource):
         project = Path(file_url_to_path(source.url))
     else:  # pragma: no cover - plan never asks
         raise BuildError(f"nothing to build for {decision.name}", package=decision.name)
     wheels = out / "wheels"
-    result = run_uv(["build", "--wheel", "--out-dir", str(wheels), str(project)], extra_env=uv_env)
+    command = ["build", "--wheel", "--out-dir", str(wheels)]
+    if context.client.executable and os.path.exists(context.client.executable):
+        command += ["--python", context.client.executable]  # compiled code: the client's ABI
+    result = run_uv([*command, str(project)], extra_env=context.uv_env)
     found = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
     if result.returncode != 0 or len(found) != 1:
         raise BuildError(
-            f"building a wheel of {decision.name} from {project} failed",
+            f"building a wheel of {decision.name} from {_shown(source, project)} failed",
             package=decision.name,
             path=str(project),
             log_tail=tail(result.stdout),
@@ -215,26 +380,114 @@ def _build_wheel(decision: Decision, out: Path, uv_env: Mapping[str, str]) -> Pa
     return found[0]
 
 
-def _checkout(decision: Decision, source: VcsSource, into: Path) -> None:
+def _shown(source: object, project: Path) -> str:
+    if isinstance(source, VcsSource):
+        return f"{source.url} at {source.commit or source.requested_revision or 'HEAD'}"
+    return str(project)
+
+
+class _Unreachable(Exception):
+    """The Git server or the commit cannot be had; the message says which."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def _vcs_fallback(
+    decision: Decision,
+    source: VcsSource,
+    problem: _Unreachable,
+    out: Path,
+    context: _Context,
+    dist_info: Path | None,
+) -> Path:
+    """The Git source is out of reach: repack the installed files when that is faithful."""
+    if dist_info is None or not _faithful(dist_info):
+        why = ("its installed files are not at hand" if dist_info is None
+               else "it is not a pure-Python install, so its installed files are no substitute")
+        raise BuildError(
+            f"{decision.name} cannot be built: {problem} ({source.url}), and {why}",
+            package=decision.name,
+            path=source.url,
+            log_tail=tail(problem.log),
+            hint="check that this machine can reach the repository (your SSH keys or Git "
+            "credentials) and that the commit still exists, or leave the package out with "
+            f"ignore=[{decision.name!r}]",
+        )
+    message = (f"{decision.name}: {problem} ({source.url}); using a wheel repacked from the "
+               "installed files instead")
+    logger.warning("%s", message)
+    context.reporter.step("build", message)
+    return _repack(decision, dist_info, out, why=f"{problem} ({source.url})")
+
+
+def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Git with the user's own configuration and credentials, but never a prompt."""
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False, timeout=900)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(["git"], 127, "", "git is not installed")
+    except subprocess.TimeoutExpired as error:
+        return subprocess.CompletedProcess(["git"], 124, "", f"git timed out: {error}")
+
+
+def _require_git(decision: Decision, source: VcsSource) -> None:
     if source.vcs != "git":
         raise BuildError(
-            f"{decision.name} comes from {source.vcs}, and only Git sources can be built",
+            f"{decision.name} comes from {source.vcs} ({source.url}), and only Git sources "
+            "can be built",
             package=decision.name,
+            path=source.url,
+            hint=f"reinstall {decision.name} from Git or an index, or ignore it",
         )
+
+
+def _resolve_revision(decision: Decision, source: VcsSource, context: _Context) -> str:
+    """The commit to build when the installer recorded none (old installers)."""
+    _require_git(decision, source)
+    revision = source.requested_revision
+    logger.warning(
+        "%s: no commit was recorded at install (an old installer); building %s of %s",
+        decision.name, revision or "the default branch", source.url,
+    )
+    context.reporter.step("build", f"{decision.name}: no recorded commit, using "
+                          f"{revision or 'the default branch'}")
+    if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
+        return revision.lower()
+    listed = _git(["ls-remote", "--", source.url, revision or "HEAD"])
+    if listed.returncode != 0:
+        return f"unresolved:{revision}"  # fails again at checkout, where the fallback lives
+    refs: dict[str, str] = {}
+    for line in listed.stdout.splitlines():
+        commit, _, ref = line.partition("\t")
+        refs[ref] = commit
+    peeled = [c for r, c in refs.items() if r.endswith("^{}")]
+    return (peeled or list(refs.values()) or [f"unresolved:{revision}"])[0]
+
+
+def _checkout(decision: Decision, source: VcsSource, into: Path) -> None:
+    _require_git(decision, source)
     revision = source.commit or source.requested_revision
-    steps = [["git", "clone", "--quiet", source.url, str(into)]]
+    cloned = _git(["clone", "--quiet", "--no-checkout", "--", source.url, str(into)])
+    if cloned.returncode != 0:
+        raise _Unreachable("the Git repository cannot be reached", cloned.stderr)
     if revision:
-        steps.append(["git", "-C", str(into), "checkout", "--quiet", revision])
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise BuildError(
-                f"could not fetch {decision.name} from {source.url} at {revision or 'HEAD'}",
-                package=decision.name,
-                path=source.url,
-                log_tail=tail(result.stderr),
-                hint="check that this machine can reach the repository and the commit exists",
-            )
+        checked = _git(["checkout", "--quiet", "--detach", revision], cwd=into)
+        if checked.returncode != 0:
+            raise _Unreachable(f"the commit {revision} is not in the repository", checked.stderr)
+    else:
+        checked = _git(["checkout", "--quiet"], cwd=into)
+        if checked.returncode != 0:
+            raise _Unreachable("the repository has nothing to check out", checked.stderr)
+    if (into / ".gitmodules").exists():
+        modules = _git(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=into)
+        if modules.returncode != 0:
+            raise _Unreachable("its Git submodules cannot be fetched", modules.stderr)
 
 
 def _read_record(path: Path) -> Artifact | None:
