@@ -1,0 +1,199 @@
+"""uv failed talking to an index: say which index, which package, and what to do.
+
+uv's own message buries the cause under "No solution found" (a 401 becomes "package
+not found" plus a hint line). This module reads uv's output, recognises the failures
+that concern an index (refused credentials, unreachable host, TLS failure, a package
+or version the index does not have) and builds an error naming the index (redacted),
+the package, whether credentials were found and where, and how to fix it. The
+description of the indexes comes from ``PACKSYNC_INDEX_SOURCES`` in the same
+environment uv ran with, so a host explains a failure without the client's files.
+Every log tail it returns is scrubbed of the secrets in that environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from packsync.errors import PacksyncError, tail
+from packsync.scan.indexes import SOURCES_VARIABLE, redact_text, strip_userinfo
+
+Kind = Literal["auth", "unreachable", "tls", "missing"]
+
+_AUTH = [
+    re.compile(r"An index URL \((?P<url>[^)\s]+)\) could not be queried due to a lack of valid "
+               r"authentication credentials \((?P<status>\d{3})"),
+    re.compile(r"An index \((?P<url>[^)\s]+)\) returned a (?P<status>\d{3}) "),
+    re.compile(r"HTTP status client error \((?P<status>401|403)[^)]*\) "
+               r"for url \((?P<url>[^)\s]+)\)"),
+]
+_FETCH = re.compile(r"(?:Failed to fetch|error sending request for url)[:( ]+"
+                    r"(?P<url>[a-z+]+://[^)\s]+)")
+_TLS = re.compile(r"invalid peer certificate|certificate verify|UnknownIssuer|received corrupt "
+                  r"message|tls handshake|InvalidCertificate|CaUsedAsEndEntity", re.IGNORECASE)
+_UNREACHABLE = re.compile(r"Connection refused|dns error|failed to lookup address|timed out|"
+                          r"Network is unreachable|tcp connect error|connection reset",
+                          re.IGNORECASE)
+_MISSING = [
+    re.compile(r"Because (?P<package>[A-Za-z0-9._-]+) was not found in the (?:package registry"
+               r"|provided package locations)"),
+    re.compile(r"Because there is no version of (?P<package>[A-Za-z0-9._-]+)"
+               r"(?P<spec>[=<>!~][^ ]*)"),
+]
+_PACKAGE = [
+    re.compile(r"Failed to download `(?P<package>[A-Za-z0-9._-]+)"),
+    re.compile(r"Failed to fetch: \S+/simple/(?P<package>[A-Za-z0-9._-]+)/"),
+    re.compile(r"/packages/(?:[^/\s]+/)*(?P<package>[A-Za-z0-9_.]+?)-\d[^/\s]*\.(?:whl|tar\.gz|zip)"),
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexFailure:
+    """What uv's output says went wrong with an index."""
+
+    kind: Kind
+    url: str = ""
+    status: int = 0
+    package: str = ""
+
+
+def diagnose(output: str) -> IndexFailure | None:
+    """The index failure in uv's ``output``, if that is what it is."""
+    package = _package(output)
+    for pattern in _AUTH:
+        match = pattern.search(output)
+        if match:
+            return IndexFailure(kind="auth", url=strip_userinfo(match["url"]),
+                                status=int(match["status"]), package=package)
+    fetch = _FETCH.search(output)
+    if fetch and _TLS.search(output):
+        return IndexFailure(kind="tls", url=strip_userinfo(fetch["url"]), package=package)
+    if fetch and _UNREACHABLE.search(output):
+        return IndexFailure(kind="unreachable", url=strip_userinfo(fetch["url"]), package=package)
+    for pattern in _MISSING:
+        match = pattern.search(output)
+        if match:
+            spec = match.groupdict().get("spec") or ""
+            return IndexFailure(kind="missing", package=match["package"] + spec)
+    return None
+
+
+def _package(output: str) -> str:
+    for pattern in _PACKAGE:
+        match = pattern.search(output)
+        if match:
+            return unquote(match["package"])
+    match = _MISSING[0].search(output)
+    return match["package"] if match else ""
+
+
+_USERINFO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?P<userinfo>[^\s/@,]+)@")
+
+
+def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
+    """Every password or token in the URLs of uv's environment (to scrub output with)."""
+    found: set[str] = set()
+    for value in uv_env.values():
+        for match in _USERINFO.finditer(value):
+            user, _, password = match["userinfo"].partition(":")
+            raw = password or user
+            found.update({raw, unquote(raw)})
+    return found
+
+
+def scrubbed_tail(output: str, uv_env: Mapping[str, str]) -> str:
+    """The last lines of uv's output, without any credential."""
+    return tail(redact_text(output, secrets_in(uv_env)))
+
+
+def explain(
+    output: str,
+    uv_env: Mapping[str, str],
+    error: type[PacksyncError],
+    *,
+    action: str,
+    **fields: str,
+) -> PacksyncError | None:
+    """An ``error`` explaining an index failure in ``output``, or ``None`` if it is not one.
+
+    ``action`` says what uv was doing ("resolving the environment", "installing …").
+    """
+    failure = diagnose(output)
+    if failure is None:
+        return None
+    log_tail = scrubbed_tail(output, uv_env)
+    source = _matching_source(failure.url, uv_env)
+    where = _name(failure.url, source)
+    package = failure.package or fields.pop("package", "")
+    fields.pop("package", None)
+    about = f" for {package}" if package else ""
+    if failure.kind == "auth":
+        status = {401: "401 Unauthorized", 403: "403 Forbidden"}.get(failure.status,
+                                                                     str(failure.status))
+        found = (source or {}).get("credentials", "")
+        host = _host(failure.url)
+        if found:
+            message = (f"the index {where} refused the credentials found in {found} "
+                       f"({status}) while {action}{about}")
+            hint = (f"the username, password or token for {host} in {found} is wrong or "
+                    f"lacks access; correct it there and launch again")
+        else:
+            message = (f"the index {where} needs credentials and none were found ({status}) "
+                       f"while {action}{about}")
+            hint = (f"give credentials for {host}: a ~/.netrc line `machine "
+                    f"{urlsplit(failure.url).hostname} login USER password SECRET` (or $NETRC), "
+                    f"the keyring (`keyring set {strip_userinfo(failure.url)} USER`), "
+                    f"UV_INDEX_<NAME>_USERNAME/_PASSWORD for a named uv index, or user:secret@ "
+                    f"in the configured URL; packsync never stores them")
+    elif failure.kind == "unreachable":
+        message = f"the index {where} cannot be reached while {action}{about}"
+        hint = "check the host name, port and network route to the index from this machine"
+    elif failure.kind == "tls":
+        message = (f"the TLS connection to the index {where} failed (certificate not "
+                   f"trusted or not TLS) while {action}{about}")
+        hint = ("check the URL's scheme (http/https) and that the index's certificate is "
+                "trusted here (SSL_CERT_FILE, or uv's native-tls setting)")
+    else:
+        indexes = ", ".join(s["url"] for s in _sources(uv_env)) or "the configured indexes"
+        message = f"{package} is not available from {indexes} while {action}"
+        hint = ("the package or this version is on none of these indexes: check "
+                "`packsync indexes` lists the index it came from, or ignore the package")
+    return error(message, hint=hint, package=package, log_tail=log_tail, **fields)
+
+
+def _sources(uv_env: Mapping[str, str]) -> list[dict[str, str]]:
+    try:
+        rows = json.loads(uv_env.get(SOURCES_VARIABLE, "[]"))
+    except json.JSONDecodeError:
+        return []
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+def _matching_source(url: str, uv_env: Mapping[str, str]) -> dict[str, str] | None:
+    """The configured index that ``url`` (an index page or a file on its host) belongs to."""
+    if not url:
+        return None
+    rows = _sources(uv_env)
+    plain = strip_userinfo(url)
+    for row in rows:  # the index whose URL prefixes the failed one
+        if plain.startswith(strip_userinfo(row.get("url", "")).rstrip("/")):
+            return row
+    for row in rows:  # else one on the same host (files live beside /simple)
+        if _host(strip_userinfo(row.get("url", ""))) == _host(plain):
+            return row
+    return None
+
+
+def _name(url: str, source: Mapping[str, str] | None) -> str:
+    if source is None:
+        return strip_userinfo(url) or "(unknown index)"
+    name = f" [{source['name']}]" if source.get("name") else ""
+    return f"{source['url']}{name} (from {source.get('origin', '?')})"

@@ -1,0 +1,114 @@
+"""uv's index failures (its real output, uv 0.13) become errors naming index, package and fix."""
+
+from __future__ import annotations
+
+import pickle
+
+from packsync.errors import LockError, MaterializeError
+from packsync.index_failures import diagnose, explain, scrubbed_tail
+from packsync.scan.indexes import Index, IndexSettings
+
+NOT_FOUND = ("error: No solution found when resolving dependencies\n  cause: Because "
+             "psprivate-probe was not found in the package registry and you require "
+             "psprivate-probe==1.0.0, we can conclude that your requirements are unsatisfiable.\n")
+UNAUTHORIZED = NOT_FOUND + (
+    "\nhint: An index URL (http://127.0.0.1:49575/simple/) could not be queried due to a lack "
+    "of valid authentication credentials (401 Unauthorized)\n")
+FORBIDDEN = NOT_FOUND + (
+    "\nhint: An index (http://127.0.0.1:49575/simple/) returned a 403 Forbidden error. Check "
+    "that the index URL is correct and the credentials are valid.\n")
+DOWNLOAD_FORBIDDEN = (
+    "error: Failed to download `psprivate-probe==1.0.0`\n"
+    "  cause: Failed to fetch: http://127.0.0.1:49575/packages/psprivate_probe-1.0.0-py3-none-any.whl\n"
+    "  cause: HTTP status client error (403 Forbidden) for url (http://127.0.0.1:49575/packages/"
+    "psprivate_probe-1.0.0-py3-none-any.whl)\n")
+REFUSED = (
+    "error: Request failed after 3 retries in 7.5s\n"
+    "  cause: Failed to fetch: http://127.0.0.1:1/simple/psprivate-probe/\n"
+    "  cause: error sending request for url (http://127.0.0.1:1/simple/psprivate-probe/)\n"
+    "  cause: client error (Connect)\n  cause: tcp connect error\n"
+    "  cause: Connection refused (os error 111)\n")
+DNS = (
+    "error: Request failed after 3 retries in 11.7s\n"
+    "  cause: Failed to fetch: http://nonexistent.invalid/simple/psprivate-probe/\n"
+    "  cause: client error (Connect)\n  cause: dns error\n  cause: error resolving DNS\n")
+TLS = (
+    "error: Failed to fetch: https://127.0.0.1:49777/simple/psprivate-probe/\n"
+    "  cause: error sending request for url (https://127.0.0.1:49777/simple/psprivate-probe/)\n"
+    "  cause: client error (Connect)\n"
+    "  cause: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))\n")
+NO_VERSION = ("error: No solution found when resolving dependencies\n  cause: Because there is "
+              "no version of psprivate-probe==2.0 and you require psprivate-probe==2.0, we can "
+              "conclude that your requirements are unsatisfiable.\n")
+
+
+def uv_env(url: str, **environ: str) -> dict[str, str]:
+    settings = IndexSettings(
+        indexes=(Index(url="https://pypi.org/simple", role="default", origin="default"),
+                 Index(url=url, role="extra", origin="$UV_INDEX", name="corp")),
+        environ={"HOME": "/nonexistent", "NETRC": "/nonexistent", **environ},
+    )
+    return settings.uv_environment()
+
+
+def test_diagnose_each_kind():
+    assert diagnose(UNAUTHORIZED).kind == "auth" and diagnose(UNAUTHORIZED).status == 401  # type: ignore[union-attr]
+    forbidden = diagnose(FORBIDDEN)
+    assert forbidden is not None and forbidden.status == 403
+    assert forbidden.url == "http://127.0.0.1:49575/simple/"
+    assert forbidden.package == "psprivate-probe"
+    download = diagnose(DOWNLOAD_FORBIDDEN)
+    assert download is not None and (download.kind, download.package) == ("auth",
+                                                                         "psprivate-probe")
+    assert diagnose(REFUSED).kind == "unreachable"  # type: ignore[union-attr]
+    assert diagnose(DNS).kind == "unreachable"  # type: ignore[union-attr]
+    assert diagnose(TLS).kind == "tls"  # type: ignore[union-attr]
+    missing = diagnose(NOT_FOUND)
+    assert missing is not None and (missing.kind, missing.package) == ("missing",
+                                                                      "psprivate-probe")
+    assert diagnose(NO_VERSION).package == "psprivate-probe==2.0"  # type: ignore[union-attr]
+    assert diagnose("error: Failed to build `x`: compiler missing") is None
+
+
+def test_refused_credentials_name_index_and_source_never_the_secret():
+    env = uv_env("http://127.0.0.1:49575/simple/", UV_INDEX_CORP_USERNAME="alice",
+                 UV_INDEX_CORP_PASSWORD="hunter2-secret")
+    output = FORBIDDEN + "retrying http://alice:hunter2-secret@127.0.0.1:49575/simple/\n"
+    error = explain(output, env, LockError, action="resolving the environment")
+    assert isinstance(error, LockError)
+    text = str(error)
+    assert "http://127.0.0.1:49575/simple/ [corp] (from $UV_INDEX)" in text
+    assert "$UV_INDEX_CORP_USERNAME/$UV_INDEX_CORP_PASSWORD" in text and "403" in text
+    assert error.package == "psprivate-probe"
+    assert "hunter2-secret" not in text and "hunter2-secret" not in repr(error)
+    assert "hunter2-secret" not in str(pickle.loads(pickle.dumps(error)))
+
+
+def test_missing_credentials_say_how_to_provide_them():
+    error = explain(DOWNLOAD_FORBIDDEN.replace("403 Forbidden", "401 Unauthorized"),
+                    uv_env("http://127.0.0.1:49575/simple/"), MaterializeError,
+                    action="installing environment abc", digest="d" * 64)
+    assert isinstance(error, MaterializeError) and error.digest == "d" * 64
+    assert "needs credentials and none were found" in error.message
+    assert "127.0.0.1:49575" in error.message and "psprivate-probe" in error.message
+    assert "netrc" in error.hint and "keyring" in error.hint and "UV_INDEX_<NAME>" in error.hint
+
+
+def test_unreachable_tls_and_missing_name_index_and_package():
+    refused = explain(REFUSED, uv_env("http://127.0.0.1:1/simple/"), LockError, action="resolving")
+    assert refused is not None and "cannot be reached" in refused.message
+    assert "http://127.0.0.1:1/simple/ [corp]" in refused.message
+    assert refused.package == "psprivate-probe"
+    tls = explain(TLS, uv_env("https://127.0.0.1:49777/simple/"), LockError, action="resolving")
+    assert tls is not None and "TLS" in tls.message and "127.0.0.1:49777" in tls.message
+    missing = explain(NO_VERSION, uv_env("http://127.0.0.1:1/simple/"), LockError,
+                      action="resolving")
+    assert missing is not None and missing.package == "psprivate-probe==2.0"
+    assert "https://pypi.org/simple" in missing.message and "127.0.0.1:1" in missing.message
+
+
+def test_scrubbed_tail_removes_percent_encoded_and_raw_secrets():
+    env = uv_env("https://u:p%40ss-w0rd@h.example/simple/")
+    tail = scrubbed_tail("saw p@ss-w0rd and p%40ss-w0rd at https://u:x@h.example/", env)
+    assert "p@ss-w0rd" not in tail and "p%40ss-w0rd" not in tail
+    assert "https://***@h.example/" in tail
