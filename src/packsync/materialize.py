@@ -19,7 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from packsync.errors import MaterializeError, tail
+from packsync.errors import MaterializeError
+from packsync.index_failures import explain, scrubbed_tail
 from packsync.lock import WHEELS_DIR, Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
@@ -130,10 +131,19 @@ def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
     result = run_uv(args, extra_env=uv_env)
     if result.returncode != 0:
         command = " ".join(args[:2]) if args[0] == "pip" else args[0]
+        explained = explain(
+            result.stdout,
+            uv_env,
+            MaterializeError,
+            action=f"installing environment {lock.env_id[:12]}",
+            digest=lock.digest,
+        )
+        if explained is not None:
+            raise explained
         raise MaterializeError(
             f"uv {command} failed while building environment {lock.env_id[:12]}",
             digest=lock.digest,
-            log_tail=tail(result.stdout),
+            log_tail=scrubbed_tail(result.stdout, uv_env),
             hint="the log names the package at fault; nothing of this environment will be used",
         )
 
