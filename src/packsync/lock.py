@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
+from packaging.utils import canonicalize_name
 
 from packsync.errors import LockError, tail
-from packsync.model import Artifact, Plan
+from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan.indexes import IndexSettings
 from packsync.store import Store
@@ -52,7 +54,12 @@ class Lock:
     digest: str
     python: str
     local_wheels: tuple[LocalWheel, ...]
-    package_count: int
+    versions: Mapping[str, str]  # canonical name -> version the target gets
+    relaxed: tuple[Relaxation, ...] = ()
+
+    @property
+    def package_count(self) -> int:
+        return len(self.versions)
 
     @property
     def env_id(self) -> str:
@@ -91,7 +98,11 @@ class Lock:
             digest=hashlib.sha256(text.encode()).hexdigest(),
             python=meta["python"],
             local_wheels=_local_wheels(data, origin),
-            package_count=len(data.get("packages", [])),
+            versions={
+                canonicalize_name(p["name"]): str(p.get("version", ""))
+                for p in data.get("packages", [])
+            },
+            relaxed=tuple(Relaxation.from_dict(r) for r in meta.get("relaxed", ())),
         )
 
     def write(self, path: Path) -> None:
@@ -155,13 +166,16 @@ def _requirements(
     wheels: list[Artifact] = []
     for decision in plan.synced():
         if decision.action == "pin":
-            separator = " " if decision.specifier.startswith("@") else ""
-            requirements.append(f"{decision.name}{separator}{decision.specifier}")
+            requirements.append(_requirement(decision.name, decision.specifier))
         else:
             artifact = artifacts[decision.key]
             wheels.append(artifact)
             requirements.append(f"{decision.name} @ {WHEELS_DIR}/{artifact.filename}")
     return requirements, wheels
+
+
+def _requirement(name: str, specifier: str) -> str:
+    return f"{name} {specifier}" if specifier.startswith("@") else f"{name}{specifier}"
 
 
 def _resolve_key(
@@ -187,11 +201,71 @@ def _resolve(
 ) -> str:
     for artifact in wheels:
         store.fetch(artifact.sha256, workdir / WHEELS_DIR / artifact.filename)
-    absolute = [
-        r.replace(f"@ {WHEELS_DIR}/", f"@ {(workdir / WHEELS_DIR).as_uri()}/") for r in requirements
-    ]
-    (workdir / "requirements.txt").write_text("\n".join(absolute) + "\n", encoding="utf-8")
+    local = (workdir / WHEELS_DIR).as_uri()
+    lines = {
+        _name_of(r): r.replace(f"@ {WHEELS_DIR}/", f"@ {local}/") for r in requirements
+    }
+    pins = {d.key: d for d in plan.synced() if d.action == "pin"}
+    relaxed: dict[str, Relaxation] = {}
+    tried: dict[str, int] = {}
+    while True:
+        output, log = _compile(plan, list(lines.values()), settings, workdir)
+        if output is not None:
+            break
+        failing = _failing_package(log)
+        decision = pins.get(failing or "")
+        if decision is None:
+            raise LockError(
+                f"uv could not resolve the environment for {plan.target.platform} "
+                f"(Python {plan.target.python})",
+                package=failing or "",
+                log_tail=tail(log),
+                hint="the log names the package at fault; pin it differently or ignore it",
+            )
+        attempt = tried.get(decision.key, 0)
+        if attempt >= len(decision.fallbacks):
+            raise _no_distribution(plan, decision, settings, log)
+        tried[decision.key] = attempt + 1
+        specifier = decision.fallbacks[attempt]
+        lines[decision.key] = _requirement(decision.name, specifier)
+        relaxed[decision.key] = Relaxation(
+            name=decision.name,
+            local_version=decision.local_version,
+            specifier=specifier,
+            version="",
+            reason=_why_unavailable(log, decision, plan),
+        )
+
+    data = tomllib.loads(output)
+    local_dir = str(workdir / WHEELS_DIR)
+    versions: dict[str, str] = {}
+    for package in data.get("packages", []):
+        versions[canonicalize_name(package["name"])] = str(package.get("version", ""))
+        archive = package.get("archive", {})
+        if str(archive.get("path", "")).startswith(local_dir):
+            archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
+    meta: dict[str, Any] = {
+        "format": LOCK_FORMAT,
+        "python": plan.target.python,
+        "target": plan.target.platform,
+        "uv-platform": plan.target.uv_platform,
+    }
+    if relaxed:
+        meta["relaxed"] = [
+            replace(r, version=versions.get(key, "")).to_dict()
+            for key, r in sorted(relaxed.items())
+        ]
+    data["tool"] = {"packsync": meta}
+    return tomli_w.dumps(data)
+
+
+def _compile(
+    plan: Plan, requirements: list[str], settings: IndexSettings, workdir: Path
+) -> tuple[str | None, str]:
+    """One ``uv pip compile`` for the target: the lock text, or None and uv's log."""
+    (workdir / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     output = workdir / "pylock.toml"
+    output.unlink(missing_ok=True)
     result = run_uv(
         [
             "pip", "compile", "requirements.txt", "--no-deps", "--quiet",
@@ -203,24 +277,53 @@ def _resolve(
         cwd=str(workdir),
     )
     if result.returncode != 0 or not output.exists():
-        raise LockError(
-            f"uv could not resolve the environment for {plan.target.platform} "
-            f"(Python {plan.target.python})",
-            log_tail=tail(result.stdout),
-            hint="the log names the package at fault; pin it differently or ignore it",
-        )
-    data = tomllib.loads(output.read_text(encoding="utf-8"))
-    local_dir = str(workdir / WHEELS_DIR)
-    for package in data.get("packages", []):
-        archive = package.get("archive", {})
-        if str(archive.get("path", "")).startswith(local_dir):
-            archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
-    data["tool"] = {
-        "packsync": {
-            "format": LOCK_FORMAT,
-            "python": plan.target.python,
-            "target": plan.target.platform,
-            "uv-platform": plan.target.uv_platform,
-        }
-    }
-    return tomli_w.dumps(data)
+        return None, result.stdout
+    return output.read_text(encoding="utf-8"), result.stdout
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_YOU_REQUIRE = re.compile(r"you require ([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _name_of(requirement: str) -> str:
+    found = _NAME.match(requirement)
+    return canonicalize_name(found.group(0) if found else requirement)
+
+
+def _failing_package(log: str) -> str | None:
+    """The package uv's "No solution found" names as the one required and impossible."""
+    found = _YOU_REQUIRE.search(log)
+    return canonicalize_name(found.group(1)) if found else None
+
+
+def _why_unavailable(log: str, decision: Decision, plan: Plan) -> str:
+    exact = f"{decision.name} {decision.local_version}"
+    where = f"{plan.target.platform} (Python {plan.target.python})"
+    if "no wheels with a matching platform tag" in log or "no wheels with a matching" in log:
+        return f"{exact} has no wheel for {where} and no sdist"
+    if "yanked" in log:
+        return f"{exact} was yanked from the index"
+    if "Python" in log and "depends on Python" in log:
+        return f"{exact} does not support Python {plan.target.python}"
+    if "there is no version of" in log:
+        return f"{exact} is not on the configured indexes"
+    return f"{exact} cannot be installed on {where}"
+
+
+def _no_distribution(
+    plan: Plan, decision: Decision, settings: IndexSettings, log: str
+) -> LockError:
+    config = settings.redacted()
+    searched = ", ".join([config.index_url, *config.extra_index_urls, *config.find_links])
+    tried = ", ".join(decision.fallbacks)
+    return LockError(
+        f"{_why_unavailable(log, decision, plan)}"
+        + (f", and nothing matches {tried} either" if tried else "")
+        + f"; indexes searched: {searched}",
+        package=decision.name,
+        log_tail=tail(log),
+        hint=(
+            f"leave it out with ignore=[{decision.name!r}] if the workers do not need it, "
+            "or install a version here that exists for the workers' platform"
+        ),
+    )

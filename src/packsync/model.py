@@ -321,6 +321,7 @@ class Decision:
     specifier: str
     reason: str
     source: Source = field(default_factory=IndexSource)
+    fallbacks: tuple[str, ...] = ()  # looser specifiers to try if the target has no such file
     cluster_version: str = ""  # known once resolved for the target
 
     @property
@@ -336,6 +337,7 @@ class Decision:
             "action": self.action,
             "reason": self.reason,
             "source": self.source.to_dict(),
+            "fallbacks": list(self.fallbacks),
         }
 
     @classmethod
@@ -347,6 +349,7 @@ class Decision:
             specifier=data["specifier"],
             reason=data["reason"],
             source=source_from_dict(data.get("source", {})),
+            fallbacks=tuple(data.get("fallbacks", ())),
             cluster_version=data.get("cluster_version", ""),
         )
 
@@ -417,6 +420,36 @@ class Problem:
             message=data["message"],
             packages=tuple(data.get("packages", ())),
             hint=data.get("hint", ""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Relaxation:
+    """A pin the target could not install, and the nearest version it got instead."""
+
+    name: str
+    local_version: str
+    specifier: str  # the looser specifier that resolved
+    version: str  # what the target gets
+    reason: str  # why the exact version was impossible
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "local-version": self.local_version,
+            "specifier": self.specifier,
+            "version": self.version,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Relaxation:
+        return cls(
+            name=data["name"],
+            local_version=data["local-version"],
+            specifier=data["specifier"],
+            version=data["version"],
+            reason=data["reason"],
         )
 
 

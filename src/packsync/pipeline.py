@@ -6,7 +6,7 @@ The CLI and ``Cluster`` both call these; each stage reports through the reporter
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packsync.build import build_local_code
@@ -16,7 +16,7 @@ from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.options import plan_options
-from packsync.plan import enforce, plan
+from packsync.plan import enforce, plan, with_resolution
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
@@ -78,6 +78,8 @@ def lock_environment(
     resolved = lock(
         decided, artifacts, store=artifact_store, settings=settings, cache=root, reporter=reporter
     )
+    decided = with_resolution(decided, resolved.versions, resolved.relaxed)
+    enforce(decided.problems, options.fail_on)
     return Locked(
         snapshot=snapshot,
         plan=decided,
@@ -86,6 +88,22 @@ def lock_environment(
         cache=root,
         settings=settings,
     )
+
+
+def resolve_for_target(
+    decided: Plan,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    reporter: Reporter | None = None,
+) -> Plan:
+    """The plan with the version each worker gets; local code is shown, not built."""
+    root = cache_dir(cache)
+    pins = replace(decided, decisions=tuple(d for d in decided.decisions if d.action == "pin"))
+    resolved = lock(
+        pins, {}, store=open_store(store_url(None, root)), settings=discover(), cache=root,
+        reporter=reporter,
+    )
+    return with_resolution(decided, resolved.versions, resolved.relaxed)
 
 
 def prepare_local(

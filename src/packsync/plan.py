@@ -7,7 +7,9 @@ gets before anything is built or launched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from packsync.dependencies import DependencyGraph, target_environment
@@ -20,6 +22,7 @@ from packsync.model import (
     Plan,
     PlanOptions,
     Problem,
+    Relaxation,
     Snapshot,
     Target,
 )
@@ -110,6 +113,8 @@ def plan(
 
     synced = [d.key for d in decisions if d.action != "ignore"]
     problems += _conflicts(graph, synced, client, options.strict)
+    if not same_platform:
+        problems += _needed_only_there(graph, synced, client, target)
     return Plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
         problems=tuple(problems),
@@ -232,14 +237,14 @@ def _decide_synced(
         return _decide(
             dist, "build", f"=={dist.version}", prefix + f"{source.kind} install: wheel built here"
         )
-    if same_platform:
-        return _decide(dist, "pin", f"=={dist.version}", prefix + "same platform: exact version")
+    exact = f"=={dist.version}"
     if dist.key in MANDATORY:
-        return _decide(dist, "pin", f"=={dist.version}", prefix + "Dask needs it: exact version")
+        return _decide(dist, "pin", exact, prefix + "Dask needs it: exact version")
     if strict:
-        return _decide(dist, "pin", f"=={dist.version}", prefix + "strict: exact version")
-    major_minor = _major_minor(dist.version)
-    return _decide(dist, "pin", f"=={major_minor}.*", prefix + "other platform: major.minor match")
+        return _decide(dist, "pin", exact, prefix + "strict: exact version")
+    platform = "same platform" if same_platform else "other platform"
+    why = f"{platform}: exact version, else the nearest {_major_minor(dist.version)}.* there is"
+    return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
 
 
 def _decide(dist: InstalledDist, action: str, specifier: str, reason: str) -> Decision:
@@ -253,9 +258,65 @@ def _decide(dist: InstalledDist, action: str, specifier: str, reason: str) -> De
     )
 
 
+def _needed_only_there(
+    graph: DependencyGraph, synced: Iterable[str], client: Mapping[str, str], target: Target
+) -> list[Problem]:
+    """Requirements the target's markers switch on that nothing here installed."""
+    members = set(synced)
+    on_target = target_environment(target, client)
+    return [
+        Problem(
+            severity="warning",
+            message=f"{e.requirer} needs {e.requirement} on {target.platform}, and it is not "
+                    "installed here: the workers will not have it",
+            packages=(e.requirer, e.name),
+            hint=f"pip install '{e.requirement.name}{e.requirement.specifier}' here so that it "
+                 "is synced (if it installs on this platform)",
+        )
+        for e in graph.edges
+        if e.requirer in members and e.name not in graph.versions
+        and e.applies(on_target) and not e.applies(client)
+    ]
+
+
+def _nearest(version: str) -> tuple[str, ...]:
+    """Looser pins, nearest first: the newest release not above it, then any of major.minor."""
+    series = f"=={_major_minor(version)}.*"
+    return (f"<={version},{series}", series)
+
+
 def _major_minor(version: str) -> str:
     try:
         release = Version(version).release
     except InvalidVersion:
         return ".".join(version.split(".")[:2])
     return ".".join(str(part) for part in (release + (0,))[:2])
+
+
+def with_resolution(
+    decided: Plan, versions: Mapping[str, str], relaxed: Iterable[Relaxation]
+) -> Plan:
+    """The plan as resolved for its target: what each worker gets, and every relaxed pin."""
+    relaxations: dict[str, Relaxation] = {canonicalize_name(r.name): r for r in relaxed}
+    problems = list(decided.problems)
+    decisions = []
+    for decision in decided.decisions:
+        relaxation = relaxations.get(decision.key)
+        if relaxation is not None:
+            decision = replace(
+                decision,
+                specifier=relaxation.specifier,
+                reason=f"relaxed: {relaxation.reason}",
+            )
+            problems.append(Problem(
+                severity="warning",
+                message=f"{decision.name} {decision.local_version} becomes {relaxation.version} "
+                        f"on {decided.target.platform}: {relaxation.reason}",
+                packages=(decision.name,),
+                hint=f"install {decision.name}=={relaxation.version} here to match exactly, "
+                     "or refuse relaxing with strict=True",
+            ))
+        local = decision.local_version if decision.action in ("build", "upload") else ""
+        version = versions.get(decision.key) or local
+        decisions.append(replace(decision, cluster_version=version))
+    return replace(decided, decisions=tuple(decisions), problems=tuple(problems))

@@ -112,7 +112,9 @@ def test_other_platform_matches_major_minor_except_mandatory_and_local_code():
         ),
         target=Target(python="3.11.7"),
     )
-    assert decision(p, "numpy").specifier == "==2.1.*"
+    numpy = decision(p, "numpy")
+    assert (numpy.specifier, numpy.fallbacks) == ("==2.1.3", ("<=2.1.3,==2.1.*", "==2.1.*"))
+    assert decision(p, "dask").fallbacks == () and decision(p, "mine").fallbacks == ()
     assert decision(p, "dask").specifier == "==1.2.3"
     assert decision(p, "mine").specifier == "==0.1.7"
 
@@ -188,7 +190,7 @@ def test_a_package_also_needed_on_linux_is_kept():
         InstalledDist(name="b", version="1.0", requested=True, requires=("six",)),
         InstalledDist(name="six", version="1.16.0"),
     )
-    assert decision(plan(s), "six").specifier == "==1.16.*"
+    assert decision(plan(s), "six").action == "pin"
 
 
 def test_same_platform_never_drops_anything():
@@ -203,9 +205,9 @@ def test_same_platform_never_drops_anything():
 def test_strict_pins_exactly_across_platforms():
     s = foreign(MAC_ENV, "macosx-14.0-arm64", InstalledDist(name="numpy", version="2.1.3"))
     strict = plan(s, options=PlanOptions.create(strict=True))
-    assert decision(strict, "numpy").specifier == "==2.1.3"
+    assert decision(strict, "numpy").fallbacks == ()
     assert "strict" in decision(strict, "numpy").reason
-    assert decision(plan(s), "numpy").specifier == "==2.1.*"
+    assert decision(plan(s), "numpy").fallbacks == ("<=2.1.3,==2.1.*", "==2.1.*")
 
 
 def test_only_syncs_the_named_packages_the_mandatory_ones_and_their_requirements():
@@ -258,6 +260,35 @@ def test_notes_of_the_scan_stop_only_under_fail_on_any():
     with pytest.raises(PlanError) as caught:
         enforce(p.problems, "any")
     assert "foo.egg-info" in str(caught.value)
+
+
+def test_requirements_only_the_target_needs_are_reported():
+    s = foreign(MAC_ENV, "macosx-14.0-arm64",
+                InstalledDist(name="keyring", version="25.5.0", requested=True,
+                              requires=('SecretStorage>=3.2; sys_platform == "linux"',)))
+    [warning] = [p for p in plan(s).problems if "SecretStorage" in p.message]
+    assert warning.severity == "warning" and "keyring" in warning.packages
+    same = plan(snapshot(*s.dists[-1:])).problems
+    assert not [p for p in same if "workers will not have it" in p.message]
+
+
+def test_resolution_fills_cluster_versions_and_reports_relaxed_pins():
+    from packsync.model import Relaxation
+    from packsync.plan import with_resolution
+
+    p = plan(snapshot(InstalledDist(name="numpy", version="2.1.3"),
+                      InstalledDist(name="mine", version="0.1", source=EditableSource(path="/m"))))
+    relaxed = Relaxation(name="numpy", local_version="2.1.3", specifier="<=2.1.3,==2.1.*",
+                         version="2.1.2", reason="numpy 2.1.3 has no wheel for linux-x86_64")
+    resolved = with_resolution(p, {"numpy": "2.1.2", "dask": "1.2.3"}, [relaxed])
+    numpy = decision(resolved, "numpy")
+    assert (numpy.cluster_version, numpy.specifier) == ("2.1.2", "<=2.1.3,==2.1.*")
+    assert "relaxed" in numpy.reason
+    assert decision(resolved, "mine").cluster_version == "0.1"
+    [warning] = resolved.problems
+    assert warning.severity == "warning" and "2.1.2" in warning.message
+    with pytest.raises(PlanError):
+        enforce(resolved.problems, "warning")
 
 
 def test_targets_by_name():

@@ -10,7 +10,8 @@ from typing import Any
 from rich.table import Table
 
 from packsync import options
-from packsync.cli.console import out
+from packsync.cli.console import err, out
+from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
 from packsync.model import FAIL_ON_LEVELS, SOURCE_KINDS, Plan, PlanOptions, Snapshot
 
@@ -23,6 +24,9 @@ def register(commands: Any) -> None:
     plan = commands.add_parser("plan", help="show what the cluster would get, and why")
     planning_options(plan)
     plan.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    plan.add_argument("--no-resolve", action="store_true",
+                      help="do not ask the indexes what the workers would get")
+    plan.add_argument("--cache-dir", help="packsync cache directory")
     plan.set_defaults(run=_plan)
 
 
@@ -97,20 +101,25 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from packsync.plan import plan
+    from packsync.pipeline import resolve_for_target
+    from packsync.plan import enforce, plan
     from packsync.scan import scan
 
+    options = plan_options(args)
     snapshot = load_snapshot(args) or scan()
-    decided = plan(snapshot, target(args), plan_options(args))
+    decided = plan(snapshot, target(args), options)
+    if not args.no_resolve:
+        decided = resolve_for_target(decided, cache=args.cache_dir, reporter=RichReporter(err))
     if args.json:
-        rows = [
-            {k: d.to_dict()[k] for k in ("name", "local_version", "specifier", "action", "reason")}
-            for d in decided.decisions
-        ]
-        print(json.dumps(rows, indent=2))
-        return 0
-    _print_plan(decided)
+        keys = ("name", "local_version", "specifier", "cluster_version", "action", "reason")
+        print(json.dumps([{k: d.to_dict()[k] for k in keys} for d in decided.decisions], indent=2))
+    else:
+        _print_plan(decided)
+    enforce(decided.problems, options.fail_on)
     return 0
+
+
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "notice": "cyan"}
 
 
 def _print_plan(decided: Plan) -> None:
@@ -120,7 +129,11 @@ def _print_plan(decided: Plan) -> None:
     for column in ("package", "local", "cluster", "decision", "reason"):
         table.add_column(column)
     for d in decided.decisions:
-        table.add_row(d.name, d.local_version, d.specifier, d.action, d.reason)
+        cluster = d.cluster_version or d.specifier
+        if d.cluster_version and d.cluster_version != d.local_version:
+            cluster = f"[yellow]{d.cluster_version}[/] ({d.specifier})"
+        table.add_row(d.name, d.local_version, cluster if d.action != "ignore" else "-",
+                      d.action, d.reason)
     out.print(table)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
@@ -128,3 +141,6 @@ def _print_plan(decided: Plan) -> None:
         out.print(f"extra index: {url} ({idx.origins.get(url, '?')})")
     for url in idx.find_links:
         out.print(f"find-links: {url} ({idx.origins.get(url, '?')})")
+    for problem in decided.problems:
+        style = _SEVERITY_STYLE[problem.severity]
+        out.print(f"[{style}]{problem.severity}[/]: {problem.message}", soft_wrap=True)

@@ -1,0 +1,156 @@
+"""Resolution for the target before launch: real uv against real indexes and wheel files.
+
+A find-links directory made by the test holds a package whose exact version has no
+wheel for Linux, so the relax rule has something real to work on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from packsync.errors import LockError
+from packsync.lock import lock
+from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot
+from packsync.plan import MANDATORY, plan, with_resolution
+from packsync.scan import scan
+from packsync.scan.indexes import discover
+from packsync.store import open_store
+
+from .conftest import REPO, hermetic_env
+
+FIXTURES = REPO / "tests" / "fixtures"
+PROBE = "packsync-relax-probe"
+LINUX_WHEEL = "py3-none-any"
+MAC_ONLY = "py3-none-macosx_11_0_arm64"
+
+
+def make_wheel(directory: Path, name: str, version: str, tag: str) -> None:
+    """A minimal valid wheel: metadata, one module, RECORD."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text)}")
+    record.append(f"{info}/RECORD,,")
+    with zipfile.ZipFile(directory / f"{dist}-{version}-{tag}.whl", "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+
+
+@pytest.fixture(scope="module")
+def links(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("links")
+    make_wheel(directory, PROBE, "1.2.0", LINUX_WHEEL)
+    make_wheel(directory, PROBE, "1.2.3", MAC_ONLY)  # what the client has: no Linux file
+    make_wheel(directory, PROBE, "1.3.0", LINUX_WHEEL)  # newer, but another minor series
+    make_wheel(directory, PROBE, "2.0.0", MAC_ONLY)
+    return directory
+
+
+def linux_snapshot(probe_version: str) -> Snapshot:
+    here = scan()
+    mandatory = [here.get(name) for name in MANDATORY]
+    dists = tuple(InstalledDist(name=d.name, version=d.version) for d in mandatory if d)
+    return Snapshot(
+        interpreter=Interpreter(implementation="cpython", version=here.interpreter.version,
+                                platform="linux-x86_64", libc="manylinux_2_28"),
+        environment=here.environment,
+        prefix="/env",
+        dists=dists + (InstalledDist(name=PROBE, version=probe_version, requested=True),),
+    )
+
+
+def resolve(snapshot: Snapshot, links: Path, tmp_path: Path, **options):
+    decided = plan(snapshot, None, PlanOptions.create(**options))
+    settings = discover({"UV_FIND_LINKS": str(links), "HOME": str(tmp_path),
+                         "PIP_CONFIG_FILE": os.devnull}, prefix=str(tmp_path))
+    result = lock(decided, {}, store=open_store(str(tmp_path / "store")), settings=settings,
+                  cache=tmp_path / "cache")
+    return decided, result
+
+
+def test_a_version_without_a_linux_file_is_relaxed_to_the_nearest_of_its_series(links, tmp_path):
+    decided, result = resolve(linux_snapshot("1.2.3"), links, tmp_path)
+    assert result.versions[PROBE] == "1.2.0"
+    [relaxed] = result.relaxed
+    assert (relaxed.name, relaxed.local_version, relaxed.version) == (PROBE, "1.2.3", "1.2.0")
+    assert "no wheel" in relaxed.reason
+    resolved = with_resolution(decided, result.versions, result.relaxed)
+    [warning] = [p for p in resolved.problems if PROBE in p.packages]
+    assert warning.severity == "warning" and "1.2.0" in warning.message
+    # the mandatory packages stay exact, and the relaxation survives a cached resolve
+    for name in MANDATORY:
+        local = next(d for d in decided.decisions if d.key == name).local_version
+        assert result.versions[name] == local
+    _, again = resolve(linux_snapshot("1.2.3"), links, tmp_path)
+    assert again.digest == result.digest and again.relaxed == result.relaxed
+
+
+def test_strict_refuses_to_relax_and_names_package_version_target_and_index(links, tmp_path):
+    with pytest.raises(LockError) as caught:
+        resolve(linux_snapshot("1.2.3"), links, tmp_path, strict=True)
+    message = str(caught.value)
+    assert PROBE in message and "1.2.3" in message and "linux-x86_64" in message
+    assert str(links) in message and caught.value.package == PROBE
+    assert "ignore" in caught.value.hint
+
+
+def test_nothing_installable_in_the_series_is_an_error(links, tmp_path):
+    with pytest.raises(LockError) as caught:
+        resolve(linux_snapshot("2.0.0"), links, tmp_path)
+    assert "2.0.0" in str(caught.value) and "2.0.*" in str(caught.value)
+
+
+def packsync_plan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "packsync.cli", "plan", *args],
+        capture_output=True, text=True, env=hermetic_env(COLUMNS="300"), timeout=300,
+    )
+
+
+@pytest.mark.parametrize("fixture", ["snapshot-macos-arm64.json", "snapshot-windows-amd64.json"])
+def test_a_foreign_snapshot_is_planned_and_resolved_for_linux(fixture, tmp_path):
+    result = packsync_plan("--snapshot", str(FIXTURES / fixture), "--json",
+                           "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    snapshot = json.loads((FIXTURES / fixture).read_text())
+    platform_only = {"appnope", "pyobjc-core", "pyobjc-framework-cocoa", "colorama", "pywin32"}
+    for dist in snapshot["dists"]:
+        row = rows[dist["name"]]
+        assert set(row) >= {"name", "local_version", "specifier", "action", "reason"}
+        if dist["name"] in platform_only:
+            assert row["action"] == "ignore" and "not for linux-x86_64" in row["reason"]
+            continue
+        assert row["action"] == "pin"
+        local, cluster = dist["version"], row["cluster_version"]
+        if dist["name"] in MANDATORY:
+            assert cluster == local and "exact" in row["reason"]
+        else:  # exact where Linux has the file, else the same major.minor
+            assert cluster.split(".")[:2] == local.split(".")[:2]
+            assert cluster == local or "relaxed" in row["reason"]
+
+
+def test_plan_explains_every_decision_in_a_table(tmp_path):
+    result = packsync_plan("--snapshot", str(FIXTURES / "snapshot-macos-arm64.json"),
+                           "--no-resolve", "--target", "linux-aarch64")
+    assert result.returncode == 0, result.stderr
+    assert "plan for linux-aarch64" in result.stdout
+    for text in ("appnope", "ipykernel needs it only when", "Dask needs it", "SecretStorage"):
+        assert text in result.stdout
