@@ -175,3 +175,19 @@ def test_store_gc_command_line(tmp_path):
     assert f'"{sha}"' in dry.stdout and target.exists()
     subprocess.run(command, capture_output=True, text=True, check=True)
     assert not target.exists()
+
+
+def test_store_expiry_comes_from_argument_environment_or_config(monkeypatch):
+    import dask.config
+
+    from packsync.config import store_expiry
+
+    monkeypatch.delenv("PACKSYNC_STORE_EXPIRY", raising=False)
+    assert store_expiry() == 24 * HOUR
+    with dask.config.set({"packsync.store-expiry": "36h"}):
+        assert store_expiry() == 36 * HOUR
+        monkeypatch.setenv("PACKSYNC_STORE_EXPIRY", "7 days")
+        assert store_expiry() == 7 * 24 * HOUR
+        assert store_expiry(60) == 60.0
+    with pytest.raises(StoreError, match="not a duration"):
+        store_expiry("soon")
