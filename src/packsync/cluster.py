@@ -5,6 +5,10 @@ processes, each started with the cached environment's own interpreter, never wit
 the client's site-packages. Everything Dask users expect of ``LocalCluster``
 (``get_client()``, ``scale()``, ``adapt()``, ``close()``, async use, the dashboard)
 comes from ``SpecCluster``.
+
+Working-directory code is live: ``sync()`` sends the files changed since the last sync
+to the running scheduler and workers (``watch=True`` does it on every save), and
+workers that join later start on the current code.
 """
 
 from __future__ import annotations
@@ -13,17 +17,22 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import dask.config
 from dask.system import CPU_COUNT
+from dask.utils import parse_timedelta
 from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
 
+from packsync.codebundle import code_rules, using_rules
 from packsync.deploy import EnvScheduler, EnvWorker, process_environment
-from packsync.errors import PacksyncError
+from packsync.errors import LaunchError, PacksyncError
+from packsync.livesync import LiveCode, SyncResult
 from packsync.options import plan_options
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.progress import Reporter, StageClock, stage
@@ -53,6 +62,14 @@ class Cluster(SpecCluster):
         ``PACKSYNC_CACHE_DIR`` / dask config ``packsync.cache-dir`` / user cache dir).
     python:
         The interpreter environments are created from (default: the one running).
+    include, exclude:
+        Git-style globs, relative to the working directory, of files to ship besides its
+        importable modules (data files) and of files never to ship. Default: Dask config
+        ``packsync.include`` / ``packsync.exclude``. ``.gitignore`` is honoured.
+    watch:
+        Sync changed working-directory code to the running cluster on every save
+        (polled every ``packsync.watch-interval``, default 0.5 s). Default: Dask config
+        ``packsync.watch``, else False; ``sync()`` does it on demand.
     reporter:
         Receives progress events (the CLI passes a rich one).
     """
@@ -67,6 +84,9 @@ class Cluster(SpecCluster):
         only: Sequence[str] | None = None,
         strict: bool | None = None,
         fail_on: str | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        watch: bool | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         store: str | None = None,
         python: str | None = None,
@@ -89,6 +109,14 @@ class Cluster(SpecCluster):
             threads_per_worker = max(1, CPU_COUNT // max(n_workers, 1))
         assert threads_per_worker is not None
         self._options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on)
+        self._code_rules = code_rules(include=include, exclude=exclude)
+        self._watch = bool(watch if watch is not None else dask.config.get(
+            "packsync.watch", default=False))
+        self._watch_interval = float(parse_timedelta(
+            dask.config.get("packsync.watch-interval", default="500ms"), default="seconds"))
+        self._watcher: asyncio.Task[None] | None = None
+        self._sync_lock: asyncio.Lock | None = None
+        self.live_code: LiveCode | None = None
         self._cache_dir = cache_dir
         self._store = store
         self._python = python
@@ -136,6 +164,8 @@ class Cluster(SpecCluster):
             with stage(self.clock, "launch", f"scheduler and {len(early)} workers"):
                 await super()._start()
                 await self._adopt(early)
+            if self._watch and self._watcher is None:
+                self._watcher = asyncio.ensure_future(self._watch_code())
         except BaseException as error:
             await asyncio.gather(*(w.close() for w, _ in early.values()), return_exceptions=True)
             if self.scheduler is not None:
@@ -179,15 +209,83 @@ class Cluster(SpecCluster):
         locked = lock_environment(
             options=self._options, cache=self._cache_dir, store=self._store, reporter=self.clock
         )
-        return prepare_local(locked, python=self._python, reporter=self.clock)
+        with using_rules(self._code_rules):
+            prepared = prepare_local(locked, python=self._python, reporter=self.clock)
+        self.live_code = LiveCode(
+            roots=locked.snapshot.code_paths,
+            rules=self._code_rules,
+            store=locked.store,
+            cache=locked.cache,
+            bundle=prepared.code,
+            version_dir=prepared.code_dir,
+        )
+        return prepared
 
-    @staticmethod
-    def _launch_options(prepared: Prepared) -> dict[str, Any]:
+    def _launch_options(self, prepared: Prepared) -> dict[str, Any]:
+        link = self.live_code.link if self.live_code is not None else prepared.code_dir
         return {
             "python": str(prepared.environment.python),
-            "env": process_environment(prepared.code_dir),
+            "env": process_environment(link),
             "cwd": os.getcwd(),
         }
+
+    def sync(self, func: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """With no arguments: send changed working-directory code to the running cluster.
+
+        Only the files changed since the last sync travel. The scheduler and every
+        worker then import the new code on the next task (the modules that changed are
+        re-imported, the others keep their state); workers that join later get it too.
+        Returns a ``SyncResult`` (awaitable with ``asynchronous=True``). Called with a
+        function, this is Dask's own ``sync`` helper.
+        """
+        if func is None:
+            return super().sync(self._sync_code, **kwargs)
+        return super().sync(func, *args, **kwargs)
+
+    async def _sync_code(self) -> SyncResult:
+        live = self.live_code
+        if live is None or self.scheduler_comm is None or self.status != Status.running:
+            raise LaunchError(
+                "sync() needs a running cluster", hint="start the cluster first"
+            )
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            start = time.perf_counter()
+            update = await asyncio.to_thread(live.next_update)
+            if update is None:
+                return SyncResult(code_id=live.code_id, sent=(), deleted=(), workers=0,
+                                  seconds=time.perf_counter() - start)
+            result = await live.push(update, self.scheduler_comm)
+            logger.info("code %s: sent %s to the scheduler and %d workers",
+                        result.code_id[:12], ", ".join(result.sent) or "no file", result.workers)
+            return result
+
+    async def _watch_code(self) -> None:
+        """Poll file sizes and mtimes; sync when they change. A failure is logged, not fatal."""
+        assert self.live_code is not None
+        while True:
+            await asyncio.sleep(self._watch_interval)
+            try:
+                if await asyncio.to_thread(self.live_code.touched):
+                    await self._sync_code()
+            except asyncio.CancelledError:
+                raise
+            except PacksyncError as error:
+                logger.warning("code not synced: %s", error)
+            except Exception:
+                logger.exception("code not synced")
+
+    async def _close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        try:
+            await super()._close()
+        finally:
+            if self.live_code is not None:
+                self.live_code.close()
 
     async def _correct_state_internal(self) -> None:
         if self._first_workers_timed:

@@ -21,6 +21,7 @@ from typing import Any
 import dask.config
 from distributed.deploy.spec import ProcessInterface
 
+from packsync.codeplugin import LINK_VARIABLE
 from packsync.errors import LaunchError
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,11 @@ _LOG_LINES = 200
 
 
 def process_environment(code_dir: Path | None) -> dict[str, str]:
-    """The client's environment, minus what would let its own packages leak in."""
+    """The client's environment, minus what would let its own packages leak in.
+
+    ``code_dir`` (the cluster's live code link) goes on ``PYTHONPATH``, and is named in
+    ``PACKSYNC_CODE_LINK`` so that live code updates know where to apply.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
@@ -40,8 +45,10 @@ def process_environment(code_dir: Path | None) -> dict[str, str]:
     env["PYTHONNOUSERSITE"] = "1"  # the client's user site is not part of the environment
     env["PYTHONSAFEPATH"] = "1"  # the working directory is reached through the code bundle
     env["DASK_INTERNAL_INHERIT_CONFIG"] = dask.config.serialize(dask.config.global_config)
+    env.pop(LINK_VARIABLE, None)
     if code_dir is not None:
         env["PYTHONPATH"] = str(code_dir)
+        env[LINK_VARIABLE] = str(code_dir)
     return env
 
 

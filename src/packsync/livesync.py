@@ -1,0 +1,214 @@
+"""The client side of live code sync: what changed since the last sync, and sending only that.
+
+``LiveCode`` owns one cluster's live link (``<cache>/code/live/<pid>-<id>``, the
+``PYTHONPATH`` of its processes) and the manifest of the version it last synced.
+``sync`` stores the new bundle (so a host that lacks the old version can fetch it),
+applies the update on the scheduler and registers it as a worker plugin: running
+workers apply it at once, workers that join later when they register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle  # type: ignore[import-untyped]
+from distributed.protocol import pickle as dask_pickle
+
+from packsync import codeplugin
+from packsync.codebundle import (
+    MANIFEST,
+    READY,
+    CodeBundle,
+    collect_files,
+    manifest_of,
+    read_files,
+    store_bundle,
+)
+from packsync.codeplugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
+from packsync.errors import LaunchError
+from packsync.scan.workdir import CodeRules, walk_code
+from packsync.store import Store
+
+logger = logging.getLogger(__name__)
+
+# Workers may not have packsync installed (``only=``, ``ignore=``): the plugin travels by value.
+cloudpickle.register_pickle_by_value(codeplugin)
+
+_EMPTY = "empty"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncResult:
+    """What one ``Cluster.sync()`` did."""
+
+    code_id: str
+    sent: tuple[str, ...]  # files whose bytes were sent (new or changed)
+    deleted: tuple[str, ...]
+    workers: int  # workers that applied the update now (later ones apply it on joining)
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.sent or self.deleted)
+
+
+class LiveCode:
+    """One cluster's working-directory code: its live link and the last synced version."""
+
+    def __init__(
+        self,
+        *,
+        roots: Sequence[str],
+        rules: CodeRules,
+        store: Store,
+        cache: Path,
+        bundle: CodeBundle | None,
+        version_dir: Path | None,
+    ) -> None:
+        self.roots = tuple(roots)
+        self.rules = rules
+        self.store = store
+        self.code_root = cache / "code"
+        self.bundle = bundle
+        self.manifest: dict[str, str] = dict(bundle.manifest) if bundle else {}
+        self.code_id = bundle.code_id if bundle else _EMPTY
+        live = self.code_root / "live"
+        live.mkdir(parents=True, exist_ok=True)
+        _remove_dead_links(live)
+        self.link = live / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        os.symlink(version_dir or _empty_version(self.code_root), self.link)
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, sizes and mtimes of the files that would travel: cheap enough to poll."""
+        seen: dict[str, tuple[str, int, int]] = {}
+        for root in self.roots:
+            for file in walk_code(root, self.rules):
+                seen.setdefault(file.relpath, (file.relpath, file.size, file.mtime_ns))
+        return tuple(sorted(seen.values()))
+
+    def touched(self) -> bool:
+        """Whether a file was added, removed or saved since the last call (True the first time)."""
+        current = self.fingerprint()
+        touched = current != self._fingerprint
+        self._fingerprint = current
+        return touched
+
+    def next_update(self) -> CodeUpdate | None:
+        """The update from the last synced version to the files as they are; None if equal."""
+        contents = read_files(collect_files(self.roots, self.rules))
+        manifest = manifest_of(contents)
+        if manifest == self.manifest:
+            return None
+        if contents:
+            bundle, _ = store_bundle(contents, store=self.store)
+            code_id, sha256 = bundle.code_id, bundle.sha256
+        else:
+            code_id, sha256 = _EMPTY, ""
+        changed = {
+            p: contents[p] for p, digest in manifest.items() if self.manifest.get(p) != digest
+        }
+        return CodeUpdate(
+            code_id=code_id,
+            sha256=sha256,
+            manifest=manifest,
+            files=changed,
+            base=self.code_id,
+            store_url=self.store.url,
+        )
+
+    def commit(self, update: CodeUpdate) -> None:
+        self.manifest = dict(update.manifest)
+        self.code_id = update.code_id
+
+    async def push(self, update: CodeUpdate, scheduler_comm: Any) -> SyncResult:
+        """Apply ``update`` on the scheduler and every worker (present and future)."""
+        start = time.perf_counter()
+        plugin = CodeSyncPlugin(update)
+        on_scheduler, on_workers = await asyncio.gather(
+            scheduler_comm.run_function(
+                function=dumps(apply_on_scheduler),
+                args=dumps((update,)),
+                kwargs=dumps({}),
+                wait=True,
+            ),
+            scheduler_comm.register_worker_plugin(
+                plugin=dumps(plugin), name=PLUGIN_NAME, idempotent=False
+            ),
+        )
+        failures = [("scheduler", on_scheduler)] if on_scheduler.get("status") == "error" else []
+        failures += [(w, r) for w, r in on_workers.items() if r.get("status") == "error"]
+        if failures:
+            where, response = failures[0]
+            raise LaunchError(
+                f"code version {update.code_id[:12]} could not be applied on {where}"
+                f" ({len(failures)} processes failed): {response.get('exception_text', '')}",
+                host=str(where),
+                log_tail=str(response.get("traceback_text") or ""),
+                hint="the processes keep their previous code; fix the cause and sync again",
+            )
+        deleted = tuple(sorted(set(self.manifest) - set(update.manifest)))
+        self.commit(update)
+        return SyncResult(
+            code_id=update.code_id,
+            sent=tuple(sorted(update.files)),
+            deleted=deleted,
+            workers=len(on_workers),
+            seconds=time.perf_counter() - start,
+        )
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.link)
+        except FileNotFoundError:
+            pass
+
+
+def dumps(value: object) -> bytes:
+    """Dask's pickling (cloudpickle for what is registered by value)."""
+    data: bytes = dask_pickle.dumps(value)  # type: ignore[no-untyped-call]
+    return data
+
+
+def _empty_version(code_root: Path) -> Path:
+    """The version of a working directory without code (a file may appear later)."""
+    empty = code_root / _EMPTY
+    if not (empty / READY).exists():
+        empty.mkdir(parents=True, exist_ok=True)
+        (empty / MANIFEST).write_text("{}")
+        (empty / READY).write_text("\n")
+    return empty
+
+
+def _remove_dead_links(live: Path) -> None:
+    """Links of clusters whose client process is gone (a crash skips ``close``)."""
+    for entry in live.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
