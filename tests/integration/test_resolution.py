@@ -6,13 +6,10 @@ wheel for Linux, so the relax rule has something real to work on.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,31 +23,12 @@ from packsync.scan.indexes import discover
 from packsync.store import open_store
 
 from .conftest import REPO, hermetic_env
+from .wheels import make_wheel
 
 FIXTURES = REPO / "tests" / "fixtures"
 PROBE = "packsync-relax-probe"
 LINUX_WHEEL = "py3-none-any"
 MAC_ONLY = "py3-none-macosx_11_0_arm64"
-
-
-def make_wheel(directory: Path, name: str, version: str, tag: str) -> None:
-    """A minimal valid wheel: metadata, one module, RECORD."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}.py": f"VERSION = {version!r}\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text)}")
-    record.append(f"{info}/RECORD,,")
-    with zipfile.ZipFile(directory / f"{dist}-{version}-{tag}.whl", "w") as wheel:
-        for path, text in files.items():
-            wheel.writestr(path, text)
-        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import site
 import sys
 import sysconfig
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from packaging.markers import default_environment
 
 from packsync.model import DirectorySource, EditableSource, Interpreter, Snapshot
-from packsync.scan.dists import scan_dists
+from packsync.scan.dists import find_dists
 from packsync.scan.indexes import discover
 from packsync.scan.workdir import code_paths, stdlib_paths
 
@@ -34,10 +35,20 @@ def current_interpreter() -> Interpreter:
     )
 
 
+def site_dirs() -> list[str]:
+    """Where installers put distributions for this interpreter (user site included)."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    dirs += [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    return dirs
+
+
 def scan(path: Sequence[str] | None = None) -> Snapshot:
     """A snapshot of the environment importable from ``path`` (default ``sys.path``)."""
     search_path = list(sys.path if path is None else path)
-    dists = scan_dists(search_path)
+    result = find_dists(search_path, site_dirs())
+    dists = result.dists
     local_projects = [
         d.source.path for d in dists if isinstance(d.source, (EditableSource, DirectorySource))
     ]
@@ -48,4 +59,5 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
         dists=dists,
         code_paths=code_paths(search_path, prefixes=stdlib_paths(), exclude=local_projects),
         indexes=discover().redacted(),
+        notes=result.notes,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -29,29 +31,178 @@ from packsync.model import (
 _HEADERS = ("name", "version", "requires-dist")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScanResult:
+    """The distributions Python would import, and what was seen but left out (and why)."""
+
+    dists: tuple[InstalledDist, ...]
+    notes: tuple[str, ...]
+
+
 def scan_dists(paths: Iterable[str]) -> tuple[InstalledDist, ...]:
-    """Every distribution importable from ``paths``; the first on the path wins."""
+    """The distributions importable from ``paths``, wherever their metadata sits."""
+    return find_dists(paths, None).dists
+
+
+def find_dists(paths: Iterable[str], site_dirs: Iterable[str] | None) -> ScanResult:
+    """Every distribution importable from ``paths``; the first on the path wins.
+
+    ``site_dirs`` are the directories installers write to. Legacy ``*.egg-info`` found
+    elsewhere counts only when an ``*.egg-link`` points there (``setup.py develop``):
+    a stray one in a working directory is not an install. ``None`` accepts it anywhere.
+    """
+    entries = [os.path.abspath(p or ".") for p in paths]
+    sites = None if site_dirs is None else {os.path.abspath(d) for d in site_dirs}
+    links = _egg_links(entries)
     found: dict[str, InstalledDist] = {}
-    for entry in paths:
-        for dist in _dists_in(entry):
-            found.setdefault(dist.key, dist)
-    return tuple(sorted(found.values(), key=lambda d: d.key))
+    notes: list[str] = []
+    for entry in entries:
+        legacy_ok = sites is None or entry in sites or entry in links
+        for dist in _dists_in(entry, links.get(entry), legacy_ok, notes):
+            first = found.setdefault(dist.key, dist)
+            if first is not dist:
+                notes.append(
+                    f"{dist.name} {dist.version} in {entry} is shadowed by {first.name} "
+                    f"{first.version} in {first.location}, which is what Python imports"
+                )
+    return ScanResult(
+        dists=tuple(sorted(found.values(), key=lambda d: d.key)), notes=tuple(notes)
+    )
 
 
-def _dists_in(entry: str) -> Iterator[InstalledDist]:
+def _egg_links(entries: list[str]) -> dict[str, str]:
+    """``setup.py develop`` installs: the directory each ``*.egg-link`` puts on the path,
+    mapped to its project root."""
+    links: dict[str, str] = {}
+    for entry in entries:
+        try:
+            names = [n for n in os.listdir(entry) if n.endswith(".egg-link")]
+        except OSError:
+            continue
+        for name in names:
+            lines = _read_text(os.path.join(entry, name)).splitlines()
+            if not lines or not lines[0].strip():
+                continue
+            target = os.path.abspath(lines[0].strip())
+            relative = lines[1].strip() if len(lines) > 1 else "."
+            links[target] = os.path.normpath(os.path.join(target, relative or "."))
+    return links
+
+
+def _dists_in(
+    entry: str, egg_link_project: str | None, legacy_ok: bool, notes: list[str]
+) -> Iterator[InstalledDist]:
+    if entry.endswith(".egg"):
+        egg = _read_egg(entry)
+        if egg is not None:
+            yield egg
+        return
     try:
-        names = sorted(os.listdir(entry or "."))
+        names = sorted(os.listdir(entry))
     except OSError:
         return
     # dist-info before egg-info for the same name within one directory
-    dist_infos = [n for n in names if n.endswith(".dist-info")]
-    egg_infos = [n for n in names if n.endswith(".egg-info")]
-    for name in dist_infos:
-        yield _read_dist_info(os.path.join(entry, name), entry)
-    for name in egg_infos:
-        dist = _read_egg_info(os.path.join(entry, name), entry)
-        if dist is not None:
-            yield dist
+    for name in names:
+        if name.endswith(".dist-info"):
+            dist = _read_dist_info(os.path.join(entry, name), entry)
+            if _files_present(os.path.join(entry, name), entry):
+                yield dist
+            else:
+                notes.append(
+                    f"{dist.name} {dist.version} has metadata in {entry} but its files are "
+                    "gone: skipped (reinstall or uninstall it)"
+                )
+    for name in names:
+        if not name.endswith(".egg-info"):
+            continue
+        if not legacy_ok:
+            notes.append(f"{os.path.join(entry, name)} is not an install (no installer put it "
+                         "there): skipped")
+            continue
+        egg_info = _read_egg_info(os.path.join(entry, name), entry)
+        if egg_info is None:
+            continue
+        if egg_link_project is not None:
+            egg_info = replace(egg_info, source=EditableSource(
+                path=egg_link_project, commit=git_commit(egg_link_project)
+            ))
+        yield egg_info
+
+
+def _files_present(dist_info: str, location: str) -> bool:
+    """One stat: does the first installed file RECORD lists still exist?"""
+    try:
+        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", errors="replace") as f:
+            head = f.read(8192)  # uv sorts RECORD: the package's own lines come early
+    except OSError:
+        return True  # no RECORD: nothing to check against
+    own = os.path.basename(dist_info) + "/"
+    lines = head.splitlines()
+    if len(head) == 8192:
+        lines = lines[:-1]  # the last line may be cut off
+    for line in lines:
+        path = line.split(",", 1)[0]
+        if path and not path.startswith((own, "../", "/")) and "__pycache__" not in path:
+            return os.path.exists(os.path.join(location, path))
+    return True
+
+
+def _read_egg(path: str) -> InstalledDist | None:
+    """An ``*.egg`` directory or zip file on the path (easy_install, ``setup.py install``)."""
+    problems: list[str] = []
+    if os.path.isdir(path):
+        headers = _read_headers(os.path.join(path, "EGG-INFO", "PKG-INFO"), problems)
+    else:
+        try:
+            with zipfile.ZipFile(path) as egg:
+                raw = egg.read("EGG-INFO/PKG-INFO")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return None
+        headers = _parse_headers(raw, problems)
+    name, version = _name_and_version(headers, os.path.basename(path), problems)
+    return InstalledDist(
+        name=name,
+        version=version,
+        installer="egg",
+        requires=tuple(headers.get("requires-dist", ())),
+        location=path,
+        problems=tuple(problems),
+    )
+
+
+def git_commit(path: str) -> str:
+    """The commit checked out in the Git work tree holding ``path`` ("" if none)."""
+    directory = Path(path)
+    for candidate in (directory, *directory.parents):
+        dot_git = candidate / ".git"
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            pointer = _read_text(str(dot_git)).strip()
+            if not pointer.startswith("gitdir:"):
+                return ""
+            dot_git = (candidate / pointer.split(":", 1)[1].strip()).resolve()
+        if dot_git.is_dir():
+            return _resolve_head(dot_git)
+    return ""
+
+
+def _resolve_head(git_dir: Path) -> str:
+    head = _read_text(str(git_dir / "HEAD")).strip()
+    if not head.startswith("ref:"):
+        return head
+    ref = head.split(":", 1)[1].strip()
+    common = git_dir
+    commondir = _read_text(str(git_dir / "commondir")).strip()
+    if commondir:
+        common = (git_dir / commondir).resolve()
+    for root in (git_dir, common):
+        value = _read_text(str(root / ref)).strip()
+        if value:
+            return value
+    for line in _read_text(str(common / "packed-refs")).splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref:
+            return sha
+    return ""
 
 
 def _read_dist_info(path: str, location: str) -> InstalledDist:
@@ -79,25 +230,49 @@ def _read_egg_info(path: str, location: str) -> InstalledDist | None:
         return None
     headers = _read_headers(pkg_info, problems)
     name, version = _name_and_version(headers, os.path.basename(path), problems)
+    requires = headers.get("requires-dist") or _egg_requires(os.path.join(path, "requires.txt"))
     return InstalledDist(
         name=name,
         version=version,
         source=IndexSource(),
         installer=_read_text(os.path.join(path, "INSTALLER")).strip(),
+        requires=tuple(requires),
         location=location,
         problems=tuple(problems),
     )
 
 
+def _egg_requires(path: str) -> list[str]:
+    """``requires.txt`` lines as Requires-Dist strings (``[extra:marker]`` sections too)."""
+    requires: list[str] = []
+    marker = ""
+    for raw in _read_text(path).splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            extra, _, condition = line[1:-1].partition(":")
+            parts = [f"({condition})"] if condition else []
+            parts += [f'extra == "{extra}"'] if extra else []
+            marker = " and ".join(parts)
+            continue
+        requires.append(f"{line}; {marker}" if marker else line)
+    return requires
+
+
 def _read_headers(path: str, problems: list[str]) -> dict[str, list[str]]:
     """The core-metadata headers packsync needs, without the email parser's cost."""
-    headers: dict[str, list[str]] = {}
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError:
         problems.append(f"no metadata file {os.path.basename(path)}")
-        return headers
+        return {}
+    return _parse_headers(raw, problems)
+
+
+def _parse_headers(raw: bytes, problems: list[str]) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -157,7 +332,7 @@ def _read_direct_url(path: str, problems: list[str]) -> Source:
     if "dir_info" in data:
         directory = file_url_to_path(url)
         if data["dir_info"].get("editable"):
-            return EditableSource(path=directory)
+            return EditableSource(path=directory, commit=git_commit(directory))
         return DirectorySource(path=directory)
     problems.append("direct_url.json names no known install kind")
     return IndexSource()
