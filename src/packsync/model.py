@@ -93,15 +93,19 @@ class VcsSource:
     url: str
     commit: str = ""
     requested_revision: str = ""
+    subdirectory: str = ""  # where the project sits inside the repository
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "kind": self.kind,
             "vcs": self.vcs,
             "url": self.url,
             "commit": self.commit,
             "requested_revision": self.requested_revision,
         }
+        if self.subdirectory:
+            data["subdirectory"] = self.subdirectory
+        return data
 
     @property
     def is_local_code(self) -> bool:
@@ -128,6 +132,7 @@ def source_from_dict(data: Mapping[str, Any]) -> Source:
             url=data["url"],
             commit=data.get("commit", ""),
             requested_revision=data.get("requested_revision", ""),
+            subdirectory=data.get("subdirectory", ""),
         )
     raise ValueError(f"unknown source kind {kind!r}")
 

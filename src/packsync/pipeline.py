@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packsync.build import build_local_code
 from packsync.codebundle import CodeBundle, publish_code, unpack_code
-from packsync.config import cache_dir, store_url
+from packsync.config import cache_dir, store_expiry, store_url
 from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
@@ -20,7 +20,7 @@ from packsync.plan import enforce, plan, with_resolution
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
-from packsync.store import Store, open_store
+from packsync.store import Store, gc_if_due, open_store
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,12 +52,18 @@ def lock_environment(
     snapshot: Snapshot | None = None,
     cache: str | os.PathLike[str] | None = None,
     store: str | None = None,
+    expiry: str | float | None = None,
     reporter: Reporter | None = None,
 ) -> Locked:
-    """Scan (unless given a snapshot), plan, build local code and resolve the lock."""
+    """Scan (unless given a snapshot), plan, build local code and resolve the lock.
+
+    Expired store objects (unused for ``expiry``, default 24 h) are collected first, at
+    most once an hour.
+    """
     reporter = reporter or NullReporter()
     root = cache_dir(cache)
     artifact_store = open_store(store_url(store, root))
+    gc_if_due(artifact_store, cache=root, expiry=store_expiry(expiry))
     if snapshot is None:
         with stage(reporter, "scan") as current:
             snapshot = scan()
@@ -74,6 +80,7 @@ def lock_environment(
         cache=root,
         uv_env=settings.uv_environment(),
         reporter=reporter,
+        snapshot=snapshot,
     )
     resolved = lock(
         decided, artifacts, store=artifact_store, settings=settings, cache=root, reporter=reporter

@@ -412,8 +412,8 @@ def open_store(
             hint="pass credentials through the storage's own configuration (for S3: "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile), or storage_options",
         )
-    import fsspec  # type: ignore[import-untyped]
-    from fsspec.registry import known_implementations  # type: ignore[import-untyped]
+    import fsspec
+    from fsspec.registry import known_implementations
 
     if parts.scheme not in known_implementations:
         raise StoreError(

@@ -18,6 +18,8 @@ def register(commands: Any) -> None:
     lock.add_argument("-o", "--output", default="pylock.toml", help="lock file to write")
     lock.add_argument("--store", help="artifact store URL or directory")
     lock.add_argument("--cache-dir", help="packsync cache directory")
+    lock.add_argument("--store-expiry", metavar="DURATION",
+                      help="collect store objects unused for this long (default 24h)")
     lock.set_defaults(run=_lock)
 
     mat = commands.add_parser("materialize", help="build (or find) the environment of a lock")
@@ -37,6 +39,7 @@ def _lock(args: argparse.Namespace) -> int:
         snapshot=load_snapshot(args),
         cache=args.cache_dir,
         store=args.store,
+        expiry=args.store_expiry,
         reporter=RichReporter(err),
     )
     output = Path(args.output)

@@ -322,6 +322,7 @@ def _read_direct_url(path: str, problems: list[str]) -> Source:
             url=url,
             commit=info.get("commit_id", ""),
             requested_revision=info.get("requested_revision", ""),
+            subdirectory=data.get("subdirectory", ""),
         )
     if "archive_info" in data:
         info = data["archive_info"]
