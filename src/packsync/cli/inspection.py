@@ -97,6 +97,8 @@ def _scan(args: argparse.Namespace) -> int:
         out.print(table)
     if snapshot.code_paths:
         out.print("working-directory code from: " + ", ".join(snapshot.code_paths))
+    for note in snapshot.notes:
+        out.print(f"[cyan]note[/]: {note}", soft_wrap=True)
     return 0
 
 
