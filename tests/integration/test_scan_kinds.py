@@ -221,7 +221,7 @@ def test_broken_metadata_is_reported_not_fatal(scanned):
     assert any("UTF-8" in p for p in dist(snapshot, "broken")["problems"])
 
 
-def test_system_site_packages_are_seen_and_shadowed_by_the_venv(tmp_path):
+def test_system_and_user_site_packages_are_seen_and_shadowed_by_the_venv(tmp_path):
     base_site = subprocess.run(
         [BASE_PYTHON, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         check=True, capture_output=True, text=True).stdout.strip()
@@ -241,10 +241,18 @@ def test_system_site_packages_are_seen_and_shadowed_by_the_venv(tmp_path):
     subprocess.run([UV, "pip", "install", "--quiet", "--python", python, "--no-deps", str(wheel)],
                    check=True, env=hermetic_env())
 
+    user_base = tmp_path / "userbase"  # pip install --user, as on a system interpreter
+    user_wheel = make_wheel(tmp_path, "user-only", "2.0")
+    subprocess.run([BASE_PYTHON, "-m", "pip", "install", "--quiet", "--no-input", "--user",
+                    "--no-index", "--no-warn-script-location", str(user_wheel)],
+                   check=True, env=hermetic_env(PYTHONUSERBASE=str(user_base)))
+
     scanned = subprocess.run([str(venv / "bin/packsync"), "scan", "--json"], cwd=tmp_path,
-                             env=hermetic_env(), capture_output=True, text=True, check=True)
+                             env=hermetic_env(PYTHONUSERBASE=str(user_base)),
+                             capture_output=True, text=True, check=True)
     snapshot = json.loads(scanned.stdout)
     assert base_site in {d["location"] for d in snapshot["dists"]}  # base packages are seen
+    assert dist(snapshot, "user-only")["location"].startswith(str(user_base))
     winner = dist(snapshot, shadow.lower().replace("_", "-"))
     assert winner["version"] == "999.0" and winner["location"].startswith(str(venv))
     assert any(f"shadowed by {winner['name']} 999.0" in n and base_site in n
