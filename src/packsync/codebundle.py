@@ -159,8 +159,11 @@ def publish_code(
 def unpack_code(bundle: CodeBundle, *, store: Store, cache: Path) -> Path:
     """The bundle's files in ``<cache>/code/<code_id>``, unpacked once and reused."""
     target = cache / "code" / bundle.code_id
-    if (target / READY).exists():
+    try:
+        os.utime(target / READY)  # a use: old versions nobody used are pruned
         return target
+    except FileNotFoundError:
+        pass
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
     try:

@@ -34,6 +34,7 @@ from packsync.codebundle import (
     store_bundle,
 )
 from packsync.codeplugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
+from packsync.config import store_expiry
 from packsync.errors import LaunchError
 from packsync.scan.workdir import CodeRules, walk_code
 from packsync.store import Store
@@ -84,6 +85,7 @@ class LiveCode:
         live = self.code_root / "live"
         live.mkdir(parents=True, exist_ok=True)
         _remove_dead_links(live)
+        _prune_versions(self.code_root, store_expiry())
         self.link = live / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         os.symlink(version_dir or _empty_version(self.code_root), self.link)
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
@@ -202,6 +204,26 @@ def _remove_dead_links(live: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
         except FileNotFoundError:
             pass
+
+
+def _prune_versions(code_root: Path, expiry: float) -> None:
+    """Remove code versions unused for ``expiry`` seconds that no live link points at.
+
+    Every sync makes a version (``watch=True``: every save); they are small, as
+    unchanged files are hard links, but they would pile up. A version's use is the
+    mtime of its ready marker (set when made, touched when a launch reuses it).
+    """
+    linked = {os.path.realpath(link) for link in (code_root / "live").iterdir()}
+    cutoff = time.time() - expiry
+    for version in code_root.iterdir():
+        if version.name in ("live", _EMPTY) or version.name.startswith("."):
+            continue
+        try:
+            if (version / READY).stat().st_mtime >= cutoff or str(version) in linked:
+                continue
+        except FileNotFoundError:
+            continue  # being unpacked, or not a version
+        shutil.rmtree(version, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

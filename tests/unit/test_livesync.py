@@ -117,3 +117,21 @@ def test_process_not_started_by_a_cluster_is_told_so(work, tmp_path, monkeypatch
     monkeypatch.delenv("PACKSYNC_CODE_LINK", raising=False)
     with pytest.raises(RuntimeError, match="PACKSYNC_CODE_LINK"):
         apply_update(update)
+
+
+def test_versions_unused_for_the_expiry_are_pruned_unless_linked(work, tmp_path):
+    first = live_code(work, tmp_path)
+    first_version = os.path.realpath(first.link)
+    (work / "helpers_ls.py").write_text("def f():\n    return 2\n")
+    update = first.next_update()
+    assert update is not None
+    apply_update(update, link=str(first.link))
+    old = tmp_path / "cache" / "code" / update.code_id / ".packsync-ready"
+    os.utime(old, (0, 0))
+    os.utime(os.path.join(first_version, ".packsync-ready"), (0, 0))
+    (work / "helpers_ls.py").write_text("def f():\n    return 3\n")
+    live_code(work, tmp_path)  # a new cluster prunes: the first one's link keeps its version
+    assert old.exists()
+    first.close()
+    live_code(work, tmp_path)
+    assert not old.exists() and not os.path.exists(first_version)
