@@ -96,3 +96,28 @@ def test_tampered_store_object_is_never_installed(client_env: ClientEnv, tmp_pat
     assert any(obj.name in result.stderr for obj in objects)
     assert not any((p / ".packsync-ready").exists() for p in (client_env.cache / "envs").iterdir()
                    if p.is_dir())
+
+
+def test_plan_options_stop_a_launch_before_anything_starts(client_env: ClientEnv, tmp_path):
+    # a conflict pip check would report: the project wants an httpx that is not installed
+    project = make_project(tmp_path / "needy", "needy", "X = 1\n")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        'version = "0.1.0"', 'version = "0.1.0"\ndependencies = ["httpx<0.1"]'))
+    client_env.install("--no-deps", str(project))
+    launch = """
+        import packsync
+        from packsync.errors import PlanError
+        try:
+            packsync.Cluster(n_workers=1, {options})
+        except PlanError as error:
+            print(error.stage, "|", error.package, "|", error)
+        else:
+            print("launched")
+    """
+    strict = client_env.run(launch.format(options="strict=True")).stdout
+    assert strict.startswith("plan |") and "needy" in strict and "httpx" in strict
+    assert "requires httpx<0.1" in strict
+    by_config = client_env.run(launch.format(options=""), DASK_PACKSYNC__FAIL_ON="warning").stdout
+    assert by_config.startswith("plan |") and "fail_on='warning'" in by_config
+    assert not (client_env.cache / "envs").exists()  # nothing was built for either
