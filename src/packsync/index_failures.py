@@ -12,17 +12,25 @@ Every log tail it returns is scrubbed of the secrets in that environment.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from packaging.utils import canonicalize_name
+
 from packsync.errors import PacksyncError, tail
 from packsync.scan.indexes import SOURCES_VARIABLE, redact_text, strip_userinfo
 
 Kind = Literal["auth", "unreachable", "tls", "missing"]
+ACCESS: tuple[Kind, ...] = ("auth", "unreachable", "tls")
+"""Failures no other version or index order can fix: the index itself cannot be used."""
 
 _AUTH = [
     re.compile(r"An index URL \((?P<url>[^)\s]+)\) could not be queried due to a lack of valid "
@@ -116,14 +124,20 @@ def explain(
     error: type[PacksyncError],
     *,
     action: str,
+    kinds: tuple[Kind, ...] = ("auth", "unreachable", "tls", "missing"),
     **fields: str,
 ) -> PacksyncError | None:
     """An ``error`` explaining an index failure in ``output``, or ``None`` if it is not one.
 
-    ``action`` says what uv was doing ("resolving the environment", "installing …").
+    ``action`` says what uv was doing ("resolving the environment", "installing …");
+    ``kinds`` which failures to explain (a resolver that retries other versions leaves
+    "missing" to itself).
     """
     failure = diagnose(output)
-    if failure is None:
+    if failure is not None and failure.kind == "missing" and set(kinds) & set(ACCESS):
+        # uv's unsafe-best-match strategy reports a refused index as "not found": ask them.
+        failure = probe_indexes(failure.package, uv_env) or failure
+    if failure is None or failure.kind not in kinds:
         return None
     log_tail = scrubbed_tail(output, uv_env)
     source = _matching_source(failure.url, uv_env)
@@ -134,7 +148,7 @@ def explain(
     if failure.kind == "auth":
         status = {401: "401 Unauthorized", 403: "403 Forbidden"}.get(failure.status,
                                                                      str(failure.status))
-        found = (source or {}).get("credentials", "")
+        found = (source or {}).get("credentials", "") or _sent_credentials(failure.url, uv_env)
         host = _host(failure.url)
         if found:
             message = (f"the index {where} refused the credentials found in {found} "
@@ -165,12 +179,54 @@ def explain(
     return error(message, hint=hint, package=package, log_tail=log_tail, **fields)
 
 
+def probe_indexes(package: str, uv_env: Mapping[str, str]) -> IndexFailure | None:
+    """Ask each index of ``uv_env`` for ``package``'s page, as uv would, with its credentials.
+
+    The first index that refuses, cannot be reached or fails TLS is the failure.
+    """
+    name = re.split(r"[=<>!~;\[ ]", package, maxsplit=1)[0]
+    if not name:
+        return None
+    urls = [uv_env.get("UV_DEFAULT_INDEX", ""), *uv_env.get("UV_INDEX", "").split()]
+    for url in filter(None, urls):
+        if not url.startswith(("http://", "https://")):
+            continue
+        plain = strip_userinfo(url)
+        page = plain.rstrip("/") + f"/{canonicalize_name(name)}/"
+        request = urllib.request.Request(page, headers={"Accept": "text/html"})
+        parts = urlsplit(url)
+        if parts.username is not None:
+            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            token = base64.b64encode(userinfo.encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            urllib.request.urlopen(request, timeout=15).close()
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 403):
+                return IndexFailure(kind="auth", url=plain, status=error.code, package=package)
+        except urllib.error.URLError as error:
+            kind: Kind = "tls" if isinstance(error.reason, ssl.SSLError) else "unreachable"
+            return IndexFailure(kind=kind, url=plain, package=package)
+        except (OSError, ValueError):
+            return IndexFailure(kind="unreachable", url=plain, package=package)
+    return None
+
+
 def _sources(uv_env: Mapping[str, str]) -> list[dict[str, str]]:
     try:
         rows = json.loads(uv_env.get(SOURCES_VARIABLE, "[]"))
     except json.JSONDecodeError:
         return []
     return [r for r in rows if isinstance(r, dict)]
+
+
+def _sent_credentials(url: str, uv_env: Mapping[str, str]) -> str:
+    """Without a description of the indexes: were credentials in uv's URLs for this host?"""
+    for match in _USERINFO.finditer(" ".join(uv_env.values())):
+        rest = " ".join(uv_env.values())[match.end():].split("/", 1)[0]
+        if rest == _host(url):
+            return "the configured URL"
+    return ""
 
 
 def _host(url: str) -> str:

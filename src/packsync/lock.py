@@ -23,9 +23,11 @@ from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name
 
 from packsync.errors import LockError, tail
+from packsync.index_failures import ACCESS, secrets_in
+from packsync.index_failures import explain as explain_index_failure
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.progress import NullReporter, Reporter, stage
-from packsync.scan.indexes import IndexSettings
+from packsync.scan.indexes import IndexSettings, redact_text
 from packsync.store import Store
 from packsync.uvtool import run_uv
 
@@ -277,7 +279,13 @@ def _compile(
         cwd=str(workdir),
     )
     if result.returncode != 0 or not output.exists():
-        return None, result.stdout
+        uv_env = settings.uv_environment()
+        refused = explain_index_failure(
+            result.stdout, uv_env, LockError, action="resolving the environment", kinds=ACCESS
+        )
+        if refused is not None:
+            raise refused
+        return None, redact_text(result.stdout, secrets_in(uv_env))
     return output.read_text(encoding="utf-8"), result.stdout
 
 

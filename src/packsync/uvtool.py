@@ -23,6 +23,27 @@ _INHERITED_PREFIXES = (
 )
 
 
+# Variables that can carry an index credential (URLs with userinfo, uv's per-index secrets).
+_INDEX_VARIABLES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "UV_INDEX",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+)
+
+
+def without_index_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the variables that configure indexes or carry their credentials.
+
+    For processes that outlive an install (Dask workers): they never need an index, and
+    a credential must not sit in their environment for as long as they run.
+    """
+    return {k: v for k, v in environ.items() if not k.startswith(_INDEX_VARIABLES)}
+
+
 def uv_binary() -> str:
     """``PACKSYNC_UV`` when set (a specific uv build), else the one the ``uv`` package ships."""
     explicit = os.environ.get("PACKSYNC_UV")

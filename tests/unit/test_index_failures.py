@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import pickle
+import threading
 
 from packsync.errors import LockError, MaterializeError
-from packsync.index_failures import diagnose, explain, scrubbed_tail
+from packsync.index_failures import ACCESS, diagnose, explain, probe_indexes, scrubbed_tail
 from packsync.scan.indexes import Index, IndexSettings
 
 NOT_FOUND = ("error: No solution found when resolving dependencies\n  cause: Because "
@@ -102,7 +105,7 @@ def test_unreachable_tls_and_missing_name_index_and_package():
     tls = explain(TLS, uv_env("https://127.0.0.1:49777/simple/"), LockError, action="resolving")
     assert tls is not None and "TLS" in tls.message and "127.0.0.1:49777" in tls.message
     missing = explain(NO_VERSION, uv_env("http://127.0.0.1:1/simple/"), LockError,
-                      action="resolving")
+                      action="resolving", kinds=("missing",))  # no probe of the indexes
     assert missing is not None and missing.package == "psprivate-probe==2.0"
     assert "https://pypi.org/simple" in missing.message and "127.0.0.1:1" in missing.message
 
@@ -112,3 +115,42 @@ def test_scrubbed_tail_removes_percent_encoded_and_raw_secrets():
     tail = scrubbed_tail("saw p@ss-w0rd and p%40ss-w0rd at https://u:x@h.example/", env)
     assert "p@ss-w0rd" not in tail and "p%40ss-w0rd" not in tail
     assert "https://***@h.example/" in tail
+
+
+def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
+    """uv's unsafe-best-match strategy reports a 401 as "not found"; a probe tells them apart."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("Authorization", ""))
+            good = "Basic " + base64.b64encode(b"alice:right").decode()
+            code = 404 if self.path.startswith("/open/") else (
+                200 if self.headers.get("Authorization") == good else 403)
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        env = {"UV_DEFAULT_INDEX": f"{base}/open/", "UV_INDEX": f"http://alice:wrong@127.0.0.1:"
+               f"{server.server_port}/private/simple/"}
+        found = probe_indexes("psprivate-probe==1.0.0", env)
+        assert found is not None and (found.kind, found.status) == ("auth", 403)
+        assert found.url == f"{base}/private/simple/"
+        assert seen[-1] == "Basic " + base64.b64encode(b"alice:wrong").decode()
+        env["UV_INDEX"] = env["UV_INDEX"].replace("wrong", "right")
+        assert probe_indexes("psprivate-probe", env) is None
+        error = explain(NOT_FOUND, {**env, "UV_INDEX": env["UV_INDEX"].replace("right", "x")},
+                        LockError, action="resolving", kinds=ACCESS)
+        assert error is not None and "403" in error.message and "refused" in error.message
+        assert explain(NOT_FOUND, env, LockError, action="resolving", kinds=ACCESS) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

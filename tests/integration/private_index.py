@@ -1,0 +1,110 @@
+"""A real password-protected package index on 127.0.0.1 (pypiserver), holding a wheel that
+exists nowhere else, for the private-index tests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE = "psprivate-probe"
+MODULE = "psprivate_probe"
+VERSION = "1.0.0"
+MESSAGE = "served by the private index"
+
+
+@dataclass(frozen=True)
+class PrivateIndex:
+    """A running pypiserver: its plain URL and the accounts it accepts."""
+
+    host: str
+    port: int
+    accounts: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/simple/"
+
+    def url_with(self, username: str, password: str = "") -> str:
+        userinfo = f"{username}:{password}" if password else username
+        return f"http://{userinfo}@{self.host}:{self.port}/simple/"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def build_wheel(directory: Path) -> Path:
+    """A minimal, valid pure-Python wheel of ``PACKAGE``, written by hand (no build backend)."""
+    dist_info = f"{MODULE}-{VERSION}.dist-info"
+    files = {
+        f"{MODULE}/__init__.py": f"MESSAGE = {MESSAGE!r}\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: packsync-tests\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / f"{MODULE}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
+    """Serve ``root/packages`` (with the probe wheel) to these ``{username: password}``."""
+    from passlib.apache import HtpasswdFile
+
+    packages = root / "packages"
+    build_wheel(packages)
+    htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
+    for username, password in accounts.items():
+        htpasswd.set_password(username, password)
+    htpasswd.save()
+    port = _free_port()
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+         "-a", "download,list,update", "-P", str(root / "htpasswd"), "--disable-fallback",
+         str(packages)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()
+    index = PrivateIndex(host="127.0.0.1", port=port, accounts=dict(accounts), process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((root / "server.log").read_text())
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+            return index
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    index.stop()
+    raise RuntimeError("pypiserver did not become ready")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
