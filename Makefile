@@ -38,6 +38,8 @@ test-unit: $(UV_TEST)
 
 bench: $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_launch.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_sync.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_rebuild.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)

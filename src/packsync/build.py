@@ -28,6 +28,7 @@ from packaging.utils import (
 )
 
 from packsync.errors import BuildError, tail
+from packsync.index_failures import scrubbed_tail
 from packsync.model import (
     ArchiveSource,
     Artifact,
@@ -373,7 +374,7 @@ def _build_wheel(
             f"building a wheel of {decision.name} from {_shown(source, project)} failed",
             package=decision.name,
             path=str(project),
-            log_tail=tail(result.stdout),
+            log_tail=scrubbed_tail(result.stdout, context.uv_env),
             hint="fix the build (the log above is uv's), or leave the package out with "
             f"ignore=[{decision.name!r}]",
         )

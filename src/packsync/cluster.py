@@ -29,7 +29,7 @@ from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
 
-from packsync.codebundle import code_rules, using_rules
+from packsync.codebundle import code_rules
 from packsync.deploy import EnvScheduler, EnvWorker, process_environment
 from packsync.errors import LaunchError, PacksyncError
 from packsync.livesync import LiveCode, SyncResult
@@ -209,8 +209,9 @@ class Cluster(SpecCluster):
         locked = lock_environment(
             options=self._options, cache=self._cache_dir, store=self._store, reporter=self.clock
         )
-        with using_rules(self._code_rules):
-            prepared = prepare_local(locked, python=self._python, reporter=self.clock)
+        prepared = prepare_local(
+            locked, python=self._python, code_rules=self._code_rules, reporter=self.clock
+        )
         self.live_code = LiveCode(
             roots=locked.snapshot.code_paths,
             rules=self._code_rules,

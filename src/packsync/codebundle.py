@@ -9,15 +9,13 @@ can reuse its unchanged files and a live update sends only what changed.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +31,6 @@ from packsync.store import Store, sha256_file
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 READY = ".packsync-ready"
 MANIFEST = ".packsync-manifest.json"
-
-_rules_override: contextvars.ContextVar[CodeRules | None] = contextvars.ContextVar(
-    "packsync_code_rules", default=None
-)
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CodeBundle:
@@ -75,20 +68,6 @@ def code_rules(
         exclude=_globs(exclude if exclude is not None else _config("exclude")),
         max_bytes=max_bytes,
     )
-
-
-@contextlib.contextmanager
-def using_rules(rules: CodeRules) -> Iterator[None]:
-    """Make ``publish_code`` calls in this context (thread, task) use ``rules``."""
-    token = _rules_override.set(rules)
-    try:
-        yield
-    finally:
-        _rules_override.reset(token)
-
-
-def current_rules() -> CodeRules:
-    return _rules_override.get() or code_rules()
 
 
 def collect_files(roots: Iterable[str], rules: CodeRules) -> dict[str, CodeFile]:
@@ -142,10 +121,10 @@ def publish_code(
 ) -> CodeBundle | None:
     """Bundle the code of ``roots`` (first root wins a name) into the store.
 
-    ``rules`` default to those set with ``using_rules``, else to the Dask config.
+    ``rules`` default to the Dask config (``packsync.include``, ``packsync.exclude``).
     """
     reporter = reporter or NullReporter()
-    rules = rules or current_rules()
+    rules = rules or code_rules()
     with stage(reporter, "code") as current:
         contents = read_files(collect_files(roots, rules))
         if not contents:

@@ -23,6 +23,7 @@ from distributed.deploy.spec import ProcessInterface
 
 from packsync.codeplugin import LINK_VARIABLE
 from packsync.errors import LaunchError
+from packsync.uvtool import without_index_settings
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,15 @@ _LOG_LINES = 200
 
 
 def process_environment(code_dir: Path | None) -> dict[str, str]:
-    """The client's environment, minus what would let its own packages leak in.
+    """The client's environment, minus its index settings and what would let its own
+    packages leak in.
 
     ``code_dir`` (the cluster's live code link) goes on ``PYTHONPATH``, and is named in
     ``PACKSYNC_CODE_LINK`` so that live code updates know where to apply.
     """
     env = {
         k: v
-        for k, v in os.environ.items()
+        for k, v in without_index_settings(os.environ).items()  # no credential lives on in them
         if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
     }
     env["PYTHONNOUSERSITE"] = "1"  # the client's user site is not part of the environment

@@ -93,6 +93,10 @@ class LaunchError(PacksyncError):
     stage = "launch"
 
 
+class SyncError(PacksyncError):
+    stage = "sync"
+
+
 def tail(text: str, lines: int = 25) -> str:
     """The last lines of a log, which is what a user reads first."""
     return "\n".join(text.rstrip().splitlines()[-lines:])

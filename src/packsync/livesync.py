@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
+import cloudpickle
 from distributed.protocol import pickle as dask_pickle
 
 from packsync import codeplugin
@@ -35,7 +35,7 @@ from packsync.codebundle import (
 )
 from packsync.codeplugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
 from packsync.config import store_expiry
-from packsync.errors import LaunchError
+from packsync.errors import SyncError
 from packsync.scan.workdir import CodeRules, walk_code
 from packsync.store import Store
 
@@ -151,7 +151,7 @@ class LiveCode:
         failures += [(w, r) for w, r in on_workers.items() if r.get("status") == "error"]
         if failures:
             where, response = failures[0]
-            raise LaunchError(
+            raise SyncError(
                 f"code version {update.code_id[:12]} could not be applied on {where}"
                 f" ({len(failures)} processes failed): {response.get('exception_text', '')}",
                 host=str(where),

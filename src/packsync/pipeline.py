@@ -20,6 +20,7 @@ from packsync.plan import enforce, plan, with_resolution
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
+from packsync.scan.workdir import CodeRules
 from packsync.store import Store, gc_if_due, open_store
 
 
@@ -114,7 +115,11 @@ def resolve_for_target(
 
 
 def prepare_local(
-    locked: Locked, *, python: str | None = None, reporter: Reporter | None = None
+    locked: Locked,
+    *,
+    python: str | None = None,
+    code_rules: CodeRules | None = None,
+    reporter: Reporter | None = None,
 ) -> Prepared:
     """Materialize the lock on this machine and unpack the working-directory code."""
     reporter = reporter or NullReporter()
@@ -127,6 +132,8 @@ def prepare_local(
         uv_env=locked.settings.uv_environment(),
         reporter=reporter,
     )
-    code = publish_code(locked.snapshot.code_paths, store=locked.store, reporter=reporter)
+    code = publish_code(
+        locked.snapshot.code_paths, store=locked.store, reporter=reporter, rules=code_rules
+    )
     code_dir = unpack_code(code, store=locked.store, cache=locked.cache) if code else None
     return Prepared(locked=locked, environment=environment, code=code, code_dir=code_dir)
