@@ -55,8 +55,14 @@ def uv_binary() -> str:
 
 
 def uv_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment without index and interpreter settings, plus ``extra``."""
+    """The parent's environment without index and interpreter settings, plus ``extra``.
+
+    uv reads no configuration file and no netrc of its own: packsync has already read them
+    on the client, so uv sees exactly the indexes and credentials it is handed, on any host.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env["UV_NO_CONFIG"] = "1"
+    env["NETRC"] = os.devnull
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"
     env.update(extra or {})
