@@ -22,6 +22,7 @@ import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name
 
+from packsync.conda.locked import CondaLock
 from packsync.errors import LockError, tail
 from packsync.index_failures import ACCESS, secrets_in
 from packsync.index_failures import explain as explain_index_failure
@@ -58,6 +59,7 @@ class Lock:
     local_wheels: tuple[LocalWheel, ...]
     versions: Mapping[str, str]  # canonical name -> version the target gets
     relaxed: tuple[Relaxation, ...] = ()
+    conda: CondaLock | None = None  # [tool.packsync.conda]: installed before the pip part
 
     @property
     def package_count(self) -> int:
@@ -105,6 +107,7 @@ class Lock:
                 for p in data.get("packages", [])
             },
             relaxed=tuple(Relaxation.from_dict(r) for r in meta.get("relaxed", ())),
+            conda=CondaLock.from_dict(meta["conda"], origin) if meta.get("conda") else None,
         )
 
     def write(self, path: Path) -> None:
@@ -139,19 +142,24 @@ def lock(
     settings: IndexSettings,
     cache: Path,
     reporter: Reporter | None = None,
+    conda: CondaLock | None = None,
 ) -> Lock:
-    """Resolve the plan for its target into a lock (reusing an earlier identical resolve)."""
+    """Resolve the plan for its target into a lock (reusing an earlier identical resolve).
+
+    ``conda``, the solved conda part, is recorded beside the pip part, so the digest
+    covers both.
+    """
     reporter = reporter or NullReporter()
     with stage(reporter, "lock") as current:
         requirements, wheels = _requirements(plan, artifacts)
-        key = _resolve_key(plan, requirements, wheels, settings)
+        key = _resolve_key(plan, requirements, wheels, settings, conda)
         cached = cache / "locks" / f"{key}.toml"
         if cached.exists():
             result = Lock.from_text(cached.read_text(encoding="utf-8"), str(cached))
             current.detail = f"{result.package_count} packages, resolved before"
             return result
         with tempfile.TemporaryDirectory(prefix="packsync-lock-") as tmp:
-            text = _resolve(plan, requirements, wheels, store, settings, Path(tmp))
+            text = _resolve(plan, requirements, wheels, store, settings, Path(tmp), conda)
         result = Lock.from_text(text)
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(".partial")
@@ -166,7 +174,7 @@ def _requirements(
 ) -> tuple[list[str], list[Artifact]]:
     requirements: list[str] = []
     wheels: list[Artifact] = []
-    for decision in plan.synced():
+    for decision in plan.pip_synced():
         if decision.action == "pin":
             requirements.append(_requirement(decision.name, decision.specifier))
         else:
@@ -181,7 +189,11 @@ def _requirement(name: str, specifier: str) -> str:
 
 
 def _resolve_key(
-    plan: Plan, requirements: list[str], wheels: list[Artifact], settings: IndexSettings
+    plan: Plan,
+    requirements: list[str],
+    wheels: list[Artifact],
+    settings: IndexSettings,
+    conda: CondaLock | None = None,
 ) -> str:
     material = {
         "format": LOCK_FORMAT,
@@ -190,6 +202,8 @@ def _resolve_key(
         "wheels": {a.filename: a.sha256 for a in wheels},
         "indexes": settings.redacted().to_dict() | {"origins": {}},
     }
+    if conda is not None:
+        material["conda"] = conda.to_dict()
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -200,6 +214,7 @@ def _resolve(
     store: Store,
     settings: IndexSettings,
     workdir: Path,
+    conda: CondaLock | None = None,
 ) -> str:
     for artifact in wheels:
         store.fetch(artifact.sha256, workdir / WHEELS_DIR / artifact.filename)
@@ -210,9 +225,11 @@ def _resolve(
     pins = {d.key: d for d in plan.synced() if d.action == "pin"}
     relaxed: dict[str, Relaxation] = {}
     tried: dict[str, int] = {}
-    while True:
-        output, log = _compile(plan, list(lines.values()), settings, workdir)
-        if output is not None:
+    output = ""
+    while lines:
+        compiled, log = _compile(plan, list(lines.values()), settings, workdir)
+        if compiled is not None:
+            output = compiled
             break
         failing = _failing_package(log)
         decision = pins.get(failing or "")
@@ -238,7 +255,7 @@ def _resolve(
             reason=_why_unavailable(log, decision, plan),
         )
 
-    data = tomllib.loads(output)
+    data = tomllib.loads(output) if lines else _empty_lock()
     local_dir = str(workdir / WHEELS_DIR)
     versions: dict[str, str] = {}
     for package in data.get("packages", []):
@@ -257,8 +274,15 @@ def _resolve(
             replace(r, version=versions.get(key, "")).to_dict()
             for key, r in sorted(relaxed.items())
         ]
+    if conda is not None:
+        meta["conda"] = conda.to_dict()
     data["tool"] = {"packsync": meta}
     return tomli_w.dumps(data)
+
+
+def _empty_lock() -> dict[str, Any]:
+    """A lock with no pip package (conda provides them all)."""
+    return {"lock-version": "1.0", "created-by": "packsync", "packages": []}
 
 
 def _compile(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError
 from packsync.index_failures import explain, scrubbed_tail
 from packsync.lock import WHEELS_DIR, Lock
@@ -68,8 +69,13 @@ def materialize(
     python: str | None = None,
     uv_env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    conda_channels: Mapping[str, str] | None = None,
 ) -> Environment:
-    """The ready environment for ``lock``, built if it is not in the cache yet."""
+    """The ready environment for ``lock``, built if it is not in the cache yet.
+
+    ``conda_channels`` maps the lock's redacted conda channel URLs to live ones (tokens
+    included): kept in memory, handed to the conda installer only.
+    """
     reporter = reporter or NullReporter()
     with stage(reporter, "materialize", lock.env_id[:12]) as current:
         found = ready_environment(lock, cache)
@@ -87,7 +93,8 @@ def materialize(
                 logger.warning("removing the unfinished environment %s", path)
                 shutil.rmtree(path)
             try:
-                _build(lock, path, store, python, uv_env or {}, reporter)
+                _build(lock, path, store, python, uv_env or {}, reporter,
+                       cache=cache, conda_channels=conda_channels or {})
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
@@ -102,24 +109,36 @@ def _build(
     python: str | None,
     uv_env: Mapping[str, str],
     reporter: Reporter,
+    *,
+    cache: Path,
+    conda_channels: Mapping[str, str],
 ) -> None:
-    interpreter = find_python(lock.python, python)
-    reporter.step("materialize", f"creating a Python {lock.python} environment")
-    _uv(["venv", "--quiet", "--no-project", "--python", interpreter, str(path)], lock, uv_env)
+    conda = lock.conda
+    if conda is None or not conda.python:
+        interpreter = find_python(lock.python, python)
+        reporter.step("materialize", f"creating a Python {lock.python} environment")
+        _uv(["venv", "--quiet", "--no-project", "--python", interpreter, str(path)], lock, uv_env)
+    if conda is not None:
+        # before the pip part, which may build on it; Python too when conda provides it
+        reporter.step("materialize", f"installing {len(conda.packages)} conda packages")
+        install_conda(conda, path, cache=cache, channels=conda_channels, digest=lock.digest)
     record = path / RECORD_DIR
     record.mkdir()
     lock.write(record / "pylock.toml")
     for wheel in lock.local_wheels:
         store.fetch(wheel.sha256, record / WHEELS_DIR / wheel.filename)
     reporter.step("materialize", f"installing {lock.package_count} packages")
-    _uv(
-        [
-            "pip", "sync", "--quiet", "--compile-bytecode", "--preview-features", "pylock",
-            "--python", str(path / "bin" / "python"), str(record / "pylock.toml"),
-        ],
-        lock,
-        uv_env,
-    )
+    # ``pip sync`` would uninstall the Python packages conda just installed
+    install = ["sync"] if conda is None else ["install", "-r"]
+    if conda is None or lock.package_count:
+        _uv(
+            [
+                "pip", *install, "--quiet", "--compile-bytecode", "--preview-features",
+                "pylock", "--python", str(path / "bin" / "python"), str(record / "pylock.toml"),
+            ],
+            lock,
+            uv_env,
+        )
     shutil.rmtree(record / WHEELS_DIR, ignore_errors=True)
     marker = path / READY_MARKER
     partial = path / (READY_MARKER + ".partial")

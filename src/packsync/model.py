@@ -112,8 +112,26 @@ class VcsSource:
         return True
 
 
-Source = IndexSource | EditableSource | DirectorySource | ArchiveSource | VcsSource
-SOURCE_KINDS = ("index", "editable", "directory", "archive", "vcs")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CondaSource:
+    """Installed by a conda package (its files are that package's): it travels with conda."""
+
+    kind: ClassVar[str] = "conda"
+    package: str  # the conda package's name, e.g. ``dask-core`` for ``dask``
+    channel: str = ""  # redacted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "package": self.package, "channel": self.channel}
+
+    @property
+    def is_local_code(self) -> bool:
+        return False
+
+
+Source = (
+    IndexSource | EditableSource | DirectorySource | ArchiveSource | VcsSource | CondaSource
+)
+SOURCE_KINDS = ("index", "editable", "directory", "archive", "vcs", "conda")
 
 
 def source_from_dict(data: Mapping[str, Any]) -> Source:
@@ -134,6 +152,8 @@ def source_from_dict(data: Mapping[str, Any]) -> Source:
             requested_revision=data.get("requested_revision", ""),
             subdirectory=data.get("subdirectory", ""),
         )
+    if kind == "conda":
+        return CondaSource(package=data["package"], channel=data.get("channel", ""))
     raise ValueError(f"unknown source kind {kind!r}")
 
 
@@ -241,6 +261,92 @@ class IndexConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CondaPackage:
+    """One ``conda-meta/*.json`` record. URLs are redacted: no channel token is kept."""
+
+    name: str
+    version: str
+    build: str
+    build_number: int = 0
+    subdir: str = ""
+    channel: str = ""
+    noarch: str = ""  # "python", "generic" or ""
+    requested_spec: str = ""  # what the user asked for, when they did
+    depends: tuple[str, ...] = ()
+    python_dists: tuple[str, ...] = ()  # canonical names of the distributions it installs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "build_number": self.build_number,
+            "subdir": self.subdir,
+            "channel": self.channel,
+            "noarch": self.noarch,
+            "requested_spec": self.requested_spec,
+            "depends": list(self.depends),
+            "python_dists": list(self.python_dists),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CondaPackage:
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            build=data["build"],
+            build_number=int(data.get("build_number", 0)),
+            subdir=data.get("subdir", ""),
+            channel=data.get("channel", ""),
+            noarch=data.get("noarch", ""),
+            requested_spec=data.get("requested_spec", ""),
+            depends=tuple(data.get("depends", ())),
+            python_dists=tuple(data.get("python_dists", ())),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CondaEnvironment:
+    """The conda side of a prefix (conda, mamba, micromamba or pixi made it)."""
+
+    prefix: str
+    subdir: str  # the prefix's platform: linux-64, linux-aarch64, osx-arm64, ...
+    channels: tuple[str, ...]  # redacted, in the order they were first seen
+    packages: tuple[CondaPackage, ...]
+
+    @property
+    def python(self) -> str:
+        """The version of the conda ``python`` package ("" when Python is not from conda)."""
+        for package in self.packages:
+            if package.name == "python":
+                return package.version
+        return ""
+
+    def get(self, name: str) -> CondaPackage | None:
+        for package in self.packages:
+            if package.name == name:
+                return package
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "subdir": self.subdir,
+            "channels": list(self.channels),
+            "packages": [p.to_dict() for p in self.packages],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CondaEnvironment:
+        return cls(
+            prefix=data.get("prefix", ""),
+            subdir=data["subdir"],
+            channels=tuple(data.get("channels", ())),
+            packages=tuple(CondaPackage.from_dict(p) for p in data.get("packages", ())),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Snapshot:
     """Everything packsync knows about the client environment: its only witness."""
 
@@ -251,6 +357,7 @@ class Snapshot:
     code_paths: tuple[str, ...] = ()
     indexes: IndexConfig = field(default_factory=IndexConfig)
     notes: tuple[str, ...] = ()  # what the scan saw and deliberately left out
+    conda: CondaEnvironment | None = None  # when the prefix is a conda environment
 
     def get(self, name: str) -> InstalledDist | None:
         key = canonicalize_name(name)
@@ -268,6 +375,7 @@ class Snapshot:
             "code_paths": list(self.code_paths),
             "indexes": self.indexes.to_dict(),
             "notes": list(self.notes),
+            "conda": None if self.conda is None else self.conda.to_dict(),
         }
 
     @classmethod
@@ -280,12 +388,13 @@ class Snapshot:
             code_paths=tuple(data.get("code_paths", ())),
             indexes=IndexConfig.from_dict(data.get("indexes", {})),
             notes=tuple(data.get("notes", ())),
+            conda=CondaEnvironment.from_dict(data["conda"]) if data.get("conda") else None,
         )
 
 
 # --------------------------------------------------------------------------- plan
 
-Action = Literal["pin", "build", "upload", "ignore"]
+Action = Literal["pin", "build", "upload", "ignore", "conda"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -459,6 +568,72 @@ class Relaxation:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CondaDecision:
+    """What the cluster gets for one conda package: a match spec for the solver, and why."""
+
+    name: str
+    local_version: str
+    build: str
+    action: Literal["pin", "ignore"]
+    spec: str  # a conda match spec, e.g. ``gdal ==3.8.4 h2b4f5e1_0``
+    reason: str
+    cluster_version: str = ""  # known once solved for the target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "local_version": self.local_version,
+            "build": self.build,
+            "action": self.action,
+            "spec": self.spec,
+            "reason": self.reason,
+            "cluster_version": self.cluster_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CondaDecision:
+        return cls(
+            name=data["name"],
+            local_version=data["local_version"],
+            build=data.get("build", ""),
+            action=data["action"],
+            spec=data.get("spec", ""),
+            reason=data["reason"],
+            cluster_version=data.get("cluster_version", ""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CondaPlan:
+    """The conda part of a plan: specs for the target's subdir, from the client's channels."""
+
+    subdir: str  # the workers' conda platform, e.g. linux-64
+    channels: tuple[str, ...]  # redacted
+    decisions: tuple[CondaDecision, ...]
+    python: str = ""  # the Python version conda provides ("" when it does not)
+
+    def specs(self) -> tuple[str, ...]:
+        return tuple(d.spec for d in self.decisions if d.action == "pin")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subdir": self.subdir,
+            "channels": list(self.channels),
+            "decisions": [d.to_dict() for d in self.decisions],
+            "python": self.python,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CondaPlan:
+        return cls(
+            subdir=data["subdir"],
+            channels=tuple(data.get("channels", ())),
+            decisions=tuple(CondaDecision.from_dict(d) for d in data.get("decisions", ())),
+            python=data.get("python", ""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
     """One decision per local distribution, for one target."""
 
@@ -466,9 +641,14 @@ class Plan:
     decisions: tuple[Decision, ...]
     indexes: IndexConfig = field(default_factory=IndexConfig)
     problems: tuple[Problem, ...] = ()
+    conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")
+
+    def pip_synced(self) -> tuple[Decision, ...]:
+        """What uv installs: everything synced that conda does not provide."""
+        return tuple(d for d in self.decisions if d.action not in ("ignore", "conda"))
 
     def local_code(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action in ("build", "upload"))
@@ -479,6 +659,7 @@ class Plan:
             "decisions": [d.to_dict() for d in self.decisions],
             "indexes": self.indexes.to_dict(),
             "problems": [p.to_dict() for p in self.problems],
+            "conda": None if self.conda is None else self.conda.to_dict(),
         }
 
     @classmethod
@@ -488,6 +669,7 @@ class Plan:
             decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
             indexes=IndexConfig.from_dict(data.get("indexes", {})),
             problems=tuple(Problem.from_dict(p) for p in data.get("problems", ())),
+            conda=CondaPlan.from_dict(data["conda"]) if data.get("conda") else None,
         )
 
 

@@ -6,11 +6,16 @@ The CLI and ``Cluster`` both call these; each stage reports through the reporter
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packsync.build import build_local_code
 from packsync.codebundle import CodeBundle, publish_code, unpack_code
+from packsync.conda.channels import live_channels
+from packsync.conda.locked import CondaLock
+from packsync.conda.plan import with_conda_resolution
+from packsync.conda.solve import solve_conda
 from packsync.config import cache_dir, store_expiry, store_url
 from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
@@ -34,6 +39,7 @@ class Locked:
     store: Store
     cache: Path
     settings: IndexSettings  # live, with credentials: kept in memory, never written
+    conda_channels: Mapping[str, str] = field(default_factory=dict, repr=False)  # live, too
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,10 +89,15 @@ def lock_environment(
         reporter=reporter,
         snapshot=snapshot,
     )
+    channels = conda_channels(snapshot)
+    conda = _solve_conda(decided, snapshot, channels, root, reporter)
     resolved = lock(
-        decided, artifacts, store=artifact_store, settings=settings, cache=root, reporter=reporter
+        decided, artifacts, store=artifact_store, settings=settings, cache=root,
+        reporter=reporter, conda=conda,
     )
     decided = with_resolution(decided, resolved.versions, resolved.relaxed)
+    if conda is not None:
+        decided = with_conda_resolution(decided, conda)
     enforce(decided.problems, options.fail_on)
     return Locked(
         snapshot=snapshot,
@@ -95,7 +106,38 @@ def lock_environment(
         store=artifact_store,
         cache=root,
         settings=settings,
+        conda_channels=channels,
     )
+
+
+def conda_channels(snapshot: Snapshot) -> dict[str, str]:
+    """The live URLs of the snapshot's conda channels (redacted -> live), read from its
+    prefix when that is on this machine; in memory only."""
+    if snapshot.conda is None:
+        return {}
+    live = live_channels(snapshot.conda.prefix)
+    return {c: live.get(c, c) for c in snapshot.conda.channels} | live
+
+
+def _solve_conda(
+    decided: Plan,
+    snapshot: Snapshot,
+    channels: Mapping[str, str],
+    cache: Path,
+    reporter: Reporter,
+) -> CondaLock | None:
+    if decided.conda is None:
+        return None
+    with stage(reporter, "conda solve") as current:
+        solved = solve_conda(
+            decided.conda,
+            decided.target,
+            channels=channels,
+            cache=cache,
+            same_platform=decided.target.platform == snapshot.interpreter.platform,
+        )
+        current.detail = f"{len(solved.packages)} conda packages for {solved.subdir}"
+    return solved
 
 
 def resolve_for_target(
@@ -103,6 +145,7 @@ def resolve_for_target(
     *,
     cache: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
+    snapshot: Snapshot | None = None,
 ) -> Plan:
     """The plan with the version each worker gets; local code is shown, not built."""
     root = cache_dir(cache)
@@ -111,7 +154,14 @@ def resolve_for_target(
         pins, {}, store=open_store(store_url(None, root)), settings=discover(), cache=root,
         reporter=reporter,
     )
-    return with_resolution(decided, resolved.versions, resolved.relaxed)
+    shown = with_resolution(decided, resolved.versions, resolved.relaxed)
+    if snapshot is not None and decided.conda is not None:
+        conda = _solve_conda(
+            decided, snapshot, conda_channels(snapshot), root, reporter or NullReporter()
+        )
+        if conda is not None:
+            shown = with_conda_resolution(shown, conda)
+    return shown
 
 
 def prepare_local(
@@ -131,6 +181,7 @@ def prepare_local(
         python=python or (client_python if os.path.exists(client_python) else None),
         uv_env=locked.settings.uv_environment(),
         reporter=reporter,
+        conda_channels=locked.conda_channels,
     )
     code = publish_code(
         locked.snapshot.code_paths, store=locked.store, reporter=reporter, rules=code_rules

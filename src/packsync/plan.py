@@ -12,11 +12,14 @@ from dataclasses import replace
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from packsync.conda.names import conda_names
+from packsync.conda.plan import plan_conda
 from packsync.dependencies import DependencyGraph, target_environment
 from packsync.errors import PlanError
 from packsync.model import (
     FAIL_ON_LEVELS,
     ArchiveSource,
+    CondaSource,
     Decision,
     InstalledDist,
     Plan,
@@ -115,9 +118,15 @@ def plan(
     problems += _conflicts(graph, synced, client, options.strict)
     if not same_platform:
         problems += _needed_only_there(graph, synced, client, target)
+    conda = None
+    if snapshot.conda is not None:
+        dropped = {d.key for d in decisions if d.action == "ignore"}
+        conda = plan_conda(
+            snapshot.conda, target, options, mandatory=MANDATORY, left_out=dropped
+        )
     return Plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
-        problems=tuple(problems),
+        problems=tuple(problems), conda=conda,
     )
 
 
@@ -207,7 +216,9 @@ def _conflicts(
 
 
 def _check_mandatory(snapshot: Snapshot, options: PlanOptions) -> None:
-    missing = [name for name in MANDATORY if snapshot.get(name) is None]
+    missing = [
+        name for name in MANDATORY if snapshot.get(name) is None and not _in_conda(snapshot, name)
+    ]
     if missing:
         raise PlanError(
             "a Dask cluster needs these packages in your environment, and they are missing: "
@@ -224,10 +235,20 @@ def _check_mandatory(snapshot: Snapshot, options: PlanOptions) -> None:
         )
 
 
+def _in_conda(snapshot: Snapshot, name: str) -> bool:
+    """Whether a conda package of the snapshot provides ``name`` (e.g. dask-core: dask)."""
+    if snapshot.conda is None:
+        return False
+    return any(snapshot.conda.get(candidate) is not None for candidate in conda_names(name))
+
+
 def _decide_synced(
     dist: InstalledDist, same_platform: bool, strict: bool, prefix: str
 ) -> Decision:
     source = dist.source
+    if isinstance(source, CondaSource):
+        why = prefix + f"installed by conda package {source.package}: it travels with conda"
+        return _decide(dist, "conda", "", why)
     if isinstance(source, ArchiveSource):
         if source.url.startswith("file:"):
             why = prefix + "installed from a local file"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from packaging.markers import default_environment
 
+from packsync.conda.scan import is_conda_prefix, scan_conda
 from packsync.model import DirectorySource, EditableSource, Interpreter, Snapshot
 from packsync.scan.dists import find_dists
 from packsync.scan.indexes import discover
@@ -48,7 +49,11 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
     """A snapshot of the environment importable from ``path`` (default ``sys.path``)."""
     search_path = list(sys.path if path is None else path)
     result = find_dists(search_path, site_dirs())
-    dists = result.dists
+    dists, notes = result.dists, result.notes
+    conda = None
+    if is_conda_prefix(sys.prefix):
+        found = scan_conda(sys.prefix, dists)
+        dists, notes, conda = found.dists, notes + found.notes, found.environment
     local_projects = [
         d.source.path for d in dists if isinstance(d.source, (EditableSource, DirectorySource))
     ]
@@ -59,5 +64,6 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
         dists=dists,
         code_paths=code_paths(search_path, prefixes=stdlib_paths(), exclude=local_projects),
         indexes=discover().redacted(),
-        notes=result.notes,
+        notes=notes,
+        conda=conda,
     )

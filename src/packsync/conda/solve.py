@@ -1,0 +1,105 @@
+"""The conda part of a plan solved for the workers' subdir into a hash-pinned list.
+
+rattler's solver (via py-rattler) runs once, on the client, before launch; the hosts
+install exactly the files it picked. The channels are those of the client's records,
+in their order; only redacted URLs reach rattler (see ``runner.client``).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from packsync.conda.channels import channel_secrets, redact_channel
+from packsync.conda.locked import CondaLock, LockedCondaPackage
+from packsync.conda.runner import client, require_rattler, run
+from packsync.errors import LockError
+from packsync.model import CondaPlan, Target
+from packsync.scan.indexes import redact_text
+
+logger = logging.getLogger(__name__)
+
+ARCHSPEC = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
+
+
+def solve_conda(
+    plan: CondaPlan,
+    target: Target,
+    *,
+    channels: Mapping[str, str],
+    cache: Path,
+    same_platform: bool,
+) -> CondaLock:
+    """Solve the plan's specs from its channels (``channels`` maps redacted -> live URL)."""
+    rattler = require_rattler(LockError)
+    specs = list(plan.specs())
+    http = client(channels)
+    gateway = rattler.Gateway(cache_dir=str(cache / "conda-repodata"), client=http)
+    virtual = _virtual_packages(rattler, plan.subdir, target, same_platform)
+    try:
+        records = run(rattler.solve(
+            list(plan.channels), specs, gateway=gateway,
+            platforms=[plan.subdir, "noarch"], virtual_packages=virtual,
+        ))
+    except Exception as error:  # rattler raises its own exception types
+        secrets = channel_secrets(channels.values())
+        raise LockError(
+            f"the conda packages cannot be solved for {plan.subdir}: "
+            + redact_text(str(error), secrets),
+            package=", ".join(_names_in(str(error), specs)),
+            hint="the message names the package at fault; check that the channels "
+                 f"({', '.join(plan.channels)}) still serve it for {plan.subdir}",
+        ) from None
+    packages = sorted((_locked(r) for r in records), key=lambda p: p.name)
+    return CondaLock(subdir=plan.subdir, channels=plan.channels, packages=tuple(packages))
+
+
+def _locked(record: Any) -> LockedCondaPackage:
+    url = redact_channel(str(record.url))
+    channel = url.rsplit("/", 2)[0]
+    noarch = record.noarch
+    kind = "python" if noarch.python else "generic" if noarch.generic else ""
+    return LockedCondaPackage(
+        name=record.name.normalized,
+        version=str(record.version),
+        build=record.build,
+        build_number=int(record.build_number),
+        subdir=str(record.subdir),
+        channel=channel,
+        url=url,
+        file_name=record.file_name,
+        sha256=record.sha256.hex() if record.sha256 else "",
+        md5=record.md5.hex() if record.md5 else "",
+        size=int(record.size or 0),
+        noarch=kind,
+        depends=tuple(record.depends),
+        constrains=tuple(record.constrains),
+        python_site_packages_path=record.python_site_packages_path or "",
+    )
+
+
+def _virtual_packages(rattler: Any, subdir: str, target: Target, same: bool) -> list[Any]:
+    """What the workers' system provides: Linux, its glibc and CPU family."""
+    glibc = target.libc.removeprefix("manylinux_").replace("_", ".") or "2.17"
+    kernel = platform.release().split("-")[0] if same else "5.10"
+    values = {
+        "__unix": "0",
+        "__linux": kernel if kernel[:1].isdigit() else "5.10",
+        "__glibc": glibc,
+        "__archspec": "1",
+    }
+    packages = []
+    for name, version in values.items():
+        build = ARCHSPEC.get(subdir, "0") if name == "__archspec" else "0"
+        packages.append(rattler.GenericVirtualPackage(
+            rattler.PackageName(name), rattler.Version(version), build
+        ))
+    return packages
+
+
+def _names_in(message: str, specs: list[str]) -> list[str]:
+    names = [spec.split()[0] for spec in specs]
+    return [n for n in names if n in message]
