@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -28,14 +29,18 @@ from dask.utils import parse_timedelta
 from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
+from distributed.versions import VersionMismatchWarning
 
 from packsync.codebundle import code_rules
 from packsync.deploy import EnvScheduler, EnvWorker, process_environment
 from packsync.errors import LaunchError, PacksyncError
+from packsync.hosts.launch import HostsLaunch, SchedulerOn
+from packsync.hosts.spec import HostLike
 from packsync.livesync import LiveCode, SyncResult
 from packsync.options import plan_options
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.progress import Reporter, StageClock, stage
+from packsync.verify import WorkerVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,20 @@ class Cluster(SpecCluster):
         ``packsync.watch``, else False; ``sync()`` does it on demand.
     reporter:
         Receives progress events (the CLI passes a rich one).
+    hosts, connect_options, scheduler_on, remote_python, host_cache_dir, shared_store:
+        Run the workers on these SSH hosts (``"node"``, ``"user@node:port"``, or dicts
+        with ``address``, ``port``, ``username``, ``python``, ``cache_dir``,
+        ``connect_options``). ``connect_options`` go to ``asyncssh.connect`` (one dict,
+        or one per host). The scheduler runs on the client, or on the first host with
+        ``scheduler_on="first-host"``. A host needs only SSH and Python of the client's
+        major.minor (``python<major.minor>`` or ``python3`` there, or ``remote_python``);
+        packsync sends uv, the lock, local wheels and code into its cache
+        (``host_cache_dir``, default ``~/.cache/packsync``), or the hosts read the store
+        from ``shared_store`` (its directory as the hosts see it).
+        ``n_workers`` defaults to one per host, spread round-robin.
+    verify:
+        Check every worker's environment against the lock when it joins (default True);
+        ``fail_on`` decides which differences stop the cluster.
     """
 
     def __init__(
@@ -96,11 +115,29 @@ class Cluster(SpecCluster):
         scheduler_options: dict[str, Any] | None = None,
         worker_options: dict[str, Any] | None = None,
         reporter: Reporter | None = None,
+        hosts: Sequence[HostLike] | None = None,
+        connect_options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+        scheduler_on: SchedulerOn = "client",
+        remote_python: str | Sequence[str | None] | None = None,
+        host_cache_dir: str | None = None,
+        shared_store: str | None = None,
+        verify: bool = True,
         asynchronous: bool = False,
         loop: Any = None,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        self._hosts = HostsLaunch(
+            hosts, connect_options=connect_options, python=remote_python,
+            cache_dir=host_cache_dir, scheduler_on=scheduler_on, shared_store=shared_store,
+        ) if hosts else None
+        self._verify = verify
+        self._verifier: WorkerVerifier | None = None
+        if self._hosts is not None:
+            n_workers = len(self._hosts.specs) if n_workers is None else n_workers
+            threads_per_worker = threads_per_worker or 1
+            if host == "127.0.0.1":
+                host = self._hosts.scheduler_host()
         if n_workers is None and threads_per_worker is None:
             n_workers, threads_per_worker = nprocesses_nthreads()
         elif n_workers is None:
@@ -159,11 +196,15 @@ class Cluster(SpecCluster):
             self.new_spec["options"].update(launch)
             for spec in self.worker_spec.values():
                 spec["options"].update(launch)
+            if self._hosts is not None:
+                await self._hosts.prepare(self.prepared, self.clock)
+                self._hosts.place(self.scheduler_spec, self.worker_spec, self.new_spec)
         early = self._start_first_workers_early()
         try:
             with stage(self.clock, "launch", f"scheduler and {len(early)} workers"):
                 await super()._start()
                 await self._adopt(early)
+                await self._verify_workers()
             if self._watch and self._watcher is None:
                 self._watcher = asyncio.ensure_future(self._watch_code())
         except BaseException as error:
@@ -182,6 +223,8 @@ class Cluster(SpecCluster):
         scheduler listens, so both start-ups overlap instead of adding up.
         """
         options = self.scheduler_spec["options"]["options"]
+        if self._hosts is not None and self._hosts.remote_scheduler:
+            return {}  # its port is chosen on its host
         if self.scheduler is not None or options.get("port") != 0 or not self.worker_spec:
             return {}
         options["port"] = _free_port(options["host"])
@@ -287,14 +330,39 @@ class Cluster(SpecCluster):
         finally:
             if self.live_code is not None:
                 self.live_code.close()
+            if self._hosts is not None:
+                await self._hosts.close()
 
     async def _correct_state_internal(self) -> None:
         if self._first_workers_timed:
             await super()._correct_state_internal()  # scale() and adapt(): not part of launch
+            await self._verify_workers()
             return
         self._first_workers_timed = True
         with stage(self.clock, "launch", "workers"):
             await super()._correct_state_internal()
+        await self._verify_workers()
+
+    def new_worker_spec(self) -> dict[Any, dict[str, Any]]:
+        spec: dict[Any, dict[str, Any]] = super().new_worker_spec()
+        if self._hosts is not None and self._hosts.prepared:
+            return {name: self._hosts.next_worker(self.new_spec, self.worker_spec)
+                    for name in spec}
+        return spec
+
+    async def _verify_workers(self) -> None:
+        """Each new worker's environment against the lock (replaces Dask's version check)."""
+        if not self._verify or self.prepared is None or self.scheduler_comm is None:
+            return
+        if self._verifier is None:
+            warnings.filterwarnings("ignore", category=VersionMismatchWarning)
+            self._verifier = WorkerVerifier(self.prepared.locked.lock, self._options.fail_on)
+
+        def host_of(name: Any) -> str:
+            spec = self.worker_spec.get(name)
+            return self._hosts.host_of(spec) if self._hosts is not None else "this machine"
+
+        await self._verifier.check(self.scheduler_comm, host_of)
 
 
 def _free_port(host: str) -> int:

@@ -1,0 +1,52 @@
+"""``packsync worker-command``: the workers' "python" for dask-jobqueue, Kubernetes, shell jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from packsync.cli.console import err
+from packsync.cli.inspection import plan_options
+from packsync.cli.reporter import RichReporter
+
+
+def register(commands: Any) -> None:
+    command = commands.add_parser(
+        "worker-command",
+        help="lock this environment into a shared directory and print a worker command",
+        description="Prints a command that acts as the workers' Python interpreter: "
+        "COMMAND -m distributed.cli.dask_worker SCHEDULER materializes the environment "
+        "from the shared directory on the machine that runs it, then starts the worker "
+        "in it. Give it to dask-jobqueue as python=, or use it as a container command.",
+    )
+    command.add_argument("--store", required=True,
+                         help="a directory every worker machine sees (shared filesystem)")
+    command.add_argument("--python", default="python3",
+                         help="the interpreter on the worker machines (default python3)")
+    command.add_argument("--host-cache-dir",
+                         help="cache directory on the worker machines (default "
+                              "$PACKSYNC_CACHE_DIR there, else ~/.cache/packsync)")
+    command.add_argument("--cache-dir", help="packsync cache directory here")
+    command.add_argument("--json", action="store_true", help="print argv as a JSON list")
+    command.add_argument("--ignore", action="append", metavar="NAME")
+    command.add_argument("--only", action="append", metavar="NAME")
+    command.add_argument("--strict", action="store_true", default=None)
+    command.add_argument("--fail-on", choices=("critical", "warning", "any"))
+    command.set_defaults(run=_worker_command)
+
+
+def _worker_command(args: argparse.Namespace) -> int:
+    from packsync.workercommand import worker_command
+
+    made = worker_command(
+        store=args.store,
+        python=args.python,
+        host_cache_dir=args.host_cache_dir,
+        options=plan_options(args),
+        cache=args.cache_dir,
+        reporter=RichReporter(err),
+    )
+    err.print(f"environment sha256:{made.lock.digest[:16]}… in {made.store}")
+    print(json.dumps(list(made.argv)) if args.json else made.python)
+    return 0

@@ -1,0 +1,131 @@
+"""What ``Cluster(hosts=...)`` adds to a launch: hosts prepared first, processes placed on them.
+
+The scheduler runs on the client (in the locally materialized environment) or on the
+first host; workers are spread over the hosts, the ones ``scale()`` and ``adapt()``
+add going to the host with the fewest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from packsync.hosts.prepare import Payload, PreparedHost, close_hosts, prepare_hosts
+from packsync.hosts.processes import RemoteScheduler, RemoteWorker
+from packsync.hosts.spec import HostLike, HostSpec, parse_hosts
+from packsync.pipeline import Prepared
+from packsync.progress import Reporter
+
+logger = logging.getLogger(__name__)
+
+SchedulerOn = Literal["client", "first-host"]
+
+
+class HostsLaunch:
+    """The SSH side of one cluster: its hosts, prepared once, and where each process runs."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostLike],
+        *,
+        connect_options: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        python: str | Sequence[str | None] | None = None,
+        cache_dir: str | None = None,
+        scheduler_on: SchedulerOn = "client",
+        shared_store: str | None = None,
+    ) -> None:
+        if scheduler_on not in ("client", "first-host"):
+            raise ValueError(f"scheduler_on={scheduler_on!r} is not 'client' or 'first-host'")
+        self.specs: tuple[HostSpec, ...] = parse_hosts(
+            hosts, connect_options=connect_options, python=python, cache_dir=cache_dir
+        )
+        if not self.specs:
+            raise ValueError("hosts= names no host")
+        self.scheduler_on = scheduler_on
+        self.shared_store = shared_store
+        self.prepared: list[PreparedHost] = []
+
+    @property
+    def remote_scheduler(self) -> bool:
+        return self.scheduler_on == "first-host"
+
+    def scheduler_host(self) -> str:
+        """The address the client's scheduler listens on so that every host reaches it."""
+        if all(_loopback(s.address) for s in self.specs):
+            return "127.0.0.1"
+        from distributed.utils import get_ip
+
+        return str(get_ip(self.specs[0].address))  # type: ignore[no-untyped-call]
+
+    async def prepare(self, prepared: Prepared, reporter: Reporter) -> list[PreparedHost]:
+        locked = prepared.locked
+        payload = Payload(
+            lock=locked.lock,
+            store=locked.store,
+            code=prepared.code,
+            uv_env=locked.settings.uv_environment(),
+            shared_store=self.shared_store,
+        )
+        self.prepared = await prepare_hosts(self.specs, payload, reporter=reporter)
+        return self.prepared
+
+    def place(
+        self,
+        scheduler_spec: dict[str, Any],
+        worker_spec: dict[Any, dict[str, Any]],
+        new_spec: dict[str, Any],
+    ) -> None:
+        """Put the scheduler and the first workers on prepared hosts."""
+        if self.remote_scheduler:
+            options = dict(scheduler_spec["options"]["options"])
+            options["host"] = self.prepared[0].spec.address
+            scheduler_spec["cls"] = RemoteScheduler
+            scheduler_spec["options"] = {"target": self.prepared[0], "options": options}
+        new_spec["cls"] = RemoteWorker
+        for index, spec in enumerate(worker_spec.values()):
+            spec["cls"] = RemoteWorker
+            spec["options"] = self._worker_options(spec["options"], self.prepared[
+                index % len(self.prepared)])
+
+    def next_worker(
+        self, template: dict[str, Any], worker_spec: Mapping[Any, Any]
+    ) -> dict[str, Any]:
+        """A spec for one more worker, on the host that runs the fewest."""
+        load = Counter(
+            s["options"]["target"].name for s in worker_spec.values() if "target" in s["options"]
+        )
+        target = min(self.prepared, key=lambda h: (load[h.name], self.prepared.index(h)))
+        return {"cls": RemoteWorker, "options": self._worker_options(template["options"], target)}
+
+    @staticmethod
+    def _worker_options(options: Mapping[str, Any], target: PreparedHost) -> dict[str, Any]:
+        inner = dict(options.get("options", {}))
+        if inner.get("host") in (None, "127.0.0.1") or not _loopback(target.spec.address):
+            inner["host"] = target.spec.address
+        return {
+            "target": target,
+            "nanny": options.get("nanny", True),
+            "options": inner,
+        }
+
+    def host_of(self, spec: Mapping[str, Any] | None) -> str:
+        if spec is None:
+            return "unknown host"
+        target = spec.get("options", {}).get("target")
+        return target.name if isinstance(target, PreparedHost) else "this machine"
+
+    async def close(self) -> None:
+        hosts, self.prepared = self.prepared, []
+        await close_hosts(hosts)
+
+
+def _loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,187 @@
+"""SSH transport (asyncssh): one connection per host, the host-side script run over it.
+
+Every command on a host is ``python -I -c LOADER``: the loader reads the host-side
+script and a JSON header from the channel's stdin, so arguments and credentials never
+show on the host's command lines. Replies are JSON lines on stdout; a process's own
+log is its stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from packsync.errors import LaunchError
+from packsync.hosts.spec import HostSpec
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 20.0
+LOADER = (
+    "import sys;b=sys.stdin.buffer;n=int(b.readline());"
+    "g={'__name__':'packsync_hostside'};exec(compile(b.read(n),'packsync-hostside','exec'),g);"
+    "sys.exit(g['serve'](b))"
+)
+_SCRIPT: bytes | None = None
+
+
+def hostside_script() -> bytes:
+    """The host-side script's source, as sent to hosts."""
+    global _SCRIPT
+    if _SCRIPT is None:
+        _SCRIPT = resources.files("packsync.hosts").joinpath("hostside.py").read_bytes()
+    return _SCRIPT
+
+
+def python_command(candidates: Iterable[str]) -> str:
+    """A shell command running the loader with the first interpreter found on the host."""
+    loop = " ".join(shlex.quote(c) for c in candidates)
+    return (
+        f"for p in {loop}; do if command -v \"$p\" >/dev/null 2>&1; then "
+        f"exec \"$p\" -I -c {shlex.quote(LOADER)}; fi; done; "
+        "echo 'packsync: no Python interpreter found (tried:' "
+        f"{loop}')' >&2; exit 127"
+    )
+
+
+class HostConnection:
+    """An open SSH connection to one host."""
+
+    def __init__(self, spec: HostSpec, connection: Any) -> None:
+        self.spec = spec
+        self.connection = connection
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @classmethod
+    async def open(cls, spec: HostSpec) -> HostConnection:
+        """Connect, turning every failure into a ``LaunchError`` that names the host."""
+        try:
+            import asyncssh
+        except ImportError as error:  # pragma: no cover - a dependency
+            raise LaunchError(
+                "SSH hosts need the asyncssh package", host=spec.name,
+                hint="pip install asyncssh",
+            ) from error
+        options = spec.ssh_options()
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        try:
+            connection = await asyncssh.connect(spec.address, **options)
+        except asyncssh.PermissionDenied as error:
+            raise LaunchError(
+                f"host {spec.name} refused the SSH login"
+                f"{' of ' + spec.username if spec.username else ''}: {error.reason}",
+                host=spec.name,
+                hint="add your public key to ~/.ssh/authorized_keys on the host, or pass "
+                "connect_options=dict(username=..., client_keys=[...])",
+            ) from None
+        except asyncssh.HostKeyNotVerifiable as error:
+            raise LaunchError(
+                f"the SSH host key of {spec.name} is not trusted: {error.reason}",
+                host=spec.name,
+                hint="add the host to ~/.ssh/known_hosts (ssh into it once), or pass "
+                "connect_options=dict(known_hosts=...)",
+            ) from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as error:
+            reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+            raise LaunchError(
+                f"cannot reach host {spec.name}: {reason}",
+                host=spec.name,
+                hint="check the address and port, and that an SSH server runs there",
+            ) from None
+        return cls(spec, connection)
+
+    async def call(
+        self,
+        python: Iterable[str],
+        header: Mapping[str, Any],
+        *,
+        blobs: Iterable[Path] = (),
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run one host-side action to its end; its last event (an ``error`` raises)."""
+        async with self.session(python, header, blobs=blobs) as process:
+            last: dict[str, Any] = {}
+            stderr = asyncio.ensure_future(process.stderr.read())
+            async for event in _events(process.stdout):
+                last = event
+                if event.get("event") in ("done", "probe", "cleaned", "error"):
+                    break
+                if on_event is not None:
+                    on_event(event)
+            process.stdin.write_eof()
+            try:
+                log = await asyncio.wait_for(stderr, 5)
+            except asyncio.TimeoutError:
+                log = ""
+        if not last:
+            raise HostFailure(self.name, "the host-side script ended without an answer", log)
+        if last.get("event") == "error":
+            raise HostFailure(self.name, last["message"], last.get("log", ""),
+                              kind=last.get("kind", ""))
+        return last
+
+    @asynccontextmanager
+    async def session(
+        self, python: Iterable[str], header: Mapping[str, Any], *, blobs: Iterable[Path] = ()
+    ) -> AsyncIterator[Any]:
+        """A channel running the host-side script with ``header``; blobs follow it on stdin."""
+        process = await self.connection.create_process(
+            python_command(python), encoding=None
+        )
+        try:
+            script = hostside_script()
+            process.stdin.write(b"%d\n" % len(script) + script)
+            process.stdin.write(json.dumps(dict(header)).encode() + b"\n")
+            for path in blobs:
+                with open(path, "rb") as handle:
+                    while block := handle.read(1 << 20):
+                        process.stdin.write(block)
+                        await process.stdin.drain()
+            await process.stdin.drain()
+            yield process
+        finally:
+            process.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    async def wait_closed(self) -> None:
+        await self.connection.wait_closed()
+
+
+class HostFailure(Exception):
+    """What the host-side script reported; the caller turns it into a stage error."""
+
+    def __init__(self, host: str, message: str, log: str = "", kind: str = "") -> None:
+        super().__init__(f"{host}: {message}")
+        self.host = host
+        self.message = message
+        self.log = log
+        self.kind = kind
+
+
+async def _events(stream: Any) -> AsyncIterator[dict[str, Any]]:
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return
+        line = raw.decode(errors="replace").strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            logger.debug("host said: %s", line)
+            continue
+        if isinstance(event, dict):
+            yield event

@@ -1,0 +1,212 @@
+"""Every worker's environment against the lock: a full diff, not ten package names.
+
+Each worker reports what it imports (``packsync.workerreport``); the client compares
+the report with the lock: every distribution's version, the local wheels (file name
+and untouched installed files) and the interpreter. Differences carry a severity, so
+``fail_on`` decides, as for plan problems, which of them stop the cluster and which
+are logged as warnings. Dask's own ten-package version check is silenced for these
+clusters: this check covers it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from packsync import workerreport
+from packsync.errors import LaunchError
+from packsync.lock import Lock
+from packsync.model import FAIL_ON_LEVELS
+from packsync.plan import MANDATORY
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+logger = logging.getLogger(__name__)
+
+cloudpickle.register_pickle_by_value(workerreport)  # workers may lack packsync
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Difference:
+    """One way a worker's environment is not the lock's."""
+
+    package: str
+    expected: str
+    actual: str
+    severity: str  # "critical" | "warning" | "notice", as plan problems
+    worker: str
+    host: str
+
+    def describe(self) -> str:
+        return (f"{self.package}: lock {self.expected}, worker {self.worker} on {self.host} "
+                f"has {self.actual}")
+
+
+def compare(
+    lock: Lock, report: Mapping[str, Any], *, worker: str, host: str
+) -> list[Difference]:
+    """Every difference between ``report`` (from one worker) and ``lock``."""
+    found: list[Difference] = []
+
+    def add(package: str, expected: str, actual: str, severity: str) -> None:
+        found.append(Difference(package=package, expected=expected, actual=actual,
+                                severity=severity, worker=worker, host=host))
+
+    python = str(report.get("python", ""))
+    if python.split(".")[:2] != lock.python.split(".")[:2]:
+        add("python", lock.python, python or "unknown", "critical")
+    elif python != lock.python:
+        add("python", lock.python, python, "notice")
+    versions: Mapping[str, str] = report.get("versions", {})
+    conditional = _conditional(lock)
+    mandatory = {str(canonicalize_name(n)) for n in MANDATORY}
+    for name, expected in sorted(lock.versions.items()):
+        actual = versions.get(name)
+        if actual is None:
+            add(name, expected, "nothing installed",
+                "notice" if name in conditional else _severity(name, mandatory))
+        elif actual != expected:
+            add(name, expected, actual, _severity(name, mandatory))
+    for name in sorted(set(versions) - set(lock.versions)):
+        add(name, "not in the lock", versions[name], "notice")
+    local: Mapping[str, Mapping[str, Any]] = report.get("local", {})
+    for wheel in lock.local_wheels:
+        name = canonicalize_name(parse_wheel_filename(wheel.filename)[0])
+        seen = local.get(name)
+        if seen is None:
+            if name in versions:
+                add(name, wheel.filename, "not installed from that wheel", "critical")
+            continue
+        if seen.get("wheel") != wheel.filename:
+            add(name, wheel.filename, str(seen.get("wheel")), "critical")
+        altered = list(seen.get("altered", ()))
+        if altered:
+            shown = ", ".join(altered[:5]) + (" …" if len(altered) > 5 else "")
+            add(name, f"files as in {wheel.filename}", f"altered files: {shown}", "critical")
+    return found
+
+
+def enforce(differences: Iterable[Difference], fail_on: str) -> list[Difference]:
+    """Raise one error listing every difference at the ``fail_on`` level; log the rest."""
+    differences = list(differences)
+    levels = FAIL_ON_LEVELS[fail_on]
+    stopping = [d for d in differences if d.severity in levels]
+    for difference in differences:
+        if difference not in stopping and difference.severity != "notice":
+            logger.warning("worker environment differs from the lock: %s", difference.describe())
+    if stopping:
+        raise LaunchError(
+            f"{len(stopping)} difference(s) between the lock and the workers' environments "
+            f"(fail_on={fail_on!r}):\n  "
+            + "\n  ".join(f"{d.severity}: {d.describe()}" for d in stopping),
+            package=", ".join(sorted({d.package for d in stopping})),
+            host=", ".join(sorted({d.host for d in stopping})),
+            hint="something changed these environments after packsync built them: remove "
+            "the host's <cache>/envs/<id> directory so that the next launch rebuilds it",
+        )
+    return differences
+
+
+async def verify_workers(
+    scheduler_comm: Any,
+    lock: Lock,
+    workers: Mapping[str, str],
+) -> list[Difference]:
+    """Ask the workers (address -> host name) for their reports and compare each with the lock."""
+    if not workers:
+        return []
+    from distributed.protocol import pickle as dask_pickle
+
+    responses = await scheduler_comm.broadcast(
+        msg={
+            "op": "run",
+            "function": dask_pickle.dumps(workerreport.report_json),  # type: ignore[no-untyped-call]
+            "args": dask_pickle.dumps(()),  # type: ignore[no-untyped-call]
+            "kwargs": dask_pickle.dumps({}),  # type: ignore[no-untyped-call]
+            "wait": True,
+        },
+        workers=list(workers),
+        nanny=False,
+        on_error="return",
+    )
+    differences: list[Difference] = []
+    for address, response in responses.items():
+        host = workers.get(address, address)
+        if not isinstance(response, Mapping) or response.get("status") != "OK":
+            differences.append(Difference(
+                package="(report)", expected="a report", actual=_failure(response),
+                severity="warning", worker=address, host=host,
+            ))
+            continue
+        result = response.get("result")
+        result = getattr(result, "data", result)  # to_serialize() around it
+        report = json.loads(result if isinstance(result, (str, bytes)) else "{}")
+        differences += compare(lock, report, worker=address, host=host)
+    return differences
+
+
+def verify_client(client: Any, lock: Lock, *, fail_on: str = "critical") -> list[Difference]:
+    """Check every worker connected to ``client`` (any deployer) against ``lock``."""
+    reports = client.run(workerreport.report_json)
+    differences: list[Difference] = []
+    for address, text in reports.items():
+        differences += compare(lock, json.loads(text), worker=address, host=_host_of(address))
+    return enforce(differences, fail_on)
+
+
+def _severity(name: str, mandatory: set[str]) -> str:
+    return "critical" if name in mandatory else "warning"
+
+
+def _conditional(lock: Lock) -> set[str]:
+    """Packages the lock installs only where a marker matches: their absence is fine."""
+    try:
+        data = tomllib.loads(lock.text)
+    except tomllib.TOMLDecodeError:
+        return set()
+    return {canonicalize_name(p["name"]) for p in data.get("packages", []) if p.get("marker")}
+
+
+def _failure(response: Any) -> str:
+    if isinstance(response, Mapping):
+        return str(response.get("exception_text") or response.get("status"))
+    return str(response)
+
+
+def _host_of(address: str) -> str:
+    return address.split("://", 1)[-1].rsplit(":", 1)[0]
+
+
+class WorkerVerifier:
+    """Checks each worker once, when it first appears: at launch, after scale() or adapt()."""
+
+    def __init__(self, lock: Lock, fail_on: str) -> None:
+        self.lock = lock
+        self.fail_on = fail_on
+        self.verified: set[str] = set()
+        self.differences: list[Difference] = []
+
+    async def check(self, scheduler_comm: Any, host_of: Any) -> list[Difference]:
+        """Verify the workers not seen yet; ``host_of(name)`` names the host of a worker."""
+        identity = await scheduler_comm.identity()
+        new = {
+            address: str(host_of(info.get("name")))
+            for address, info in identity.get("workers", {}).items()
+            if address not in self.verified
+        }
+        if not new:
+            return []
+        differences = await verify_workers(scheduler_comm, self.lock, new)
+        self.verified.update(new)
+        self.differences += differences
+        return enforce(differences, self.fail_on)

@@ -1,0 +1,190 @@
+"""Real SSH hosts on loopback for tests: one OpenSSH server per host.
+
+Each host runs in a mount namespace of its own (``unshare --mount``) where ``/root``
+(root's HOME) is the host's own directory, and the client's directories (its venv,
+its cache, this checkout) are hidden under empty tmpfs mounts: a "clean" host that
+has Python and SSH, and neither packsync nor the client's packages. The host's
+processes are exactly those in its mount namespace, which is how tests find orphans.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SSHD = "/usr/sbin/sshd"
+PYENV = "/root/.pyenv"
+
+
+def available() -> str | None:
+    """Why real hosts cannot run here, or None."""
+    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+        return "OpenSSH server not installed (make system-packages)"
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return "needs root and unshare for per-host mount namespaces"
+    return None
+
+
+def client_key(directory: Path) -> Path:
+    key = directory / "id_ed25519"
+    if not key.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class SshHost:
+    """One sshd standing for one machine."""
+
+    name: str
+    root: Path
+    port: int
+    key: Path
+    hidden: tuple[str, ...]
+    set_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def cache(self) -> Path:
+        """The host's packsync cache as the test sees it (``~/.cache/packsync`` there)."""
+        return self.home / ".cache" / "packsync"
+
+    def options(self, key: Path | None = None) -> dict[str, Any]:
+        return {"known_hosts": None, "client_keys": [str(key or self.key)], "username": "root"}
+
+    def spec(self, **extra: Any) -> dict[str, Any]:
+        return {"address": "127.0.0.1", "port": self.port, "connect_options": self.options(),
+                **extra}
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / ".ssh").mkdir(exist_ok=True)
+        shutil.copy(f"{self.key}.pub", self.home / ".ssh" / "authorized_keys")
+        host_key = self.root / "ssh_host_ed25519_key"
+        if not host_key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                           check=True)
+        config = self.root / "sshd_config"
+        lines = [
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"PidFile {self.root / 'sshd.pid'}", "AuthorizedKeysFile .ssh/authorized_keys",
+            "StrictModes no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "UsePAM no", "LogLevel ERROR",
+        ]
+        lines += [f"SetEnv {k}={v}" for k, v in self.set_env.items()]
+        config.write_text("\n".join(lines) + "\n")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        mounts = []
+        if os.path.isdir(PYENV):  # keep the client's Python release visible on the host
+            (self.home / ".pyenv").mkdir(exist_ok=True)
+            mounts.append(f"mount --bind {PYENV} {shlex.quote(str(self.home / '.pyenv'))}")
+        mounts.append(f"mount --rbind {shlex.quote(str(self.home))} /root")
+        mounts += [f"mount -t tmpfs tmpfs {shlex.quote(d)}" for d in self.hidden
+                   if os.path.isdir(d)]
+        script = " && ".join([*mounts, f"exec {SSHD} -D -e -f {shlex.quote(str(config))}"])
+        self.log = open(self.root / "sshd.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=self.log, stderr=self.log, start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd {self.name} exited: {(self.root / 'sshd.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd {self.name} did not listen on {self.port}")
+
+    def namespace(self) -> str | None:
+        if self.proc is None:
+            return None
+        try:
+            return os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
+        except OSError:
+            return None
+
+    def processes(self) -> dict[int, str]:
+        """Every process on this host except its sshd listener: pid -> command line."""
+        namespace = self.namespace()
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or self.proc is None or int(entry) == self.proc.pid:
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/ns/mnt") != namespace:
+                    continue
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            found[int(entry)] = command.decode(errors="replace").strip()
+        return found
+
+    def wait_no_processes(self, timeout: float = 20) -> dict[int, str]:
+        deadline = time.monotonic() + timeout
+        left = self.processes()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = self.processes()
+        return left
+
+    def ssh(self, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def kill_everything(self) -> None:
+        """The machine dies: its sshd and every process on it."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+
+
+def start_host(name: str, root: Path, key: Path, hidden: tuple[str, ...],
+               **kwargs: Any) -> SshHost:
+    host = SshHost(name=name, root=root / name, port=free_port(), key=key, hidden=hidden,
+                   **kwargs)
+    host.root.mkdir(parents=True, exist_ok=True)
+    host.start()
+    return host

@@ -1,0 +1,297 @@
+"""packsync.Cluster(hosts=...) on real OpenSSH servers, each a clean host of its own.
+
+Hosts have SSH and Python, their own HOME and cache, and cannot see the client's venv,
+cache or this checkout (tests/integration/sshd.py): packsync itself is not installed
+there before the launch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from . import sshd
+from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env, make_project
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sys.platform != "linux" or sshd.available() is not None,
+                       reason=str(sshd.available())),
+]
+
+SEED = """
+import json, os, sys, threading, logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import dask, httpx, packsync
+import mylib, helper
+
+logging.basicConfig(level=logging.WARNING)
+
+class Api(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"values": [3, 1, 4]}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+URL = f"http://127.0.0.1:{server.server_port}/foo"
+
+@dask.delayed
+def func():
+    data = httpx.get(URL).json()
+    return mylib.process(data) + helper.VALUE
+
+def report():
+    import importlib.metadata as md, os, sys
+    return {"prefix": sys.prefix, "home": os.environ.get("HOME"), "python": sys.version.split()[0],
+            "httpx": md.version("httpx"), "mylib": md.version("mylib")}
+
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+OPTIONS = json.loads(os.environ.get("TEST_OPTIONS", "{}"))
+with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
+                      **OPTIONS) as cluster:
+    with cluster.get_client() as client:
+        result = func().compute()
+        workers = list(client.run(report).values())
+    hosts = [{"name": h.name, "cache_hit": h.cache_hit, "sent": h.sent_bytes,
+              "python": h.python_version} for h in cluster._hosts.prepared]
+print(json.dumps({"result": result, "workers": workers, "hosts": hosts}))
+"""
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
+    root = tmp_path_factory.mktemp("sshclient")
+    venv = root / "client"
+    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                   env=hermetic_env())
+    workdir = root / "work"
+    workdir.mkdir()
+    env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
+    project = make_project(root / "mylib", "mylib", """
+        def process(data):
+            return sum(data["values"])
+    """)
+    env.install(str(REPO), "httpx", "psutil", "asyncssh", "-e", str(project))
+    (workdir / "helper.py").write_text("VALUE = 100\n")
+    return env
+
+
+@pytest.fixture(scope="module")
+def hosts(client: ClientEnv, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("sshhosts")
+    key = sshd.client_key(root / "client-key")
+    hidden = (str(client.path), str(client.cache), str(REPO), str(client.path.parent / "mylib"))
+    started = [sshd.start_host(name, root, key, hidden) for name in ("alpha", "beta")]
+    yield started
+    for host in started:
+        host.stop()
+
+
+def run_seed(client: ClientEnv, host_specs: list[dict], **options: object):
+    return client.run(SEED, check=False, timeout=600, TEST_HOSTS=json.dumps(host_specs),
+                      TEST_OPTIONS=json.dumps(options))
+
+
+def seed_result(completed: subprocess.CompletedProcess[str]) -> dict:
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def python_of(host: sshd.SshHost) -> str:
+    return BASE_PYTHON  # the same release as the client (the host sees it via its own /root)
+
+
+def test_seed_example_on_two_clean_hosts_then_a_cache_hit(client: ClientEnv, hosts, tmp_path):
+    alpha, beta = hosts
+    for host in hosts:  # nothing of packsync or the client's packages on the hosts
+        probe = host.ssh(f"{python_of(host)} -c 'import packsync'")
+        assert probe.returncode != 0 and "No module named 'packsync'" in probe.stderr
+        assert host.ssh(f"test -e {client.python}").returncode != 0  # hidden
+    specs = [h.spec(python=python_of(h)) for h in hosts]
+
+    first = seed_result(run_seed(client, specs))
+    assert first["result"] == 8 + 100
+    assert len(first["workers"]) == 2
+    for worker in first["workers"]:
+        assert worker["prefix"].startswith("/root/.cache/packsync/envs/")
+        assert worker["home"] == "/root"
+        assert worker["mylib"] == "0.1.0"
+    for host in first["hosts"]:
+        assert host["cache_hit"] is False and host["sent"] > 1_000_000  # uv, wheels, code
+    for host in hosts:
+        envs = [p for p in (host.cache / "envs").iterdir() if p.is_dir()]
+        assert len(envs) == 1 and (envs[0] / ".packsync-ready").exists()
+        assert host.wait_no_processes() == {}
+
+    # Relaunch: one round trip per host finds the environment; uv is never run anywhere.
+    calls = tmp_path / "uv-calls.log"
+    spy = tmp_path / "uv-spy"
+    spy.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\nexit 1\n")
+    spy.chmod(0o755)
+    second = seed_result(client.run(SEED, check=False, timeout=600, PACKSYNC_UV=str(spy),
+                                    TEST_HOSTS=json.dumps(specs)))
+    assert second["result"] == 108
+    assert [h["cache_hit"] for h in second["hosts"]] == [True, True]
+    assert [h["sent"] for h in second["hosts"]] == [0, 0]
+    assert not calls.exists()
+    for host in hosts:
+        assert host.wait_no_processes() == {}
+
+
+def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: ClientEnv, hosts):
+    alpha, beta = hosts
+    specs = [h.spec(python=python_of(h)) for h in hosts]
+    seed_result(run_seed(client, specs))  # environments in place
+    metadata = next((beta.cache / "envs").glob("*/lib/python*/site-packages/httpx-*.dist-info"))
+    original = (metadata / "METADATA").read_text()
+    real = next(line for line in original.splitlines() if line.startswith("Version:"))
+    try:
+        (metadata / "METADATA").write_text(original.replace(real, "Version: 0.0.1"))
+        stopped = run_seed(client, specs, fail_on="warning")
+        assert stopped.returncode != 0
+        assert "LaunchError" in stopped.stderr
+        assert f"httpx: lock {real.split()[1]}, worker" in stopped.stderr
+        assert f"on {beta.spec()['address']}:{beta.port} has 0.0.1" in stopped.stderr
+        assert f":{alpha.port} has" not in stopped.stderr
+
+        warned = seed_result(run_seed(client, specs))  # fail_on="critical": a warning only
+        assert warned["result"] == 108
+    finally:
+        (metadata / "METADATA").write_text(original)
+    for host in hosts:
+        assert host.wait_no_processes() == {}
+
+
+FAULT = """
+import json, os, packsync, psutil
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+try:
+    with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None):
+        outcome = "started"
+except packsync.PacksyncError as error:
+    outcome = f"{type(error).__name__}: {error}"
+cache = str(packsync.pipeline.cache_dir())
+left = [p.pid for p in psutil.process_iter(["cmdline"])
+        if any(cache in part for part in (p.info["cmdline"] or []))]
+print(json.dumps({"outcome": outcome, "left": left}))
+"""
+
+
+def fault(client: ClientEnv, specs: list[dict]) -> dict:
+    completed = client.run(FAULT, check=False, timeout=600, TEST_HOSTS=json.dumps(specs))
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_unreachable_refused_and_pythonless_hosts_stop_cleanly(client: ClientEnv, hosts,
+                                                               tmp_path):
+    alpha, beta = hosts
+    good = alpha.spec(python=python_of(alpha))
+
+    port = sshd.free_port()
+    unreachable = fault(client, [good, {"address": "127.0.0.1", "port": port}])
+    assert f"cannot reach host 127.0.0.1:{port}" in unreachable["outcome"]
+    assert unreachable["left"] == []
+
+    stranger = sshd.client_key(tmp_path / "stranger")
+    refused = fault(client, [good, {**beta.spec(), "connect_options": beta.options(stranger)}])
+    assert f"host root@127.0.0.1:{beta.port} refused the SSH login" in refused["outcome"] or (
+        f"host 127.0.0.1:{beta.port} refused the SSH login" in refused["outcome"])
+    assert refused["left"] == []
+
+    no_python = fault(client, [good, beta.spec(python="/opt/no-such/python3.11")])
+    assert f"host 127.0.0.1:{beta.port} has no usable Python" in no_python["outcome"]
+    assert "/opt/no-such/python3.11" in no_python["outcome"]  # the host's own words
+    assert "python=" in no_python["outcome"]
+    for host in hosts:
+        assert host.wait_no_processes() == {}
+
+
+def test_failed_materialization_names_the_host_with_its_log(client: ClientEnv, hosts,
+                                                           tmp_path_factory):
+    alpha, _ = hosts
+    root = tmp_path_factory.mktemp("offline")
+    offline = sshd.start_host("offline", root, alpha.key, alpha.hidden,
+                              set_env={"UV_OFFLINE": "1"})
+    try:
+        result = fault(client, [alpha.spec(python=python_of(alpha)),
+                                offline.spec(python=python_of(offline))])
+        assert result["outcome"].startswith("MaterializeError")
+        assert f"127.0.0.1:{offline.port}" in result["outcome"]
+        assert "last lines of the log" in result["outcome"]
+        assert result["left"] == []
+        assert not any((offline.cache / "envs").glob("*/.packsync-ready"))
+        assert offline.wait_no_processes() == {} and alpha.wait_no_processes() == {}
+    finally:
+        offline.stop()
+
+
+SURVIVOR = """
+import json, os, sys, time, packsync
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None) as cluster:
+    with cluster.get_client() as client:
+        assert len(client.run(os.getpid)) == 2
+        print("READY", flush=True)
+        sys.stdin.readline()  # the test kills a host now
+        deadline = time.monotonic() + 60
+        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        total = client.submit(sum, range(10), pure=False).result(timeout=60)
+        survivors = len(client.scheduler_info()["workers"])
+print(json.dumps({"total": total, "survivors": survivors}))
+"""
+
+
+def test_cluster_survives_a_dead_host_and_close_leaves_nothing(client: ClientEnv, hosts,
+                                                              tmp_path_factory):
+    alpha, beta = hosts
+    root = tmp_path_factory.mktemp("doomed")
+    doomed = sshd.start_host("doomed", root, alpha.key, alpha.hidden)
+    script = client.workdir / "_survivor.py"
+    script.write_text(SURVIVOR)
+    proc = subprocess.Popen(
+        [str(client.python), str(script)], cwd=client.workdir, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=client.env(TEST_HOSTS=json.dumps([alpha.spec(python=python_of(alpha)),
+                                              doomed.spec(python=python_of(doomed))])),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", line + proc.stderr.read() if proc.stderr else line
+        assert doomed.processes()  # its worker runs there
+        doomed.kill_everything()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result == {"total": 45, "survivors": 1}
+        assert alpha.wait_no_processes() == {}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        doomed.stop()
+        script.unlink(missing_ok=True)
+
+
+def test_hosts_are_named_in_parse_errors() -> None:
+    from packsync.hosts.spec import parse_hosts
+
+    specs = parse_hosts(["a", "u@b:2200", {"address": "c", "python": "/p"}],
+                        connect_options={"known_hosts": None}, cache_dir="/c")
+    assert [s.name for s in specs] == ["a", "u@b:2200", "c"]
+    assert specs[1].ssh_options() == {"known_hosts": None, "port": 2200, "username": "u"}
+    assert specs[2].python == "/p" and specs[0].cache_dir == "/c"
+    with pytest.raises(ValueError, match="named twice"):
+        parse_hosts(["a", "a"])
+
+
