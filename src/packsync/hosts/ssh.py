@@ -120,9 +120,10 @@ class HostConnection:
                     on_event(event)
             process.stdin.write_eof()
             try:
-                log = await asyncio.wait_for(stderr, 5)
+                raw = await asyncio.wait_for(stderr, 5)
             except asyncio.TimeoutError:
-                log = ""
+                raw = b""
+            log = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         if not last:
             raise HostFailure(self.name, "the host-side script ended without an answer", log)
         if last.get("event") == "error":
