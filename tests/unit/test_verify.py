@@ -1,0 +1,74 @@
+"""Worker reports against a lock: every difference found, severities as fail_on expects."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+
+import pytest
+
+from packsync.errors import LaunchError
+from packsync.lock import LocalWheel, Lock
+from packsync.verify import compare, enforce
+from packsync.workerreport import environment_report
+
+LOCK = Lock(
+    text="", digest="0" * 64, python="3.11.7",
+    local_wheels=(LocalWheel(filename="mylib-0.1.0-py3-none-any.whl", sha256="a" * 64),),
+    versions={"dask": "2026.8.0", "httpx": "0.28.1", "mylib": "0.1.0"},
+)
+
+
+def report(**changes: object) -> dict:
+    base = {
+        "python": "3.11.7",
+        "versions": {"dask": "2026.8.0", "httpx": "0.28.1", "mylib": "0.1.0"},
+        "local": {"mylib": {"wheel": "mylib-0.1.0-py3-none-any.whl", "altered": []}},
+    }
+    base.update(changes)
+    return base
+
+
+def test_identical_environment_has_no_difference() -> None:
+    assert compare(LOCK, report(), worker="w1", host="h1") == []
+
+
+def test_every_difference_is_listed_with_both_versions_and_the_host() -> None:
+    found = compare(LOCK, report(
+        python="3.11.2",
+        versions={"dask": "2024.1.0", "httpx": "0.27.0", "mylib": "0.1.0", "extra": "1"},
+        local={"mylib": {"wheel": "mylib-0.1.0-py3-none-any.whl", "altered": ["mylib/x.py"]}},
+    ), worker="tcp://w1", host="node2")
+    by_name = {d.package: d for d in found}
+    assert by_name["dask"].severity == "critical"  # a mandatory package
+    assert by_name["httpx"].severity == "warning"
+    assert by_name["httpx"].describe() == (
+        "httpx: lock 0.28.1, worker tcp://w1 on node2 has 0.27.0")
+    assert by_name["python"].severity == "notice"  # a patch release
+    assert by_name["extra"].severity == "notice"
+    assert "mylib/x.py" in by_name["mylib"].actual and by_name["mylib"].severity == "critical"
+
+
+def test_missing_package_and_other_minor_python_are_found() -> None:
+    found = compare(LOCK, report(python="3.10.4", versions={"dask": "2026.8.0", "mylib": "0.1.0"}),
+                    worker="w", host="h")
+    assert {(d.package, d.actual, d.severity) for d in found} == {
+        ("python", "3.10.4", "critical"), ("httpx", "nothing installed", "warning")}
+
+
+def test_fail_on_decides_error_or_warning(caplog: pytest.LogCaptureFixture) -> None:
+    found = compare(LOCK, report(versions={"dask": "2026.8.0", "httpx": "0.1", "mylib": "0.1.0"}),
+                    worker="w", host="node2")
+    with caplog.at_level(logging.WARNING):
+        assert enforce(found, "critical") == found
+    assert "httpx: lock 0.28.1" in caplog.text
+    with pytest.raises(LaunchError) as error:
+        enforce(found, "warning")
+    assert error.value.host == "node2" and error.value.package == "httpx"
+    assert "0.28.1" in str(error.value) and "0.1" in str(error.value)
+
+
+def test_report_of_this_process_sees_what_imports_see() -> None:
+    mine = environment_report()
+    assert mine["versions"]["packaging"] == importlib.metadata.version("packaging")
+    assert mine["python"].count(".") == 2
