@@ -129,12 +129,13 @@ def _build(
         store.fetch(wheel.sha256, record / WHEELS_DIR / wheel.filename)
     reporter.step("materialize", f"installing {lock.package_count} packages")
     # ``pip sync`` would uninstall the Python packages conda just installed
-    install = ["sync"] if conda is None else ["install", "-r"]
+    command = ["sync"] if conda is None else ["install", "--no-deps", "-r"]
     if conda is None or lock.package_count:
         _uv(
             [
-                "pip", *install, "--quiet", "--compile-bytecode", "--preview-features",
-                "pylock", "--python", str(path / "bin" / "python"), str(record / "pylock.toml"),
+                "pip", command[0], "--quiet", "--compile-bytecode", "--preview-features",
+                "pylock", "--python", str(path / "bin" / "python"), *command[1:],
+                str(record / "pylock.toml"),
             ],
             lock,
             uv_env,

@@ -60,7 +60,7 @@ def _record(rattler: Any, package: LockedCondaPackage) -> Any:
     record = rattler.PackageRecord(
         name=package.name,
         version=package.version,
-        build=package.build,
+        build=rattler.BuildString(package.build),
         build_number=package.build_number,
         subdir=package.subdir,
         noarch=rattler.NoArchType(noarch) if noarch else None,

@@ -7,6 +7,8 @@ in their order; only redacted URLs reach rattler (see ``runner.client``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import platform
 from collections.abc import Mapping
@@ -33,12 +35,46 @@ def solve_conda(
     cache: Path,
     same_platform: bool,
 ) -> CondaLock:
-    """Solve the plan's specs from its channels (``channels`` maps redacted -> live URL)."""
-    rattler = require_rattler(LockError)
+    """Solve the plan's specs from its channels (``channels`` maps redacted -> live URL).
+
+    An identical request (specs, channels, subdir, system) solved before is reused from
+    ``<cache>/locks``: relaunching an unchanged environment asks no channel anything.
+    """
     specs = list(plan.specs())
+    system = _system(plan.subdir, target, same_platform)
+    key = hashlib.sha256(json.dumps(
+        {"format": 1, "subdir": plan.subdir, "channels": list(plan.channels),
+         "specs": specs, "system": system}, sort_keys=True,
+    ).encode()).hexdigest()
+    cached = cache / "locks" / f"conda-{key}.json"
+    if cached.exists():
+        return CondaLock.from_dict(json.loads(cached.read_text(encoding="utf-8")), str(cached))
+    solved = _solve(plan, specs, system, channels, cache)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    partial.write_text(json.dumps(solved.to_dict(), sort_keys=True), encoding="utf-8")
+    partial.replace(cached)
+    return solved
+
+
+def _solve(
+    plan: CondaPlan,
+    specs: list[str],
+    system: Mapping[str, str],
+    channels: Mapping[str, str],
+    cache: Path,
+) -> CondaLock:
+    rattler = require_rattler(LockError)
     http = client(channels)
     gateway = rattler.Gateway(cache_dir=str(cache / "conda-repodata"), client=http)
-    virtual = _virtual_packages(rattler, plan.subdir, target, same_platform)
+    virtual = [
+        rattler.GenericVirtualPackage(
+            rattler.PackageName(name),
+            rattler.Version(version),
+            rattler.BuildString(ARCHSPEC.get(plan.subdir, "0") if name == "__archspec" else "0"),
+        )
+        for name, version in system.items()
+    ]
     try:
         records = run(rattler.solve(
             list(plan.channels), specs, gateway=gateway,
@@ -65,12 +101,12 @@ def _locked(record: Any) -> LockedCondaPackage:
     return LockedCondaPackage(
         name=record.name.normalized,
         version=str(record.version),
-        build=record.build,
+        build=str(record.build),
         build_number=int(record.build_number),
         subdir=str(record.subdir),
         channel=channel,
         url=url,
-        file_name=record.file_name,
+        file_name=str(record.file_name),
         sha256=record.sha256.hex() if record.sha256 else "",
         md5=record.md5.hex() if record.md5 else "",
         size=int(record.size or 0),
@@ -81,23 +117,16 @@ def _locked(record: Any) -> LockedCondaPackage:
     )
 
 
-def _virtual_packages(rattler: Any, subdir: str, target: Target, same: bool) -> list[Any]:
-    """What the workers' system provides: Linux, its glibc and CPU family."""
+def _system(subdir: str, target: Target, same: bool) -> dict[str, str]:
+    """The virtual packages of the workers' system: Linux, its glibc and CPU family."""
     glibc = target.libc.removeprefix("manylinux_").replace("_", ".") or "2.17"
     kernel = platform.release().split("-")[0] if same else "5.10"
-    values = {
+    return {
         "__unix": "0",
         "__linux": kernel if kernel[:1].isdigit() else "5.10",
         "__glibc": glibc,
         "__archspec": "1",
     }
-    packages = []
-    for name, version in values.items():
-        build = ARCHSPEC.get(subdir, "0") if name == "__archspec" else "0"
-        packages.append(rattler.GenericVirtualPackage(
-            rattler.PackageName(name), rattler.Version(version), build
-        ))
-    return packages
 
 
 def _names_in(message: str, specs: list[str]) -> list[str]:
