@@ -53,6 +53,8 @@ def _materialize(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
     from packsync.lock import Lock
     from packsync.materialize import materialize
+    from packsync.pipeline import conda_channels
+    from packsync.scan import scan
     from packsync.scan.indexes import discover
     from packsync.store import open_store
 
@@ -63,6 +65,7 @@ def _materialize(args: argparse.Namespace) -> int:
         raise PacksyncError(f"cannot read the lock {path}: {error}", path=str(path)) from error
     lock = Lock.from_text(text, str(path))
     root = cache_dir(args.cache_dir)
+    channels = conda_channels(scan()) if lock.conda is not None else {}
     env = materialize(
         lock,
         cache=root,
@@ -70,6 +73,7 @@ def _materialize(args: argparse.Namespace) -> int:
         python=args.python,
         uv_env=discover().uv_environment(),
         reporter=RichReporter(err),
+        conda_channels=channels,  # live channel URLs from this prefix, when it is conda's
     )
     print(env.python)
     return 0

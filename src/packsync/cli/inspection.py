@@ -111,14 +111,31 @@ def _plan(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args) or scan()
     decided = plan(snapshot, target(args), options)
     if not args.no_resolve:
-        decided = resolve_for_target(decided, cache=args.cache_dir, reporter=RichReporter(err))
+        decided = resolve_for_target(
+            decided, cache=args.cache_dir, reporter=RichReporter(err), snapshot=snapshot
+        )
     if args.json:
         keys = ("name", "local_version", "specifier", "cluster_version", "action", "reason")
-        print(json.dumps([{k: d.to_dict()[k] for k in keys} for d in decided.decisions], indent=2))
+        rows = [{k: d.to_dict()[k] for k in keys} for d in decided.decisions]
+        if decided.conda is not None:
+            rows += [{"conda": True, **c.to_dict()} for c in decided.conda.decisions]
+        print(json.dumps(rows, indent=2))
     else:
         _print_plan(decided)
     enforce(decided.problems, options.fail_on)
     return 0
+
+
+def _print_conda(decided: Plan) -> None:
+    assert decided.conda is not None
+    table = Table(title=f"conda packages for {decided.conda.subdir}", title_justify="left")
+    for column in ("package", "local", "cluster", "decision", "reason"):
+        table.add_column(column)
+    for d in decided.conda.decisions:
+        local = f"{d.local_version} {d.build}".strip()
+        cluster = d.cluster_version or d.spec
+        table.add_row(d.name, local, cluster if d.action != "ignore" else "-", d.action, d.reason)
+    out.print(table)
 
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "notice": "cyan"}
@@ -137,6 +154,8 @@ def _print_plan(decided: Plan) -> None:
         table.add_row(d.name, d.local_version, cluster if d.action != "ignore" else "-",
                       d.action, d.reason)
     out.print(table)
+    if decided.conda is not None:
+        _print_conda(decided)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:
