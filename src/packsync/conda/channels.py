@@ -70,10 +70,3 @@ def normalize_channel(url: str) -> str:
     """A channel URL without the trailing slash (records differ on it)."""
     return url.rstrip("/")
 
-
-def live_url(url: str, channels: Mapping[str, str]) -> str:
-    """A redacted URL under one of ``channels`` turned back into its live form."""
-    for redacted, live in sorted(channels.items(), key=lambda kv: -len(kv[0])):
-        if url == redacted or url.startswith(redacted + "/"):
-            return live + url[len(redacted):]
-    return url

@@ -41,7 +41,7 @@ def solve_conda(
     ``<cache>/locks``: relaunching an unchanged environment asks no channel anything.
     """
     specs = list(plan.specs())
-    system = _system(plan.subdir, target, same_platform)
+    system = _system(target, same_platform)
     key = hashlib.sha256(json.dumps(
         {"format": 1, "subdir": plan.subdir, "channels": list(plan.channels),
          "specs": specs, "system": system}, sort_keys=True,
@@ -117,7 +117,7 @@ def _locked(record: Any) -> LockedCondaPackage:
     )
 
 
-def _system(subdir: str, target: Target, same: bool) -> dict[str, str]:
+def _system(target: Target, same: bool) -> dict[str, str]:
     """The virtual packages of the workers' system: Linux, its glibc and CPU family."""
     glibc = target.libc.removeprefix("manylinux_").replace("_", ".") or "2.17"
     kernel = platform.release().split("-")[0] if same else "5.10"
