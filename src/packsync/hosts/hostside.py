@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from typing import IO, Any
 
 READY_MARKER = ".packsync-ready"  # as in packsync.materialize
 RECORD_DIR = ".packsync"
@@ -115,7 +116,7 @@ def code_ready(cache: str, code_id: str) -> bool:
         return False
 
 
-def receive(stream: object, size: int, sha256: str, destination: str, mode: int = 0o644) -> None:
+def receive(stream: IO[bytes], size: int, sha256: str, destination: str, mode: int = 0o644) -> None:
     """Copy ``size`` bytes from ``stream`` to ``destination``, kept only if they hash right."""
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=".incoming-")
@@ -124,7 +125,7 @@ def receive(stream: object, size: int, sha256: str, destination: str, mode: int 
         with os.fdopen(fd, "wb") as out:
             left = size
             while left:
-                block = stream.read(min(left, 1 << 20))  # type: ignore[attr-defined]
+                block = stream.read(min(left, 1 << 20))
                 if not block:
                     raise HostError(f"the connection ended while receiving {sha256[:12]}")
                 digest.update(block)
@@ -156,10 +157,10 @@ class Watchdog:
         self.child: subprocess.Popen[bytes] | None = None
         self.gone = threading.Event()
 
-    def start(self, stdin: object) -> None:
+    def start(self, stdin: IO[bytes]) -> None:
         def wait() -> None:
             try:
-                while stdin.read(65536):  # type: ignore[attr-defined]
+                while stdin.read(65536):
                     pass
             except (OSError, ValueError):
                 pass
@@ -323,7 +324,7 @@ def interpreter() -> dict[str, str]:
     }
 
 
-def probe(header: dict[str, object]) -> None:
+def probe(header: dict[str, Any]) -> None:
     cache = cache_root(str(header["cache"]))
     env_id = str(header["env_id"])
     store = str(header.get("store") or os.path.join(cache, "store"))
@@ -334,7 +335,7 @@ def probe(header: dict[str, object]) -> None:
         "ready": ready(cache, env_id),
         "code_ready": code_ready(cache, code_id),
         "has_uv": os.access(uv_path(cache, str(header["uv_sha256"])), os.X_OK),
-        "missing": [s for s in header.get("wheels", []) if not os.path.exists(blob_path(store, s))],  # type: ignore[attr-defined]
+        "missing": [s for s in header.get("wheels", []) if not os.path.exists(blob_path(store, s))],
     }
     if found["ready"] and found["code_ready"] and header.get("link"):
         found["link"] = make_link(cache, code_id, str(header["link"]))
@@ -342,12 +343,12 @@ def probe(header: dict[str, object]) -> None:
     emit("probe", **found)
 
 
-def prepare(header: dict[str, object], stdin: object) -> None:
+def prepare(header: dict[str, Any], stdin: IO[bytes]) -> None:
     cache = cache_root(str(header["cache"]))
     shared = header.get("store")
     store = str(shared or os.path.join(cache, "store"))
     uv_sha = str(header["uv_sha256"])
-    for item in header.get("send", []):  # type: ignore[attr-defined]
+    for item in header.get("send", []):
         kind, sha256, size = item["kind"], item["sha256"], int(item["size"])
         if kind == "uv":
             receive(stdin, size, sha256, uv_path(cache, sha256), 0o755)
@@ -362,8 +363,8 @@ def prepare(header: dict[str, object], stdin: object) -> None:
     python, hit = materialize(
         cache=cache, env_id=str(header["env_id"]), digest=str(header["digest"]),
         lock_text=str(header["lock"]), uv=uv, python=str(header.get("python") or sys.executable),
-        wheels=list(header.get("wheels_detail", [])),  # type: ignore[call-overload]
-        wheel_dir=store, uv_env=dict(header.get("uv_env", {})),  # type: ignore[call-overload]
+        wheels=list(header.get("wheels_detail", [])),
+        wheel_dir=store, uv_env=dict(header.get("uv_env", {})),
         watchdog=watchdog,
     )
     code_id = str(header.get("code_id") or "")
@@ -374,14 +375,14 @@ def prepare(header: dict[str, object], stdin: object) -> None:
     emit("done", env_python=python, cache_hit=hit, link=link)
 
 
-def run(header: dict[str, object], stdin: object) -> int:
+def run(header: dict[str, Any], stdin: IO[bytes]) -> int:
     """Start one process in its own group; end the group when stdin closes or on a signal."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
            and not k.startswith(_INDEX_VARIABLES)}
-    env.update(header.get("env", {}))  # type: ignore[call-overload]
+    env.update(header.get("env", {}))
     child = subprocess.Popen(
-        list(header["argv"]),  # type: ignore[call-overload]
+        list(header["argv"]),
         env=env, cwd=str(header.get("cwd") or os.path.expanduser("~")),
         stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(),
         start_new_session=True,
@@ -402,15 +403,15 @@ def run(header: dict[str, object], stdin: object) -> int:
     return child.returncode if child.returncode is not None else 0
 
 
-def cleanup(header: dict[str, object]) -> None:
+def cleanup(header: dict[str, Any]) -> None:
     killed = []
-    for pgid in header.get("pgids", []):  # type: ignore[attr-defined]
+    for pgid in header.get("pgids", []):
         try:
             os.killpg(int(pgid), signal.SIGKILL)
             killed.append(pgid)
         except (ProcessLookupError, PermissionError):
             pass
-    for link in header.get("links", []):  # type: ignore[attr-defined]
+    for link in header.get("links", []):
         try:
             os.unlink(link)
         except FileNotFoundError:
@@ -418,8 +419,8 @@ def cleanup(header: dict[str, object]) -> None:
     emit("cleaned", killed=killed)
 
 
-def serve(stdin: object) -> int:
-    header = json.loads(stdin.readline())  # type: ignore[attr-defined]
+def serve(stdin: IO[bytes]) -> int:
+    header = json.loads(stdin.readline())
     action = header["action"]
     try:
         if action == "probe":
