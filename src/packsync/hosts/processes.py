@@ -20,7 +20,7 @@ from distributed.deploy.spec import ProcessInterface
 from packsync.codeplugin import LINK_VARIABLE
 from packsync.errors import LaunchError
 from packsync.hosts.prepare import PreparedHost
-from packsync.hosts.ssh import _events, python_command
+from packsync.hosts.ssh import events
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +83,8 @@ class RemoteProcess(ProcessInterface):
         ]
         header = {"action": "run", "argv": argv, "env": remote_environment(self.target),
                   "cwd": self.cwd or ""}
-        connection = self.target.connection
         try:
-            self.proc = await connection.connection.create_process(
-                python_command([self.target.host_python]), encoding=None
-            )
-            from packsync.hosts.ssh import hostside_script
-
-            script = hostside_script()
-            self.proc.stdin.write(b"%d\n" % len(script) + script)
-            self.proc.stdin.write(json.dumps(header).encode() + b"\n")
+            self.proc = await self.target.connection.start([self.target.host_python], header)
             await self.proc.stdin.drain()
         except Exception as error:
             await self._stop()
@@ -138,7 +130,7 @@ class RemoteProcess(ProcessInterface):
                 started.cancel()
 
     async def _started(self) -> None:
-        async for event in _events(self.proc.stdout):
+        async for event in events(self.proc.stdout):
             if event.get("event") == "started":
                 self.pgid = int(event["pgid"])
             elif event.get("event") == "error":

@@ -112,7 +112,7 @@ class HostConnection:
         async with self.session(python, header, blobs=blobs) as process:
             last: dict[str, Any] = {}
             stderr = asyncio.ensure_future(process.stderr.read())
-            async for event in _events(process.stdout):
+            async for event in events(process.stdout):
                 last = event
                 if event.get("event") in ("done", "probe", "cleaned", "error"):
                     break
@@ -131,18 +131,25 @@ class HostConnection:
                               kind=last.get("kind", ""))
         return last
 
+    async def start(self, python: Iterable[str], header: Mapping[str, Any]) -> Any:
+        """A channel running the host-side script, sent with ``header`` on its stdin."""
+        process = await self.connection.create_process(python_command(python), encoding=None)
+        try:
+            script = hostside_script()
+            process.stdin.write(b"%d\n" % len(script) + script)
+            process.stdin.write(json.dumps(dict(header)).encode() + b"\n")
+        except BaseException:
+            process.close()
+            raise
+        return process
+
     @asynccontextmanager
     async def session(
         self, python: Iterable[str], header: Mapping[str, Any], *, blobs: Iterable[Path] = ()
     ) -> AsyncIterator[Any]:
         """A channel running the host-side script with ``header``; blobs follow it on stdin."""
-        process = await self.connection.create_process(
-            python_command(python), encoding=None
-        )
+        process = await self.start(python, header)
         try:
-            script = hostside_script()
-            process.stdin.write(b"%d\n" % len(script) + script)
-            process.stdin.write(json.dumps(dict(header)).encode() + b"\n")
             for path in blobs:
                 with open(path, "rb") as handle:
                     while block := handle.read(1 << 20):
@@ -171,7 +178,8 @@ class HostFailure(Exception):
         self.kind = kind
 
 
-async def _events(stream: Any) -> AsyncIterator[dict[str, Any]]:
+async def events(stream: Any) -> AsyncIterator[dict[str, Any]]:
+    """The host-side script's JSON events, one a line; any other line is only logged."""
     while True:
         raw = await stream.readline()
         if not raw:
