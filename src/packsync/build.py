@@ -205,12 +205,7 @@ def _stored_wheel(
     decision: Decision, wheel: Path, store: Store, *, dist_info: Path | None = None
 ) -> Artifact:
     if not wheel.is_file():
-        raise BuildError(
-            f"{decision.name} was installed from {wheel}, which no longer exists",
-            package=decision.name,
-            path=str(wheel),
-            hint=f"reinstall {decision.name} or leave it out with ignore=[{decision.name!r}]",
-        )
+        raise _installed_from_missing(decision, wheel)
     try:
         name, version, _, _ = parse_wheel_filename(wheel.name)
         filename = wheel.name
@@ -235,6 +230,15 @@ def _stored_wheel(
         _check_against_record(decision, wheel, dist_info)
     store.put(wheel, sha256)
     return Artifact(name=str(name), version=str(version), filename=filename, sha256=sha256)
+
+
+def _installed_from_missing(decision: Decision, path: Path) -> BuildError:
+    return BuildError(
+        f"{decision.name} was installed from {path}, which no longer exists",
+        package=decision.name,
+        path=str(path),
+        hint=f"reinstall {decision.name} or leave it out with ignore=[{decision.name!r}]",
+    )
 
 
 def _check_against_record(decision: Decision, wheel: Path, dist_info: Path) -> None:
@@ -267,12 +271,7 @@ def _source_key(decision: Decision, context: _Context) -> str:
     if isinstance(source, ArchiveSource):
         archive = Path(file_url_to_path(source.url))
         if not archive.is_file():
-            raise BuildError(
-                f"{decision.name} was installed from {archive}, which no longer exists",
-                package=decision.name,
-                path=str(archive),
-                hint=f"reinstall {decision.name} or leave it out with ignore=[{decision.name!r}]",
-            )
+            raise _installed_from_missing(decision, archive)
         return _hash("archive", sha256_file(archive), built_by)
     raise BuildError(  # pragma: no cover - plan never asks
         f"nothing to build for {decision.name}", package=decision.name
