@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .ports import free_port
 
 PACKAGE = "psprivate-probe"
 MODULE = "psprivate_probe"
@@ -80,7 +81,7 @@ def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
     for username, password in accounts.items():
         htpasswd.set_password(username, password)
     htpasswd.save()
-    port = _free_port()
+    port = free_port()
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
@@ -101,10 +102,3 @@ def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
             time.sleep(0.1)
     index.stop()
     raise RuntimeError("pypiserver did not become ready")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

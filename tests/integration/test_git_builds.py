@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from packsync.store import LocalStore
 
 from .buildenv import Steps, Venv, plan_for, wheel_text, write
 from .conftest import make_project
+from .ports import free_port, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -130,13 +129,6 @@ def test_unreachable_server_falls_back_to_the_installed_files(installed, tmp_pat
 # --------------------------------------------------------------------------- over SSH
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def sshd(tmp_path):
     """An OpenSSH server on 127.0.0.1 that accepts one key, which only this test holds."""
@@ -149,7 +141,7 @@ def sshd(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")],
                    check=True)
     shutil.copy(tmp_path / "key.pub", conf / "authorized_keys")
-    port = _free_port()
+    port = free_port()
     (conf / "config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {conf / 'host'}\n"
         f"PidFile {conf / 'pid'}\nAuthorizedKeysFile {conf / 'authorized_keys'}\n"
@@ -161,15 +153,7 @@ def sshd(tmp_path):
     server = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf / "config")],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError((tmp_path / "sshd.log").read_text()) from None
-                time.sleep(0.1)
+        wait_listening(port, server, tmp_path / "sshd.log", timeout=20)
         yield port, tmp_path / "key"
     finally:
         server.terminate()

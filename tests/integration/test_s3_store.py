@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,35 +14,22 @@ import pytest
 from packsync.errors import IntegrityError
 from packsync.store import FsspecStore, open_store
 
+from .ports import free_port, wait_listening
+
 HOUR = 3600.0
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def s3_endpoint(tmp_path, monkeypatch):
     """A moto S3 server on 127.0.0.1 with a bucket ``packsync``; stopped by PID."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "moto.log", "wb")
     server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError((tmp_path / "moto.log").read_text()) from None
-                time.sleep(0.1)
+        wait_listening(port, server, tmp_path / "moto.log")
         for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                             "AWS_DEFAULT_REGION": "us-east-1"}.items():
             monkeypatch.setenv(name, value)

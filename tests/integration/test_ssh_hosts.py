@@ -15,6 +15,7 @@ import pytest
 
 from . import sshd
 from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env, make_project
+from .ports import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -195,7 +196,7 @@ def test_unreachable_refused_and_pythonless_hosts_stop_cleanly(client: ClientEnv
     alpha, beta = hosts
     good = alpha.spec(python=python_of(alpha))
 
-    port = sshd.free_port()
+    port = free_port()
     unreachable = fault(client, [good, {"address": "127.0.0.1", "port": port}])
     assert f"cannot reach host 127.0.0.1:{port}" in unreachable["outcome"]
     assert unreachable["left"] == []
