@@ -18,6 +18,7 @@ from packsync.dependencies import DependencyGraph, target_environment
 from packsync.errors import PlanError
 from packsync.model import (
     FAIL_ON_LEVELS,
+    Action,
     ArchiveSource,
     CondaSource,
     Decision,
@@ -268,11 +269,11 @@ def _decide_synced(
     return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
 
 
-def _decide(dist: InstalledDist, action: str, specifier: str, reason: str) -> Decision:
+def _decide(dist: InstalledDist, action: Action, specifier: str, reason: str) -> Decision:
     return Decision(
         name=dist.name,
         local_version=dist.version,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         specifier=specifier,
         reason=reason,
         source=dist.source,

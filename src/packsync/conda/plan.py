@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import replace
+from typing import Literal
 
 from packaging.utils import canonicalize_name
 
@@ -107,12 +108,14 @@ def _major_minor(version: str) -> str:
     return ".".join((parts + ["0"])[:2])
 
 
-def _decision(package: CondaPackage, action: str, spec: str, reason: str) -> CondaDecision:
+def _decision(
+    package: CondaPackage, action: Literal["pin", "ignore"], spec: str, reason: str
+) -> CondaDecision:
     return CondaDecision(
         name=package.name,
         local_version=package.version,
         build=package.build,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         spec=spec,
         reason=reason,
     )
