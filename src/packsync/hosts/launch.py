@@ -58,7 +58,7 @@ class HostsLaunch:
             return "127.0.0.1"
         from distributed.utils import get_ip
 
-        return str(get_ip(self.specs[0].address))  # type: ignore[no-untyped-call]
+        return str(get_ip(self.specs[0].address))
 
     async def prepare(self, prepared: Prepared, reporter: Reporter) -> list[PreparedHost]:
         locked = prepared.locked

@@ -58,7 +58,7 @@ class RemoteProcess(ProcessInterface):
         name: str | None = None,
         **_: Any,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.target = target
         self.spec = dict(spec)
         self.args = args
@@ -108,7 +108,7 @@ class RemoteProcess(ProcessInterface):
             ) from None
         self.on_ready(line)
         self._drain = asyncio.ensure_future(self._drain_log())
-        await super().start()  # type: ignore[no-untyped-call]
+        await super().start()
 
     def on_ready(self, line: str) -> None:
         """Read what the ready line says (the scheduler's address)."""
@@ -150,7 +150,7 @@ class RemoteProcess(ProcessInterface):
 
     async def close(self) -> None:
         await self._stop()
-        await super().close()  # type: ignore[no-untyped-call]
+        await super().close()
 
     async def _stop(self) -> None:
         """Close stdin: the supervisor ends the process group; kill it directly if need be."""
