@@ -15,7 +15,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ class Payload:
     lock: Lock
     store: Store
     code: CodeBundle | None
-    uv_env: Mapping[str, str]  # index settings with credentials: memory only
+    uv_env: Mapping[str, str] = field(repr=False)  # index credentials: memory only
     shared_store: str | None = None  # the store's directory as the hosts see it
 
 
