@@ -18,7 +18,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -68,7 +68,7 @@ _BUILD_OUTPUTS = frozenset({"build", "dist"})  # only at the top of a project
 class _Context:
     store: Store
     cache: Path
-    uv_env: Mapping[str, str]
+    uv_env: Mapping[str, str] = field(repr=False)  # index credentials: memory only
     reporter: Reporter
     target: Target
     client: Interpreter
