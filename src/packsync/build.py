@@ -52,6 +52,7 @@ from packsync.repack import (
     wheel_identity,
 )
 from packsync.scan.dists import file_url_to_path
+from packsync.scan.indexes import redact_text
 from packsync.store import Store, sha256_file
 from packsync.uvtool import run_uv
 
@@ -410,7 +411,7 @@ def _vcs_fallback(
             f"{decision.name} cannot be built: {problem} ({source.url}), and {why}",
             package=decision.name,
             path=source.url,
-            log_tail=tail(problem.log),
+            log_tail=tail(redact_text(problem.log)),
             hint="check that this machine can reach the repository (your SSH keys or Git "
             "credentials) and that the commit still exists, or leave the package out with "
             f"ignore=[{decision.name!r}]",
