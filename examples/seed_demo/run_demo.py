@@ -71,7 +71,7 @@ def worker_facts() -> dict[str, str]:
         "prefix": sys.prefix,
         "httpx": version("httpx"),
         "my_local_package": version("my_local_package"),
-        "helpers_dir": os.path.dirname(os.path.abspath(helpers.__file__)),
+        "helpers_dir": os.path.dirname(os.path.realpath(helpers.__file__)),  # via the live link
     }
 
 
@@ -155,7 +155,7 @@ def main() -> int:
     console.print(f"environment cache hit: {prepared.environment.cache_hit}")
     console.print(f"environment:       {prepared.environment.path}")
     console.print(f"client sys.prefix: {sys.prefix}")
-    table, failed = proof_table(facts, str(prepared.code_dir))
+    table, failed = proof_table(facts, os.path.realpath(str(prepared.code_dir)))
     console.print(table)
     if failed:
         console.print(f"[red]{failed} proof check(s) failed[/]")
