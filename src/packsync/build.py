@@ -29,18 +29,7 @@ from packaging.utils import (
 
 from packsync.errors import BuildError, tail
 from packsync.index_failures import scrubbed_tail
-from packsync.model import (
-    ArchiveSource,
-    Artifact,
-    Decision,
-    DirectorySource,
-    EditableSource,
-    Interpreter,
-    Plan,
-    Snapshot,
-    Target,
-    VcsSource,
-)
+from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.repack import (
     NotFaithful,
@@ -53,6 +42,7 @@ from packsync.repack import (
 )
 from packsync.scan.dists import file_url_to_path
 from packsync.scan.indexes import redact_text
+from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
 from packsync.uvtool import run_uv
 

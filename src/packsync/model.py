@@ -1,161 +1,22 @@
-"""The values that flow through packsync: what was scanned, and what was decided.
+"""The values that flow through packsync: what was scanned, decided and built.
 
-Every model is a frozen dataclass with ``to_dict``/``from_dict`` so that a snapshot
-or plan can be saved as JSON, planned elsewhere, and compared in tests. No model
-ever holds a credential: index URLs are stored redacted.
+Snapshot, plan and artifact models; where a distribution came from is in
+``packsync.sources``, the conda packages in ``packsync.conda.model``. Every model is
+a frozen dataclass with ``to_dict``/``from_dict`` so that a snapshot or plan can be
+saved as JSON, planned elsewhere, and compared in tests. No model ever holds a
+credential: index URLs are stored redacted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 
-# --------------------------------------------------------------------------- sources
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class IndexSource:
-    """Installed from a package index (no PEP 610 ``direct_url.json``)."""
-
-    kind: ClassVar[str] = "index"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind}
-
-    @property
-    def is_local_code(self) -> bool:
-        return False
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EditableSource:
-    """An editable install of a project directory on this machine.
-
-    ``commit`` is the checked-out commit when the directory is a Git checkout
-    (``pip install -e git+…``); what travels is still the directory as it is on disk.
-    """
-
-    kind: ClassVar[str] = "editable"
-    path: str
-    commit: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {"kind": self.kind, "path": self.path}
-        if self.commit:
-            data["commit"] = self.commit
-        return data
-
-    @property
-    def is_local_code(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DirectorySource:
-    """A non-editable install from a project directory on this machine."""
-
-    kind: ClassVar[str] = "directory"
-    path: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path}
-
-    @property
-    def is_local_code(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ArchiveSource:
-    """Installed from a wheel or sdist file (or URL) rather than an index."""
-
-    kind: ClassVar[str] = "archive"
-    url: str
-    sha256: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "url": self.url, "sha256": self.sha256}
-
-    @property
-    def is_local_code(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class VcsSource:
-    """Installed from a version-control URL; built on the client, never on a host."""
-
-    kind: ClassVar[str] = "vcs"
-    vcs: str
-    url: str
-    commit: str = ""
-    requested_revision: str = ""
-    subdirectory: str = ""  # where the project sits inside the repository
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {
-            "kind": self.kind,
-            "vcs": self.vcs,
-            "url": self.url,
-            "commit": self.commit,
-            "requested_revision": self.requested_revision,
-        }
-        if self.subdirectory:
-            data["subdirectory"] = self.subdirectory
-        return data
-
-    @property
-    def is_local_code(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CondaSource:
-    """Installed by a conda package (its files are that package's): it travels with conda."""
-
-    kind: ClassVar[str] = "conda"
-    package: str  # the conda package's name, e.g. ``dask-core`` for ``dask``
-    channel: str = ""  # redacted
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "package": self.package, "channel": self.channel}
-
-    @property
-    def is_local_code(self) -> bool:
-        return False
-
-
-Source = (
-    IndexSource | EditableSource | DirectorySource | ArchiveSource | VcsSource | CondaSource
-)
-SOURCE_KINDS = ("index", "editable", "directory", "archive", "vcs", "conda")
-
-
-def source_from_dict(data: Mapping[str, Any]) -> Source:
-    kind = data.get("kind", "index")
-    if kind == "index":
-        return IndexSource()
-    if kind == "editable":
-        return EditableSource(path=data["path"], commit=data.get("commit", ""))
-    if kind == "directory":
-        return DirectorySource(path=data["path"])
-    if kind == "archive":
-        return ArchiveSource(url=data["url"], sha256=data.get("sha256", ""))
-    if kind == "vcs":
-        return VcsSource(
-            vcs=data["vcs"],
-            url=data["url"],
-            commit=data.get("commit", ""),
-            requested_revision=data.get("requested_revision", ""),
-            subdirectory=data.get("subdirectory", ""),
-        )
-    if kind == "conda":
-        return CondaSource(package=data["package"], channel=data.get("channel", ""))
-    raise ValueError(f"unknown source kind {kind!r}")
-
+from packsync.conda.model import CondaEnvironment, CondaPlan
+from packsync.sources import IndexSource, Source, source_from_dict
 
 # --------------------------------------------------------------------------- snapshot
 
@@ -257,92 +118,6 @@ class IndexConfig:
             extra_index_urls=tuple(data.get("extra_index_urls", ())),
             find_links=tuple(data.get("find_links", ())),
             origins=dict(data.get("origins", {})),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CondaPackage:
-    """One ``conda-meta/*.json`` record. URLs are redacted: no channel token is kept."""
-
-    name: str
-    version: str
-    build: str
-    build_number: int = 0
-    subdir: str = ""
-    channel: str = ""
-    noarch: str = ""  # "python", "generic" or ""
-    requested_spec: str = ""  # what the user asked for, when they did
-    depends: tuple[str, ...] = ()
-    python_dists: tuple[str, ...] = ()  # canonical names of the distributions it installs
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "build": self.build,
-            "build_number": self.build_number,
-            "subdir": self.subdir,
-            "channel": self.channel,
-            "noarch": self.noarch,
-            "requested_spec": self.requested_spec,
-            "depends": list(self.depends),
-            "python_dists": list(self.python_dists),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CondaPackage:
-        return cls(
-            name=data["name"],
-            version=data["version"],
-            build=data["build"],
-            build_number=int(data.get("build_number", 0)),
-            subdir=data.get("subdir", ""),
-            channel=data.get("channel", ""),
-            noarch=data.get("noarch", ""),
-            requested_spec=data.get("requested_spec", ""),
-            depends=tuple(data.get("depends", ())),
-            python_dists=tuple(data.get("python_dists", ())),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CondaEnvironment:
-    """The conda side of a prefix (conda, mamba, micromamba or pixi made it)."""
-
-    prefix: str
-    subdir: str  # the prefix's platform: linux-64, linux-aarch64, osx-arm64, ...
-    channels: tuple[str, ...]  # redacted, in the order they were first seen
-    packages: tuple[CondaPackage, ...]
-
-    @property
-    def python(self) -> str:
-        """The version of the conda ``python`` package ("" when Python is not from conda)."""
-        for package in self.packages:
-            if package.name == "python":
-                return package.version
-        return ""
-
-    def get(self, name: str) -> CondaPackage | None:
-        for package in self.packages:
-            if package.name == name:
-                return package
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "prefix": self.prefix,
-            "subdir": self.subdir,
-            "channels": list(self.channels),
-            "packages": [p.to_dict() for p in self.packages],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CondaEnvironment:
-        return cls(
-            prefix=data.get("prefix", ""),
-            subdir=data["subdir"],
-            channels=tuple(data.get("channels", ())),
-            packages=tuple(CondaPackage.from_dict(p) for p in data.get("packages", ())),
         )
 
 
@@ -564,72 +339,6 @@ class Relaxation:
             specifier=data["specifier"],
             version=data["version"],
             reason=data["reason"],
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CondaDecision:
-    """What the cluster gets for one conda package: a match spec for the solver, and why."""
-
-    name: str
-    local_version: str
-    build: str
-    action: Literal["pin", "ignore"]
-    spec: str  # a conda match spec, e.g. ``gdal ==3.8.4 h2b4f5e1_0``
-    reason: str
-    cluster_version: str = ""  # known once solved for the target
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "local_version": self.local_version,
-            "build": self.build,
-            "action": self.action,
-            "spec": self.spec,
-            "reason": self.reason,
-            "cluster_version": self.cluster_version,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CondaDecision:
-        return cls(
-            name=data["name"],
-            local_version=data["local_version"],
-            build=data.get("build", ""),
-            action=data["action"],
-            spec=data.get("spec", ""),
-            reason=data["reason"],
-            cluster_version=data.get("cluster_version", ""),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CondaPlan:
-    """The conda part of a plan: specs for the target's subdir, from the client's channels."""
-
-    subdir: str  # the workers' conda platform, e.g. linux-64
-    channels: tuple[str, ...]  # redacted
-    decisions: tuple[CondaDecision, ...]
-    python: str = ""  # the Python version conda provides ("" when it does not)
-
-    def specs(self) -> tuple[str, ...]:
-        return tuple(d.spec for d in self.decisions if d.action == "pin")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "subdir": self.subdir,
-            "channels": list(self.channels),
-            "decisions": [d.to_dict() for d in self.decisions],
-            "python": self.python,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CondaPlan:
-        return cls(
-            subdir=data["subdir"],
-            channels=tuple(data.get("channels", ())),
-            decisions=tuple(CondaDecision.from_dict(d) for d in data.get("decisions", ())),
-            python=data.get("python", ""),
         )
 
 

@@ -19,8 +19,6 @@ from packsync.errors import PlanError
 from packsync.model import (
     FAIL_ON_LEVELS,
     Action,
-    ArchiveSource,
-    CondaSource,
     Decision,
     InstalledDist,
     Plan,
@@ -30,6 +28,7 @@ from packsync.model import (
     Snapshot,
     Target,
 )
+from packsync.sources import ArchiveSource, CondaSource
 
 MANDATORY = ("dask", "distributed", "tornado", "cloudpickle", "msgpack")
 

@@ -12,18 +12,13 @@ rattler = pytest.importorskip("rattler")
 rattler_build = pytest.importorskip("rattler_build")
 
 from packsync.conda.channels import channel_secrets, live_channels, redact_channel  # noqa: E402
+from packsync.conda.model import CondaEnvironment, CondaPackage  # noqa: E402
 from packsync.conda.names import conda_names, pypi_name  # noqa: E402
 from packsync.conda.plan import plan_conda  # noqa: E402
 from packsync.conda.scan import scan_conda  # noqa: E402
-from packsync.model import (  # noqa: E402
-    CondaEnvironment,
-    CondaPackage,
-    CondaSource,
-    PlanOptions,
-    Snapshot,
-    Target,
-)
+from packsync.model import PlanOptions, Snapshot, Target  # noqa: E402
 from packsync.scan.dists import scan_dists  # noqa: E402
+from packsync.sources import CondaSource  # noqa: E402
 
 SITE = "lib/python3.11/site-packages"
 

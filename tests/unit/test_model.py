@@ -6,18 +6,9 @@ import json
 import pickle
 
 from packsync.errors import BuildError, PacksyncError
-from packsync.model import (
-    ArchiveSource,
-    DirectorySource,
-    EditableSource,
-    IndexConfig,
-    InstalledDist,
-    Interpreter,
-    Plan,
-    Snapshot,
-    VcsSource,
-)
+from packsync.model import IndexConfig, InstalledDist, Interpreter, Plan, Snapshot
 from packsync.plan import MANDATORY, plan
+from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 
 
 def sample() -> Snapshot:

@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from packsync.errors import PlanError
-from packsync.model import (
-    ArchiveSource,
-    EditableSource,
-    InstalledDist,
-    Interpreter,
-    PlanOptions,
-    Snapshot,
-    Target,
-    VcsSource,
-)
+from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot, Target
 from packsync.plan import MANDATORY, default_target, enforce, plan
+from packsync.sources import ArchiveSource, EditableSource, VcsSource
 
 LINUX_ENV = {"sys_platform": "linux", "platform_machine": "x86_64", "python_version": "3.11",
              "python_full_version": "3.11.7", "os_name": "posix",

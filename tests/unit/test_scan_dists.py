@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from packsync.model import ArchiveSource, DirectorySource, EditableSource, IndexSource, VcsSource
 from packsync.scan.dists import scan_dists
+from packsync.sources import ArchiveSource, DirectorySource, EditableSource, IndexSource, VcsSource
 
 
 def dist_info(site: Path, name: str, version: str, *, direct_url: dict | None = None,

@@ -13,7 +13,8 @@ from packsync import options
 from packsync.cli.console import err, out
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
-from packsync.model import FAIL_ON_LEVELS, SOURCE_KINDS, Plan, PlanOptions, Snapshot
+from packsync.model import FAIL_ON_LEVELS, Plan, PlanOptions, Snapshot
+from packsync.sources import SOURCE_KINDS
 
 
 def register(commands: Any) -> None:

@@ -16,17 +16,10 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
+from packsync.conda.model import CondaDecision, CondaEnvironment, CondaPackage, CondaPlan
 from packsync.conda.names import pypi_name
-from packsync.model import (
-    CondaDecision,
-    CondaEnvironment,
-    CondaPackage,
-    CondaPlan,
-    CondaSource,
-    Plan,
-    PlanOptions,
-    Target,
-)
+from packsync.model import Plan, PlanOptions, Target
+from packsync.sources import CondaSource
 
 SUBDIRS = {"x86_64": "linux-64", "aarch64": "linux-aarch64"}
 

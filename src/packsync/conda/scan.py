@@ -23,8 +23,10 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from packsync.conda.channels import record_channel, redact_channel
+from packsync.conda.model import CondaEnvironment, CondaPackage
 from packsync.conda.names import pypi_name
-from packsync.model import CondaEnvironment, CondaPackage, CondaSource, InstalledDist
+from packsync.model import InstalledDist
+from packsync.sources import CondaSource
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from packsync.conda.channels import channel_secrets, redact_channel
 from packsync.conda.locked import CondaLock, LockedCondaPackage
+from packsync.conda.model import CondaPlan
 from packsync.conda.runner import client, require_rattler, run
 from packsync.errors import LockError
-from packsync.model import CondaPlan, Target
+from packsync.model import Target
 from packsync.scan.indexes import redact_text
 
 logger = logging.getLogger(__name__)

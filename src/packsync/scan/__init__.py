@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from packaging.markers import default_environment
 
 from packsync.conda.scan import is_conda_prefix, scan_conda
-from packsync.model import DirectorySource, EditableSource, Interpreter, Snapshot
+from packsync.model import Interpreter, Snapshot
 from packsync.scan.dists import find_dists
 from packsync.scan.indexes import discover
 from packsync.scan.workdir import code_paths, stdlib_paths
+from packsync.sources import DirectorySource, EditableSource
 
 __all__ = ["scan", "current_interpreter"]
 

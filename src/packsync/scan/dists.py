@@ -18,12 +18,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from packaging.version import InvalidVersion, Version
 
-from packsync.model import (
+from packsync.model import InstalledDist
+from packsync.sources import (
     ArchiveSource,
     DirectorySource,
     EditableSource,
     IndexSource,
-    InstalledDist,
     Source,
     VcsSource,
 )
