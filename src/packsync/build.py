@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from packaging.utils import (
 )
 
 from packsync.errors import BuildError, tail
+from packsync.gitsource import Unreachable, checkout, resolve_revision
 from packsync.index_failures import scrubbed_tail
 from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
@@ -44,15 +44,10 @@ from packsync.scan.dists import file_url_to_path
 from packsync.scan.indexes import redact_text
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
+from packsync.treehash import tree_hash
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
-
-_SKIPPED_DIRS = frozenset(
-    {".git", ".hg", ".svn", "__pycache__", ".venv", ".tox", ".nox", "node_modules",
-     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs"}
-)
-_BUILD_OUTPUTS = frozenset({"build", "dist"})  # only at the top of a project
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -254,7 +249,7 @@ def _source_key(decision: Decision, context: _Context) -> str:
     # the interpreter a wheel is built with matters for compiled code
     built_by = f"{context.client.platform}\0{'.'.join(context.client.version.split('.')[:2])}"
     if isinstance(source, VcsSource):
-        commit = source.commit or _resolve_revision(decision, source, context)
+        commit = source.commit or resolve_revision(decision, source, context.reporter)
         subdirectory = getattr(source, "subdirectory", "")
         return _hash("vcs", source.url, commit, subdirectory, built_by)
     if isinstance(source, (EditableSource, DirectorySource)):
@@ -269,64 +264,6 @@ def _source_key(decision: Decision, context: _Context) -> str:
     )
 
 
-def tree_hash(root: Path, package: str = "") -> str:
-    """A hash of a source tree's file names and contents.
-
-    Inside a Git work tree the files are those Git would consider (tracked, or untracked
-    and not ignored), so ``.gitignore`` is honoured; build outputs, VCS folders and
-    environments are skipped in any case.
-    """
-    if not root.is_dir():
-        raise BuildError(
-            f"the source directory of {package or root} is gone: {root}",
-            package=package,
-            path=str(root),
-            hint="restore the directory, reinstall the package, or ignore it",
-        )
-    digest = hashlib.sha256()
-    for relpath in _source_files(root):
-        digest.update(os.fsencode(relpath) + b"\0")
-        digest.update(sha256_file(root / relpath).encode())
-    return digest.hexdigest()
-
-
-def _source_files(root: Path) -> list[str]:
-    try:
-        listed = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard", "--", "."],
-            capture_output=True,
-            check=False,
-        )
-    except OSError:  # no git on this machine
-        listed = subprocess.CompletedProcess([], 1, b"", b"")
-    if listed.returncode == 0:
-        names = [os.fsdecode(n) for n in listed.stdout.split(b"\0") if n]
-        return sorted(n for n in names if not _skipped(Path(n)) and (root / n).is_file())
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        top = Path(dirpath) == root
-        dirnames[:] = [
-            d for d in dirnames
-            if not _skipped(Path(d))
-            and not (top and d in _BUILD_OUTPUTS)
-            and not _is_environment(Path(dirpath, d))
-        ]
-        found += [str(Path(dirpath, f).relative_to(root)) for f in filenames
-                  if not _skipped(Path(f))]
-    return sorted(found)
-
-
-def _skipped(relpath: Path) -> bool:
-    return any(part in _SKIPPED_DIRS or part.endswith(".egg-info") for part in relpath.parts) or (
-        relpath.suffix in (".pyc", ".pyo")
-    )
-
-
-def _is_environment(path: Path) -> bool:
-    return (path / "pyvenv.cfg").exists() or (path / "conda-meta").is_dir()
-
-
 def _build_wheel(
     decision: Decision, out: Path, context: _Context, dist_info: Path | None
 ) -> Path:
@@ -334,8 +271,8 @@ def _build_wheel(
     if isinstance(source, VcsSource):
         project = out / "checkout"
         try:
-            _checkout(decision, source, project)
-        except _Unreachable as problem:
+            checkout(decision, source, project)
+        except Unreachable as problem:
             return _vcs_fallback(decision, source, problem, out, context, dist_info)
         subdirectory = getattr(source, "subdirectory", "")
         if subdirectory:
@@ -377,18 +314,10 @@ def _shown(source: object, project: Path) -> str:
     return str(project)
 
 
-class _Unreachable(Exception):
-    """The Git server or the commit cannot be had; the message says which."""
-
-    def __init__(self, message: str, log: str) -> None:
-        super().__init__(message)
-        self.log = log
-
-
 def _vcs_fallback(
     decision: Decision,
     source: VcsSource,
-    problem: _Unreachable,
+    problem: Unreachable,
     out: Path,
     context: _Context,
     dist_info: Path | None,
@@ -411,74 +340,6 @@ def _vcs_fallback(
     logger.warning("%s", message)
     context.reporter.step("build", message)
     return _repack(decision, dist_info, out, why=f"{problem} ({source.url})")
-
-
-def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Git with the user's own configuration and credentials, but never a prompt."""
-    env = dict(os.environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False, timeout=900)
-    except FileNotFoundError:
-        return subprocess.CompletedProcess(["git"], 127, "", "git is not installed")
-    except subprocess.TimeoutExpired as error:
-        return subprocess.CompletedProcess(["git"], 124, "", f"git timed out: {error}")
-
-
-def _require_git(decision: Decision, source: VcsSource) -> None:
-    if source.vcs != "git":
-        raise BuildError(
-            f"{decision.name} comes from {source.vcs} ({source.url}), and only Git sources "
-            "can be built",
-            package=decision.name,
-            path=source.url,
-            hint=f"reinstall {decision.name} from Git or an index, or ignore it",
-        )
-
-
-def _resolve_revision(decision: Decision, source: VcsSource, context: _Context) -> str:
-    """The commit to build when the installer recorded none (old installers)."""
-    _require_git(decision, source)
-    revision = source.requested_revision
-    logger.warning(
-        "%s: no commit was recorded at install (an old installer); building %s of %s",
-        decision.name, revision or "the default branch", source.url,
-    )
-    context.reporter.step("build", f"{decision.name}: no recorded commit, using "
-                          f"{revision or 'the default branch'}")
-    if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
-        return revision.lower()
-    listed = _git(["ls-remote", "--", source.url, revision or "HEAD"])
-    if listed.returncode != 0:
-        return f"unresolved:{revision}"  # fails again at checkout, where the fallback lives
-    refs: dict[str, str] = {}
-    for line in listed.stdout.splitlines():
-        commit, _, ref = line.partition("\t")
-        refs[ref] = commit
-    peeled = [c for r, c in refs.items() if r.endswith("^{}")]
-    return (peeled or list(refs.values()) or [f"unresolved:{revision}"])[0]
-
-
-def _checkout(decision: Decision, source: VcsSource, into: Path) -> None:
-    _require_git(decision, source)
-    revision = source.commit or source.requested_revision
-    cloned = _git(["clone", "--quiet", "--no-checkout", "--", source.url, str(into)])
-    if cloned.returncode != 0:
-        raise _Unreachable("the Git repository cannot be reached", cloned.stderr)
-    if revision:
-        checked = _git(["checkout", "--quiet", "--detach", revision], cwd=into)
-        if checked.returncode != 0:
-            raise _Unreachable(f"the commit {revision} is not in the repository", checked.stderr)
-    else:
-        checked = _git(["checkout", "--quiet"], cwd=into)
-        if checked.returncode != 0:
-            raise _Unreachable("the repository has nothing to check out", checked.stderr)
-    if (into / ".gitmodules").exists():
-        modules = _git(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=into)
-        if modules.returncode != 0:
-            raise _Unreachable("its Git submodules cannot be fetched", modules.stderr)
 
 
 def _read_record(path: Path) -> Artifact | None:

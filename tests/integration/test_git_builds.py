@@ -89,7 +89,7 @@ def test_a_missing_commit_id_warns_and_builds_the_requested_revision(installed, 
     data["vcs_info"] = {"vcs": "git", "requested_revision": "main"}
     path.write_text(json.dumps(data))
     try:
-        with caplog.at_level(logging.WARNING, logger="packsync.build"):
+        with caplog.at_level(logging.WARNING, logger="packsync.gitsource"):
             store, artifacts = build(installed, tmp_path, "gitpkg")
     finally:
         path.write_text(original)
