@@ -223,6 +223,8 @@ def _resolve(
         _name_of(r): r.replace(f"@ {WHEELS_DIR}/", f"@ {local}/") for r in requirements
     }
     pins = {d.key: d for d in plan.synced() if d.action == "pin"}
+    # what the target needs and the client never installed: resolved afterwards, with deps
+    additions = {key: lines.pop(key) for key, d in pins.items() if not d.local_version}
     relaxed: dict[str, Relaxation] = {}
     tried: dict[str, int] = {}
     output = ""
@@ -256,6 +258,8 @@ def _resolve(
         )
 
     data = tomllib.loads(output) if lines else _empty_lock()
+    if additions:
+        data["packages"] = _with_additions(plan, data["packages"], additions, settings, workdir)
     local_dir = str(workdir / WHEELS_DIR)
     versions: dict[str, str] = {}
     for package in data.get("packages", []):
@@ -280,21 +284,63 @@ def _resolve(
     return tomli_w.dumps(data)
 
 
+def _with_additions(
+    plan: Plan,
+    packages: list[dict[str, Any]],
+    additions: Mapping[str, str],
+    settings: IndexSettings,
+    workdir: Path,
+) -> list[dict[str, Any]]:
+    """``packages`` plus the additions and their dependencies, resolved around the pins."""
+    pinned = [f"{p['name']}=={p['version']}" for p in packages if p.get("version")]
+    compiled, log = _compile(
+        plan, list(additions.values()), settings, workdir, constraints=pinned
+    )
+    if compiled is None:
+        names = ", ".join(sorted(additions))
+        raise LockError(
+            f"{names}, needed on {plan.target.platform} but not installed here, cannot be "
+            "resolved together with the packages synced from here",
+            package=names,
+            log_tail=tail(log),
+            hint=f"install {names} here so that they are synced as they are, or ignore them",
+        )
+    present = {canonicalize_name(p["name"]) for p in packages}
+    added = [
+        p for p in tomllib.loads(compiled).get("packages", [])
+        if canonicalize_name(p["name"]) not in present
+    ]
+    return sorted(packages + added, key=lambda p: canonicalize_name(p["name"]))
+
+
 def _empty_lock() -> dict[str, Any]:
     """A lock with no pip package (conda provides them all)."""
     return {"lock-version": "1.0", "created-by": "packsync", "packages": []}
 
 
 def _compile(
-    plan: Plan, requirements: list[str], settings: IndexSettings, workdir: Path
+    plan: Plan,
+    requirements: list[str],
+    settings: IndexSettings,
+    workdir: Path,
+    *,
+    constraints: list[str] | None = None,
 ) -> tuple[str | None, str]:
-    """One ``uv pip compile`` for the target: the lock text, or None and uv's log."""
+    """One ``uv pip compile`` for the target: the lock text, or None and uv's log.
+
+    Without ``constraints`` exactly the requirements are locked (``--no-deps``); with
+    them, dependencies are resolved too, held to the constraints.
+    """
     (workdir / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     output = workdir / "pylock.toml"
     output.unlink(missing_ok=True)
+    scope = ["--no-deps"]
+    if constraints is not None:
+        (workdir / "constraints.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
+        scope = ["--constraint", "constraints.txt"]
     result = run_uv(
         [
-            "pip", "compile", "requirements.txt", "--no-deps", "--quiet",
+            "pip", "compile", "requirements.txt", *scope, "--quiet",
             "--format", "pylock.toml", "--output-file", str(output),
             "--python-platform", plan.target.uv_platform,
             "--python-version", plan.target.python,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from packsync.conda.names import conda_names
 from packsync.conda.plan import plan_conda
-from packsync.dependencies import DependencyGraph, target_environment
+from packsync.dependencies import DependencyGraph, Edge, target_environment
 from packsync.errors import PlanError
 from packsync.model import (
     FAIL_ON_LEVELS,
@@ -117,7 +118,9 @@ def plan(
     synced = [d.key for d in decisions if d.action != "ignore"]
     problems += _conflicts(graph, synced, client, options.strict)
     if not same_platform:
-        problems += _needed_only_there(graph, synced, client, target)
+        added, reported = _needed_only_there(graph, synced, client, target, options)
+        decisions += added
+        problems += reported
     conda = None
     if snapshot.conda is not None:
         dropped = {d.key for d in decisions if d.action == "ignore"}
@@ -280,24 +283,57 @@ def _decide(dist: InstalledDist, action: Action, specifier: str, reason: str) ->
 
 
 def _needed_only_there(
-    graph: DependencyGraph, synced: Iterable[str], client: Mapping[str, str], target: Target
-) -> list[Problem]:
-    """Requirements the target's markers switch on that nothing here installed."""
+    graph: DependencyGraph,
+    synced: Iterable[str],
+    client: Mapping[str, str],
+    target: Target,
+    options: PlanOptions,
+) -> tuple[list[Decision], list[Problem]]:
+    """Requirements only the target's markers switch on, and that nothing here installed.
+
+    They are added for the workers (resolved there with their own dependencies), since
+    a synced package needs them on that platform; under ``strict`` only reported.
+    """
     members = set(synced)
     on_target = target_environment(target, client)
-    return [
-        Problem(
+    wanted: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        if (e.requirer in members and e.name not in graph.versions
+                and e.name not in options.ignore
+                and e.applies(on_target) and not e.applies(client)):
+            wanted.setdefault(e.name, []).append(e)
+    added: list[Decision] = []
+    reported: list[Problem] = []
+    for _, edges in sorted(wanted.items()):
+        specifier = SpecifierSet()
+        for e in edges:
+            specifier &= e.requirement.specifier
+        display = edges[0].requirement.name
+        needs = "; ".join(f"{e.requirer} needs {e.requirement}" for e in edges)
+        if options.strict:
+            reported.append(Problem(
+                severity="warning",
+                message=f"on {target.platform} {needs}, which is not installed here: "
+                        "under strict the workers will not have it",
+                packages=(display, *(e.requirer for e in edges)),
+                hint=f"pip install '{display}{specifier}' here so that it is synced",
+            ))
+            continue
+        added.append(Decision(
+            name=display,
+            local_version="",
+            action="pin",
+            specifier=str(specifier),
+            reason=f"not installed here, but on {target.platform} {needs}",
+        ))
+        reported.append(Problem(
             severity="warning",
-            message=f"{e.requirer} needs {e.requirement} on {target.platform}, and it is not "
-                    "installed here: the workers will not have it",
-            packages=(e.requirer, e.name),
-            hint=f"pip install '{e.requirement.name}{e.requirement.specifier}' here so that it "
-                 "is synced (if it installs on this platform)",
-        )
-        for e in graph.edges
-        if e.requirer in members and e.name not in graph.versions
-        and e.applies(on_target) and not e.applies(client)
-    ]
+            message=f"the workers get {display}{specifier}, which is not installed here: on "
+                    f"{target.platform} {needs}",
+            packages=(display, *(e.requirer for e in edges)),
+            hint=f"install {display} here too to keep both sides alike, or ignore=[{display!r}]",
+        ))
+    return added, reported
 
 
 def _nearest(version: str) -> tuple[str, ...]:
@@ -340,4 +376,13 @@ def with_resolution(
         local = decision.local_version if decision.action in ("build", "upload") else ""
         version = versions.get(decision.key) or local
         decisions.append(replace(decision, cluster_version=version))
+    known = {d.key for d in decisions}
+    added = [d.name for d in decided.decisions if not d.local_version and d.action == "pin"]
+    for key, version in sorted(versions.items()):
+        if key not in known:  # a dependency of a package added for the target
+            decisions.append(Decision(
+                name=key, local_version="", action="pin", specifier=f"=={version}",
+                cluster_version=version,
+                reason=f"not installed here: a dependency of {', '.join(added) or 'the lock'}",
+            ))
     return replace(decided, decisions=tuple(decisions), problems=tuple(problems))

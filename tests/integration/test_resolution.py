@@ -123,6 +123,10 @@ def test_a_foreign_snapshot_is_planned_and_resolved_for_linux(fixture, tmp_path)
         else:  # exact where Linux has the file, else the same major.minor
             assert cluster.split(".")[:2] == local.split(".")[:2]
             assert cluster == local or "relaxed" in row["reason"]
+    if "keyring" in rows:  # Linux needs SecretStorage, which the Mac never installed
+        added = rows["SecretStorage"]
+        assert added["local_version"] == "" and added["cluster_version"]
+        assert rows["cryptography"]["cluster_version"]  # and its own dependencies come too
 
 
 def test_plan_explains_every_decision_in_a_table(tmp_path):

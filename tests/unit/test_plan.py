@@ -254,14 +254,25 @@ def test_notes_of_the_scan_stop_only_under_fail_on_any():
     assert "foo.egg-info" in str(caught.value)
 
 
-def test_requirements_only_the_target_needs_are_reported():
+def test_requirements_only_the_target_needs_are_added_and_reported():
     s = foreign(MAC_ENV, "macosx-14.0-arm64",
                 InstalledDist(name="keyring", version="25.5.0", requested=True,
-                              requires=('SecretStorage>=3.2; sys_platform == "linux"',)))
-    [warning] = [p for p in plan(s).problems if "SecretStorage" in p.message]
+                              requires=('SecretStorage>=3.2; sys_platform == "linux"',
+                                        'jeepney>=0.4.2; sys_platform == "linux"',
+                                        'pywin32-ctypes; sys_platform == "win32"')))
+    p = plan(s)
+    added = decision(p, "SecretStorage")
+    assert (added.action, added.local_version, added.specifier) == ("pin", "", ">=3.2")
+    assert "keyring" in added.reason and "linux-x86_64" in added.reason
+    assert decision(p, "jeepney").specifier == ">=0.4.2"
+    assert not [d for d in p.decisions if d.name == "pywin32-ctypes"]
+    [warning] = [w for w in p.problems if "SecretStorage" in w.message]
     assert warning.severity == "warning" and "keyring" in warning.packages
-    same = plan(snapshot(*s.dists[-1:])).problems
-    assert not [p for p in same if "workers will not have it" in p.message]
+    strict = plan(s, options=PlanOptions.create(strict=True))
+    assert not [d for d in strict.decisions if d.name == "SecretStorage"]
+    assert any("SecretStorage" in w.message for w in strict.problems)
+    same = plan(snapshot(*s.dists[-1:]))
+    assert not [d for d in same.decisions if not d.local_version]
 
 
 def test_resolution_fills_cluster_versions_and_reports_relaxed_pins():
