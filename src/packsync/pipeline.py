@@ -21,8 +21,9 @@ from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.options import plan_options
-from packsync.plan import enforce, plan, with_resolution
+from packsync.plan import enforce, plan
 from packsync.progress import NullReporter, Reporter, stage
+from packsync.resolution import with_resolution
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
 from packsync.scan.workdir import CodeRules
