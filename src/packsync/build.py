@@ -31,6 +31,7 @@ from packsync.gitsource import Unreachable, checkout, resolve_revision
 from packsync.index_failures import scrubbed_tail
 from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
+from packsync.redact import redact_text
 from packsync.repack import (
     NotFaithful,
     installed_dist_info,
@@ -41,7 +42,6 @@ from packsync.repack import (
     wheel_identity,
 )
 from packsync.scan.dists import file_url_to_path
-from packsync.scan.indexes import redact_text
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
 from packsync.treehash import tree_hash

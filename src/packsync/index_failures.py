@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from packsync.errors import PacksyncError, tail
-from packsync.scan.indexes import SOURCES_VARIABLE, redact_text, strip_userinfo
+from packsync.redact import URL_USERINFO, redact_text, secrets_in, strip_userinfo
+from packsync.scan.indexes import SOURCES_VARIABLE
 
 Kind = Literal["auth", "unreachable", "tls", "missing"]
 ACCESS: tuple[Kind, ...] = ("auth", "unreachable", "tls")
@@ -97,20 +98,6 @@ def _package(output: str) -> str:
             return unquote(match["package"])
     match = _MISSING[0].search(output)
     return match["package"] if match else ""
-
-
-_USERINFO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?P<userinfo>[^\s/@,]+)@")
-
-
-def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
-    """Every password or token in the URLs of uv's environment (to scrub output with)."""
-    found: set[str] = set()
-    for value in uv_env.values():
-        for match in _USERINFO.finditer(value):
-            user, _, password = match["userinfo"].partition(":")
-            raw = password or user
-            found.update({raw, unquote(raw)})
-    return found
 
 
 def scrubbed_tail(output: str, uv_env: Mapping[str, str]) -> str:
@@ -222,7 +209,7 @@ def _sources(uv_env: Mapping[str, str]) -> list[dict[str, str]]:
 
 def _sent_credentials(url: str, uv_env: Mapping[str, str]) -> str:
     """Without a description of the indexes: were credentials in uv's URLs for this host?"""
-    for match in _USERINFO.finditer(" ".join(uv_env.values())):
+    for match in URL_USERINFO.finditer(" ".join(uv_env.values())):
         rest = " ".join(uv_env.values())[match.end():].split("/", 1)[0]
         if rest == _host(url):
             return "the configured URL"

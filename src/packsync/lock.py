@@ -24,11 +24,12 @@ from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
 from packsync.errors import LockError, tail
-from packsync.index_failures import ACCESS, secrets_in
+from packsync.index_failures import ACCESS
 from packsync.index_failures import explain as explain_index_failure
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.progress import NullReporter, Reporter, stage
-from packsync.scan.indexes import IndexSettings, redact_text
+from packsync.redact import redact_text, secrets_in
+from packsync.scan.indexes import IndexSettings
 from packsync.store import Store
 from packsync.uvtool import run_uv
 

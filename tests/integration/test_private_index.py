@@ -33,7 +33,7 @@ KEYRING_BACKEND = Path(__file__).parent / "keyring_backend"
 WORKERS_IMPORT_IT = """
 import json, os
 import packsync
-from packsync.index_failures import secrets_in
+from packsync.redact import secrets_in
 from packsync.scan.indexes import discover
 
 def probe():

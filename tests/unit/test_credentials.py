@@ -9,7 +9,8 @@ import keyring
 import pytest
 
 from packsync.scan.credentials import env_prefix, find_credentials
-from packsync.scan.indexes import Index, discover
+from packsync.scan.index_config import Index
+from packsync.scan.indexes import discover
 
 BACKEND_DIR = Path(__file__).resolve().parents[1] / "integration" / "keyring_backend"
 URL = "https://private.example:8443/simple/"

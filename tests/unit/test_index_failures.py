@@ -9,7 +9,8 @@ import threading
 
 from packsync.errors import LockError, MaterializeError
 from packsync.index_failures import ACCESS, diagnose, explain, probe_indexes, scrubbed_tail
-from packsync.scan.indexes import Index, IndexSettings
+from packsync.scan.index_config import Index
+from packsync.scan.indexes import IndexSettings
 
 NOT_FOUND = ("error: No solution found when resolving dependencies\n  cause: Because "
              "psprivate-probe was not found in the package registry and you require "

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from packsync.scan.indexes import (
-    DEFAULT_INDEX,
-    discover,
-    redact_text,
-    redact_url,
-    uv_config_files,
-)
+from packsync.scan.index_config import uv_config_files
+from packsync.scan.indexes import DEFAULT_INDEX, discover
 
 
 @pytest.fixture
@@ -193,12 +188,3 @@ def test_uv_environment_carries_indexes_and_a_redacted_description(home):
     description = env["PACKSYNC_INDEX_SOURCES"]
     assert "pw-secret" not in description and "tok3n-value" not in description
     assert '"credentials": "URL"' in description
-
-
-def test_redact_url_and_text():
-    assert redact_url("https://u:p@h.example:8080/s") == "https://***@h.example:8080/s"
-    assert redact_url("https://token@h.example/s") == "https://***@h.example/s"
-    assert redact_url("https://h.example/s") == "https://h.example/s"
-    text = "fetch https://u:pass-word@h.example/s failed; pass-word and pass%2Dword"
-    assert redact_text(text, {"pass-word", "pass%2Dword"}) == (
-        "fetch https://***@h.example/s failed; *** and ***")

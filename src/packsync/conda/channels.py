@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from packsync.scan.indexes import redact_url
+from packsync.redact import redact_url
 
 REDACTED_TOKEN = "***"
 _TOKEN = re.compile(r"/t/[^/]+(?=/|$)")

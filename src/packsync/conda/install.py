@@ -17,7 +17,7 @@ from packsync.conda.channels import channel_secrets
 from packsync.conda.locked import CondaLock, LockedCondaPackage
 from packsync.conda.runner import client, require_rattler, run
 from packsync.errors import MaterializeError
-from packsync.scan.indexes import redact_text
+from packsync.redact import redact_text
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from packsync.conda.model import CondaPlan
 from packsync.conda.runner import client, require_rattler, run
 from packsync.errors import LockError
 from packsync.model import Target
-from packsync.scan.indexes import redact_text
+from packsync.redact import redact_text
 
 logger = logging.getLogger(__name__)
 

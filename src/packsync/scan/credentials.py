@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from packsync.scan.indexes import Index
+from packsync.scan.index_config import Index
 
 logger = logging.getLogger(__name__)
 
