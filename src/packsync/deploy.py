@@ -1,16 +1,13 @@
 """Dask processes started with a materialized environment's own interpreter.
 
-``EnvScheduler`` and ``EnvWorker`` are ``ProcessInterface``s, so ``SpecCluster`` drives
-them as it drives Dask's own deployers. Each runs ``python -m distributed.cli.dask_spec``
-in a process group of its own, is ready when its log says so, and on close leaves no
-process behind.
+``EnvScheduler`` and ``EnvWorker`` are ``ProcessInterface``s (``packsync.daskprocess``),
+so ``SpecCluster`` drives them as it drives Dask's own deployers. Each runs in a process
+group of its own and on close leaves no process behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import json
 import logging
 import os
 import signal
@@ -19,17 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import dask.config
-from distributed.deploy.spec import ProcessInterface
 
 from packsync.codeplugin import LINK_VARIABLE
+from packsync.daskprocess import (
+    DaskProcess,
+    SchedulerRole,
+    WorkerRole,
+    scheduler_spec,
+    worker_spec,
+)
 from packsync.errors import LaunchError
 from packsync.uvtool import without_index_settings
 
 logger = logging.getLogger(__name__)
 
-START_TIMEOUT = 120.0
 STOP_GRACE = 5.0
-_LOG_LINES = 200
 
 
 def process_environment(code_dir: Path | None) -> dict[str, str]:
@@ -54,11 +55,8 @@ def process_environment(code_dir: Path | None) -> dict[str, str]:
     return env
 
 
-class EnvProcess(ProcessInterface):
-    """One ``dask spec`` process; ready when a line containing ``ready_text`` is logged."""
-
-    ready_text = ""
-    role = "process"
+class EnvProcess(DaskProcess):
+    """One ``dask spec`` process on this machine, in a process group of its own."""
 
     def __init__(
         self,
@@ -70,25 +68,19 @@ class EnvProcess(ProcessInterface):
         cwd: str | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(spec=spec, args=args, cwd=cwd, name=name)
         self.python = python
-        self.spec = dict(spec)
-        self.args = args
         self.env = dict(env or os.environ)
-        self.cwd = cwd
-        self.name = name
         self.proc: asyncio.subprocess.Process | None = None
-        self.log: collections.deque[str] = collections.deque(maxlen=_LOG_LINES)
-        self._drain: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        command = [
-            self.python, "-m", "distributed.cli.dask_spec", *self.args,
-            "--spec", json.dumps(self.spec),
-        ]
+    @property
+    def interpreter(self) -> str:
+        return self.python
+
+    async def _open(self, argv: list[str]) -> None:
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *command,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -101,50 +93,10 @@ class EnvProcess(ProcessInterface):
                 path=self.python,
                 hint="the cached environment may have been removed; relaunch to rebuild it",
             ) from error
-        what = f"the Dask {self.role}" + (f" {self.name}" if self.name else "")
-        try:
-            line = await asyncio.wait_for(self._read_until_ready(), START_TIMEOUT)
-        except (asyncio.TimeoutError, EOFError) as error:
-            await self._stop()
-            problem = "exited before it was ready" if isinstance(error, EOFError) else (
-                f"was not ready within {START_TIMEOUT:.0f} s"
-            )
-            raise LaunchError(
-                f"{what} ({self.python}) {problem}",
-                path=self.python,
-                log_tail="\n".join(self.log),
-                hint="the log above is the process's own",
-            ) from None
-        self.on_ready(line)
-        self._drain = asyncio.ensure_future(self._drain_log())
-        await super().start()
 
-    def on_ready(self, line: str) -> None:
-        """Read what the ready line says (the scheduler's address)."""
-
-    async def _read_until_ready(self) -> str:
+    async def _readline(self) -> bytes:
         assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            raw = await self.proc.stderr.readline()
-            if not raw:
-                raise EOFError
-            line = raw.decode(errors="replace").rstrip()
-            self.log.append(line)
-            logger.debug("%s %s: %s", self.role, self.name or "", line)
-            if self.ready_text in line:
-                return line
-
-    async def _drain_log(self) -> None:
-        """Keep reading the log, or the process blocks once the pipe is full."""
-        assert self.proc is not None and self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.log.append(line)
-            logger.debug("%s %s: %s", self.role, self.name or "", line)
-
-    async def close(self) -> None:
-        await self._stop()
-        await super().close()
+        return await self.proc.stderr.readline()
 
     async def _stop(self) -> None:
         proc = self.proc
@@ -160,8 +112,7 @@ class EnvProcess(ProcessInterface):
         _signal_group(proc.pid, signal.SIGKILL)
         if proc.returncode is None:
             await proc.wait()
-        if self._drain is not None:
-            self._drain.cancel()
+        self._stop_draining()
         self.proc = None
 
 
@@ -172,26 +123,15 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-class EnvScheduler(EnvProcess):
+class EnvScheduler(SchedulerRole, EnvProcess):
     """A Dask scheduler in the replicated environment (it unpickles user graphs too)."""
 
-    ready_text = "Scheduler at:"
-    role = "scheduler"
-
     def __init__(self, *, python: str, options: Mapping[str, Any], **kwargs: Any) -> None:
-        spec = {"cls": "distributed.Scheduler", "opts": dict(options)}
-        super().__init__(python=python, spec=spec, **kwargs)
-
-    def on_ready(self, line: str) -> None:
-        self.address = line.split("Scheduler at:", 1)[1].strip()
-        logger.info("scheduler at %s", self.address)
+        super().__init__(python=python, spec=scheduler_spec(options), **kwargs)
 
 
-class EnvWorker(EnvProcess):
+class EnvWorker(WorkerRole, EnvProcess):
     """A Dask worker (with its nanny, by default) in the replicated environment."""
-
-    ready_text = "Registered to:"
-    role = "worker"
 
     def __init__(
         self,
@@ -203,9 +143,7 @@ class EnvWorker(EnvProcess):
         options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        opts = {**(options or {}), "name": name}
-        cls = "distributed.Nanny" if nanny else "distributed.Worker"
-        spec = {"cls": cls, "opts": opts}
         super().__init__(
-            python=python, spec=spec, args=(scheduler,), name=str(name), **kwargs
+            python=python, spec=worker_spec(name, nanny=nanny, options=options),
+            args=(scheduler,), name=str(name), **kwargs,
         )
