@@ -86,7 +86,8 @@ class Cluster(SpecCluster):
         major.minor (``python<major.minor>`` or ``python3`` there, or ``remote_python``);
         packsync sends uv, the lock, local wheels and code into its cache
         (``host_cache_dir``, default ``~/.cache/packsync``), or the hosts read the store
-        from ``shared_store`` (its directory as the hosts see it).
+        from ``shared_store`` (its directory as the hosts see it; also the client's
+        ``store`` unless that is given).
         ``n_workers`` defaults to one per host, spread round-robin.
     verify:
         Check every worker's environment against the lock when it joins (default True);
@@ -155,7 +156,7 @@ class Cluster(SpecCluster):
         self._sync_lock: asyncio.Lock | None = None
         self.live_code: LiveCode | None = None
         self._cache_dir = cache_dir
-        self._store = store
+        self._store = store if store is not None or not hosts else shared_store
         self._python = python
         self.clock = StageClock(reporter)
         self.prepared: Prepared | None = None

@@ -7,7 +7,9 @@ there before the launch.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import subprocess
 import sys
 
@@ -296,3 +298,124 @@ def test_hosts_are_named_in_parse_errors() -> None:
         parse_hosts(["a", "a"])
 
 
+LIVE = """
+import json, os, pathlib, packsync
+
+def namespace():
+    return os.readlink("/proc/self/ns/mnt")
+
+def helper_value():
+    import helper
+    return helper.VALUE
+
+def doubled():
+    import extra
+    return extra.DOUBLE
+
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+helper = pathlib.Path("helper.py")
+out = {}
+with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
+                      scheduler_on="first-host") as cluster:
+    with cluster.get_client() as client:
+        out["scheduler_ns"] = client.run_on_scheduler(namespace)
+        out["worker_ns"] = sorted(client.run(namespace).values())
+        out["before"] = sorted(client.run(helper_value).values())
+        helper.write_text("VALUE = 200\\n")
+        out["first_sent"] = list(cluster.sync().sent)
+        out["after_first"] = sorted(client.run(helper_value).values())
+        out["on_scheduler"] = client.run_on_scheduler(helper_value)
+        pathlib.Path("extra.py").write_text("from helper import VALUE\\nDOUBLE = VALUE * 2\\n")
+        helper.write_text("VALUE = 300\\n")
+        out["second_sent"] = list(cluster.sync().sent)
+        out["after_second"] = sorted(client.run(helper_value).values())
+        out["task"] = client.submit(doubled, pure=False).result()
+        cluster.scale(3)
+        client.wait_for_workers(3, timeout=120)
+        out["after_scale"] = sorted(client.run(helper_value).values())
+        out["scaled_ns"] = sorted(client.run(namespace).values())
+print(json.dumps(out))
+"""
+
+
+def test_scheduler_on_first_host_and_live_code_to_hosts(client: ClientEnv, hosts):
+    alpha, beta = hosts
+    specs = [h.spec(python=python_of(h)) for h in hosts]
+    helper = client.workdir / "helper.py"
+    try:
+        completed = client.run(LIVE, check=False, timeout=600, TEST_HOSTS=json.dumps(specs))
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        out = json.loads(completed.stdout.strip().splitlines()[-1])
+    finally:
+        helper.write_text("VALUE = 100\n")
+        (client.workdir / "extra.py").unlink(missing_ok=True)
+    # the scheduler runs on the first host, a worker on each (each host its own namespace)
+    assert out["scheduler_ns"] == alpha.namespace()
+    assert out["worker_ns"] == sorted([alpha.namespace(), beta.namespace()])
+    assert out["before"] == [100, 100]
+    # edited working-directory code reaches the hosts' workers and scheduler, changed files only
+    assert out["first_sent"] == ["helper.py"]
+    assert out["after_first"] == [200, 200] and out["on_scheduler"] == 200
+    assert out["second_sent"] == ["extra.py", "helper.py"]
+    assert out["after_second"] == [300, 300] and out["task"] == 600
+    # a worker added later starts on the current code, on the host with the fewest workers
+    assert out["after_scale"] == [300, 300, 300]
+    assert out["scaled_ns"] == sorted([alpha.namespace()] * 2 + [beta.namespace()])
+    for host in hosts:
+        assert host.wait_no_processes() == {}
+
+
+def _python_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(not os.path.exists(DEBIAN_PYTHON), reason=f"no {DEBIAN_PYTHON}")
+def test_patch_release_host_reads_a_shared_store(client: ClientEnv, hosts, tmp_path):
+    alpha, beta = hosts
+    client_version, host_version = _python_version(BASE_PYTHON), _python_version(DEBIAN_PYTHON)
+    if client_version == host_version or client_version[:4] != host_version[:4]:
+        pytest.skip(f"{DEBIAN_PYTHON} is {host_version}, the client {client_version}")
+    shared = tmp_path / "shared-store"  # /tmp is visible to every host: a shared mount
+    own = "~/.cache/packsync-shared"  # empty host caches: both build, from the store
+    specs = [alpha.spec(python=DEBIAN_PYTHON, cache_dir=own),
+             beta.spec(python=python_of(beta), cache_dir=own)]
+    completed = run_seed(client, specs, shared_store=str(shared))
+    result = seed_result(completed)
+    assert result["result"] == 108
+    assert sorted(w["python"] for w in result["workers"]) == sorted([client_version,
+                                                                     host_version])
+    assert (f"host 127.0.0.1:{alpha.port}: Python {host_version} for an environment locked "
+            f"on Python {client_version}") in completed.stderr
+    assert f"127.0.0.1:{beta.port}: Python" not in completed.stderr
+    assert [h["sent"] for h in result["hosts"]] == [0, 0]  # nothing over SSH
+    for host in hosts:
+        cache = host.home / ".cache" / "packsync-shared"
+        assert list((cache / "bin").glob("uv-*"))  # copied from the shared store
+        assert not (cache / "store").exists()  # no object received into the host's own
+        assert any((cache / "envs").glob("*/.packsync-ready"))
+        assert host.wait_no_processes() == {}
+
+
+def test_host_python_of_another_minor_is_refused(client: ClientEnv, hosts):
+    alpha, beta = hosts
+    client_minor = ".".join(_python_version(BASE_PYTHON).split(".")[:2])
+    found = {p: _python_version(p) for p in glob.glob(f"{sshd.PYENV}/versions/3.*/bin/python3")}
+    others = sorted((tuple(int(n) for n in v.split(".")), p) for p, v in found.items()
+                    if not v.startswith(f"{client_minor}."))
+    if not others or others[-1][0] < (3, 8):
+        pytest.skip("no Python of another major.minor on this machine")
+    other = others[-1][1]  # the newest: the host script runs there, only the version differs
+    other_version = found[other]
+    result = fault(client, [alpha.spec(python=python_of(alpha)), beta.spec(python=other)])
+    outcome = result["outcome"]
+    assert outcome.startswith("LaunchError")
+    assert f"host 127.0.0.1:{beta.port}: {other} is Python {other_version}" in outcome
+    assert f"needs Python {_python_version(BASE_PYTHON)}" in outcome
+    assert "python=" in outcome
+    assert result["left"] == []
+    for host in hosts:
+        assert host.wait_no_processes() == {}

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -250,16 +251,60 @@ def _build(path: str, digest: str, lock_text: str, uv: str, python: str,
     for wheel in wheels:
         source = blob_path(wheel_dir, wheel["sha256"])
         copy_verified(source, wheel["sha256"], os.path.join(record, WHEELS_DIR, wheel["filename"]))
+    installed = os.path.join(record, "pylock.toml")
+    accepted = lock_for_interpreter(lock_text, venv_version(path))
+    if accepted != lock_text:
+        installed = os.path.join(record, "pylock.host.toml")
+        with open(installed, "w", encoding="utf-8") as handle:
+            handle.write(accepted)
     emit("step", message="installing")
     run_uv(uv, [
         "pip", "sync", "--quiet", "--compile-bytecode", "--preview-features", "pylock",
-        "--python", os.path.join(path, "bin", "python"), os.path.join(record, "pylock.toml"),
+        "--python", os.path.join(path, "bin", "python"), installed,
     ], env, "pip sync", watchdog)
     shutil.rmtree(os.path.join(record, WHEELS_DIR), ignore_errors=True)
     partial = os.path.join(path, READY_MARKER + ".partial")
     with open(partial, "w") as handle:
         handle.write(digest + "\n")
     os.replace(partial, os.path.join(path, READY_MARKER))
+
+
+def venv_version(path: str) -> str:
+    """The Python version of the environment at ``path``, from its ``pyvenv.cfg``."""
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition("=")
+                if key.strip() in ("version_info", "version"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.python_version()
+
+
+_REQUIRES_PYTHON = re.compile(r'^requires-python = ">=(\d+)\.(\d+)\.(\d+)"$', re.MULTILINE)
+
+
+def lock_for_interpreter(lock_text: str, version: str) -> str:
+    """The lock as this interpreter installs it: an earlier patch release is accepted.
+
+    uv writes the client's own release as the lock's ``requires-python`` lower bound
+    (``>=3.11.7``); a host with 3.11.2 gets the same packages and hashes, with the
+    bound at the major.minor (the client warned about the difference; each package's
+    own markers are still evaluated against this interpreter).
+    """
+    match = _REQUIRES_PYTHON.search(lock_text)
+    if match is None:
+        return lock_text
+    wanted = tuple(int(g) for g in match.groups())
+    try:
+        have = tuple(int(n) for n in version.split(".")[:3])
+    except ValueError:
+        return lock_text
+    if have[:2] != wanted[:2] or have >= wanted:
+        return lock_text
+    relaxed = f'requires-python = ">={wanted[0]}.{wanted[1]}"'
+    return lock_text[:match.start()] + relaxed + lock_text[match.end():]
 
 
 def unpack_code(cache: str, code_id: str, sha256: str, archive: str) -> str:

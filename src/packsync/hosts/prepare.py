@@ -195,7 +195,10 @@ async def _send_and_build(
     with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
         send: list[dict[str, Any]] = []
         blobs: list[Path] = []
-        if not payload.shared_store:
+        if payload.shared_store:
+            if not probe["has_uv"]:  # hosts copy it from the store, as batch jobs do
+                await asyncio.to_thread(_publish_uv, payload.store, uv_sha)
+        else:
             if not probe["has_uv"]:
                 uv = Path(uv_binary())
                 send.append({"kind": "uv", "sha256": uv_sha, "size": uv.stat().st_size})
@@ -284,6 +287,10 @@ def _major_minor(version: str) -> str:
 
 def _forwarded() -> dict[str, str]:
     return {k: os.environ[k] for k in _FORWARDED if k in os.environ}
+
+
+def _publish_uv(store: Store, sha256: str) -> None:
+    store.put(Path(uv_binary()), sha256)  # a no-op (a touch) when it is there
 
 
 _UV_SHA: dict[tuple[str, int, int], str] = {}

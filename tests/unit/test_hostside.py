@@ -1,0 +1,26 @@
+"""The host-side script's pure helpers (it runs on hosts with only the standard library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packsync.hosts.hostside import lock_for_interpreter, venv_version
+
+LOCK = 'lock-version = "1.0"\nrequires-python = ">=3.11.7"\n\n[[packages]]\nname = "six"\n'
+
+
+def test_an_earlier_patch_release_installs_the_same_packages() -> None:
+    relaxed = lock_for_interpreter(LOCK, "3.11.2")
+    assert 'requires-python = ">=3.11"\n' in relaxed
+    assert relaxed.replace('">=3.11"', '">=3.11.7"') == LOCK
+
+
+def test_the_same_or_a_later_patch_or_another_minor_keeps_the_lock() -> None:
+    for version in ("3.11.7", "3.11.9", "3.12.1", "3.10.13", "garbage"):
+        assert lock_for_interpreter(LOCK, version) == LOCK
+    assert lock_for_interpreter('requires-python = ">=3.11"\n', "3.11.2").endswith('3.11"\n')
+
+
+def test_venv_version_reads_pyvenv_cfg(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.11.2\n")
+    assert venv_version(str(tmp_path)) == "3.11.2"
