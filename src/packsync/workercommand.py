@@ -8,15 +8,24 @@ returns a command that behaves like a Python interpreter: run as
 it materializes the environment into that machine's cache (once; later jobs find it
 with one ``stat``) and then execs the environment's own interpreter with the same
 arguments. The machine needs Python of the client's major.minor, not packsync.
+
+Index credentials never go into the store or the command: the command names each
+index that needed credentials here (its URL without userinfo, and a uv index name),
+and the job's own environment authenticates to it, as uv does: the deployer sets
+``UV_INDEX_<NAME>_USERNAME``/``_PASSWORD`` (a Kubernetes secret, a batch job's
+environment) or gives the machine a netrc. The Dask worker it then starts does not
+inherit those variables.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packsync.codebundle import publish_code
 from packsync.errors import StoreError
@@ -26,8 +35,23 @@ from packsync.lock import Lock
 from packsync.model import PlanOptions
 from packsync.pipeline import lock_environment
 from packsync.progress import Reporter
+from packsync.scan.indexes import IndexSettings
 from packsync.store import LocalStore, Store, sha256_file
 from packsync.uvtool import uv_binary
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobIndex:
+    """An index the workers' machines must authenticate to themselves."""
+
+    name: str  # uv's index name: the variables are UV_INDEX_<NAME>_USERNAME / _PASSWORD
+    url: str  # without userinfo
+
+    @property
+    def variables(self) -> tuple[str, str]:
+        """The environment variables a job sets to give uv this index's credentials."""
+        key = re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+        return f"UV_INDEX_{key}_USERNAME", f"UV_INDEX_{key}_PASSWORD"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +61,7 @@ class WorkerCommand:
     argv: tuple[str, ...]
     lock: Lock
     store: str
+    indexes: tuple[JobIndex, ...] = ()  # each needs credentials from the job's environment
 
     @property
     def python(self) -> str:
@@ -91,8 +116,35 @@ def worker_command(
         argv += ["--wheels", ",".join(f"{w.filename}={w.sha256}" for w in lock.local_wheels)]
     if host_cache_dir:
         argv += ["--cache", host_cache_dir]
+    indexes = job_indexes(locked.settings)
+    for index in indexes:
+        argv += ["--index", f"{index.name}={index.url}"]
     argv.append("--")
-    return WorkerCommand(argv=tuple(argv), lock=lock, store=directory)
+    return WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes)
+
+
+def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
+    """The indexes that needed credentials here, named as uv names them, minus the secrets.
+
+    A named uv index keeps its name; any other is named after its host
+    (``pkgs.example.com`` -> ``pkgs-example-com``), so a deployer knows which
+    ``UV_INDEX_<NAME>_*`` variables to set.
+    """
+    found: list[JobIndex] = []
+    for index in settings.indexes:
+        if index.role not in ("default", "extra") or not index.url.startswith(("http://",
+                                                                               "https://")):
+            continue
+        if settings.credentials(index) is None:
+            continue
+        name = index.name or re.sub(r"[^a-z0-9]+", "-", urlsplit(index.url).hostname or "")
+        name = name.strip("-") or "index"
+        taken = {i.name for i in found}
+        unique, number = name, 2
+        while unique in taken:
+            unique, number = f"{name}-{number}", number + 1
+        found.append(JobIndex(name=unique, url=index.plain_url))
+    return tuple(found)
 
 
 def _put_bytes(store: Store, data: bytes) -> str:

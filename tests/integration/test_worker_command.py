@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+from .private_index import MESSAGE, PACKAGE, start_index
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +63,52 @@ def test_jobqueue_workers_run_in_the_materialized_environment(tmp_path: Path):
                            timeout=300)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().startswith(str(worker_cache / "envs"))
+
+
+PROBE = ("import os, psprivate_probe; print(psprivate_probe.MESSAGE); "
+         "print(sorted(k for k in os.environ if k.startswith('UV_INDEX')))")
+
+
+def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path):
+    user, password = "alice", "pw-" + secrets.token_hex(12)
+    index = start_index(tmp_path / "index", {user: password})
+    try:
+        venv = tmp_path / "client"
+        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                       env=hermetic_env())
+        (tmp_path / "work").mkdir()
+        client = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=tmp_path / "work")
+        client.install(str(REPO))
+        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(client.python),
+                        "--no-deps", "--index-url", index.url_with(user, password), PACKAGE],
+                       check=True, env=hermetic_env(), capture_output=True)
+        credentials = {"UV_INDEX_PRIVATE_USERNAME": user, "UV_INDEX_PRIVATE_PASSWORD": password}
+        shared = tmp_path / "shared"
+        made = client.packsync("worker-command", "--store", str(shared), "--json",
+                               UV_INDEX=f"private={index.url}", NETRC=str(tmp_path / "none"),
+                               **credentials)
+        assert made.returncode == 0, made.stderr
+        argv = json.loads(made.stdout)
+        assert argv[argv.index("--index") + 1] == f"private={index.url}"
+        assert "UV_INDEX_PRIVATE_USERNAME and UV_INDEX_PRIVATE_PASSWORD" in made.stderr
+
+        def job(**extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*argv, "-c", PROBE], capture_output=True, text=True, timeout=300,
+                env=hermetic_env(PACKSYNC_CACHE_DIR=str(tmp_path / "worker-cache"),
+                                 UV_CACHE_DIR=str(tmp_path / "worker-uv"),  # no wheel cached
+                                 NETRC=str(tmp_path / "none"), **extra))
+
+        refused = job()  # the job's environment has no credentials: the index says 401
+        assert refused.returncode == 2 and "401" in refused.stderr, refused.stderr
+        worked = job(**credentials)
+        assert worked.returncode == 0, worked.stderr
+        assert worked.stdout.splitlines() == [MESSAGE, "[]"]  # the worker inherits no secret
+        for place in (shared, tmp_path / "worker-cache", tmp_path / "cache"):
+            for path in place.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    assert password.encode() not in path.read_bytes(), path
+        for text in (made.stdout, made.stderr, refused.stderr, worked.stderr):
+            assert password not in text
+    finally:
+        index.stop()

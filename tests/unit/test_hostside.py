@@ -24,3 +24,18 @@ def test_the_same_or_a_later_patch_or_another_minor_keeps_the_lock() -> None:
 def test_venv_version_reads_pyvenv_cfg(tmp_path: Path) -> None:
     (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.11.2\n")
     assert venv_version(str(tmp_path)) == "3.11.2"
+
+
+def test_job_index_environment_takes_credentials_only_for_named_indexes() -> None:
+    from packsync.hosts.hostside import job_index_environment
+
+    job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
+           "UV_INDEX_OTHER_PASSWORD": "not-handed", "HOME": "/root"}
+    env = job_index_environment(["private=https://pkgs.example.com/simple/",
+                                 "pkgs-example-org=https://pkgs.example.org/simple/"], job)
+    assert env == {
+        "UV_INDEX": "private=https://pkgs.example.com/simple/ "
+                    "pkgs-example-org=https://pkgs.example.org/simple/",
+        "UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
+    }
+    assert job_index_environment([], job) == {}

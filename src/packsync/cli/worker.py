@@ -48,5 +48,9 @@ def _worker_command(args: argparse.Namespace) -> int:
         reporter=RichReporter(err),
     )
     err.print(f"environment sha256:{made.lock.digest[:16]}… in {made.store}")
+    for index in made.indexes:
+        username, password = index.variables
+        err.print(f"worker jobs authenticate to {index.url} themselves: set {username} and "
+                  f"{password} in their environment, or give them a netrc entry for its host")
     print(json.dumps(list(made.argv)) if args.json else made.python)
     return 0

@@ -67,7 +67,15 @@ class HostError(Exception):
         self.kind = kind
 
 
+_OUTPUT = {"events": True}  # False in command-line mode: stdout belongs to the program
+
+
 def emit(event: str, **fields: object) -> None:
+    if not _OUTPUT["events"]:  # a job's log is its stderr: steps as plain lines there
+        if event == "step":
+            sys.stderr.write(f"packsync: {fields.get('message', '')}\n")
+            sys.stderr.flush()
+        return
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stdout.flush()
 
@@ -490,6 +498,25 @@ def serve(stdin: IO[bytes]) -> int:
 
 # --- command-line mode: a worker command for batch systems and Kubernetes ------------------
 
+def job_index_environment(indexes: list[str], environ: Any) -> dict[str, str]:
+    """uv's view of the named indexes: their URLs, and credentials only from the job itself.
+
+    ``indexes`` are ``NAME=URL`` without userinfo. The job's ``UV_INDEX_<NAME>_USERNAME``
+    and ``_PASSWORD`` pass through to uv (they are dropped from everything else it
+    inherits); a netrc (``$NETRC`` or ``~/.netrc``) is read by uv as usual.
+    """
+    if not indexes:
+        return {}
+    env = {"UV_INDEX": " ".join(indexes)}
+    for entry in indexes:
+        key = re.sub(r"[^A-Za-z0-9]", "_", entry.split("=", 1)[0]).upper()
+        for suffix in ("USERNAME", "PASSWORD"):
+            variable = f"UV_INDEX_{key}_{suffix}"
+            if variable in environ:
+                env[variable] = environ[variable]
+    return env
+
+
 def worker_main(argv: list[str]) -> int:
     """``hostside.py worker --store DIR --lock SHA --uv SHA [--code SHA] -- ARGS``: materialize
     from a shared store, then exec the environment's interpreter with ARGS."""
@@ -502,8 +529,11 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--cache", default=os.environ.get("PACKSYNC_CACHE_DIR",
                                                           "~/.cache/packsync"))
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--index", action="append", default=[], metavar="NAME=URL",
+                        help="an index whose credentials the job's environment gives uv")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    _OUTPUT["events"] = False
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     store = os.path.abspath(os.path.expanduser(options.store))
     cache = cache_root(options.cache)
@@ -521,11 +551,12 @@ def worker_main(argv: list[str]) -> int:
                   for w in options.wheels.split(",") if w]
         python, _ = materialize(
             cache=cache, env_id=options.lock[:32], digest=options.lock, lock_text=lock_text,
-            uv=uv, python=options.python, wheels=wheels, wheel_dir=store, uv_env={},
+            uv=uv, python=options.python, wheels=wheels, wheel_dir=store,
+            uv_env=job_index_environment(options.index, os.environ),
         )
-        env = dict(os.environ)
-        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
-            env.pop(name, None)
+        env = {k: v for k, v in os.environ.items()  # the worker needs no index credential
+               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+               and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"
         if options.code:
             code_dir = unpack_code(cache, options.code[:32], options.code,
