@@ -40,7 +40,7 @@ from packsync.livesync import LiveCode, SyncResult
 from packsync.options import plan_options
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.progress import Reporter, StageClock, stage
-from packsync.verify import WorkerVerifier
+from packsync.verify import Verification, WorkerVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ class Cluster(SpecCluster):
         ``n_workers`` defaults to one per host, spread round-robin.
     verify:
         Check every worker's environment against the lock when it joins (default True);
-        ``fail_on`` decides which differences stop the cluster.
+        ``fail_on`` decides which differences stop the cluster at launch. A worker that
+        ``scale()`` or ``adapt()`` adds later and that ``fail_on`` refuses is retired with
+        an error logged; ``cluster.verification`` lists every difference and retired worker.
     """
 
     def __init__(
@@ -337,7 +339,7 @@ class Cluster(SpecCluster):
     async def _correct_state_internal(self) -> None:
         if self._first_workers_timed:
             await super()._correct_state_internal()  # scale() and adapt(): not part of launch
-            await self._verify_workers()
+            await self._verify_joined()
             return
         self._first_workers_timed = True
         with stage(self.clock, "launch", "workers"):
@@ -351,19 +353,44 @@ class Cluster(SpecCluster):
                     for name in spec}
         return spec
 
-    async def _verify_workers(self) -> None:
-        """Each new worker's environment against the lock (replaces Dask's version check)."""
+    @property
+    def verification(self) -> Verification:
+        """What checking every worker against the lock found: differences, retired workers."""
+        return self._verifier.verification if self._verifier is not None else Verification()
+
+    def _verifier_ready(self) -> WorkerVerifier | None:
         if not self._verify or self.prepared is None or self.scheduler_comm is None:
-            return
+            return None
         if self._verifier is None:
             warnings.filterwarnings("ignore", category=VersionMismatchWarning)
             self._verifier = WorkerVerifier(self.prepared.locked.lock, self._options.fail_on)
+        return self._verifier
 
-        def host_of(name: Any) -> str:
-            spec = self.worker_spec.get(name)
-            return self._hosts.host_of(spec) if self._hosts is not None else "this machine"
+    def _host_of(self, name: Any) -> str:
+        spec = self.worker_spec.get(name)
+        return self._hosts.host_of(spec) if self._hosts is not None else "this machine"
 
-        await self._verifier.check(self.scheduler_comm, host_of)
+    async def _verify_workers(self) -> None:
+        """Each new worker's environment against the lock (replaces Dask's version check)."""
+        verifier = self._verifier_ready()
+        if verifier is not None:
+            await verifier.check(self.scheduler_comm, self._host_of)
+
+    async def _verify_joined(self) -> None:
+        """Workers added by scale() or adapt(): one whose environment ``fail_on`` refuses is
+        retired (its tasks would run with other code than the lock's), with an error logged
+        and recorded in ``verification``; the cluster keeps running."""
+        verifier = self._verifier_ready()
+        if verifier is None:
+            return
+        try:
+            retire = await verifier.check_joined(self.scheduler_comm, self._host_of)
+        except Exception:  # a report that cannot be asked for must not break scaling
+            logger.exception("could not verify the workers that joined")
+            return
+        dropped = [name for name in retire.values() if self.worker_spec.pop(name, None)]
+        if dropped:
+            await super()._correct_state_internal()  # closes the workers no spec names
 
 
 def _free_port(host: str) -> int:

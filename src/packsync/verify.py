@@ -96,21 +96,30 @@ def compare(
     return found
 
 
+def stopping(differences: Iterable[Difference], fail_on: str) -> list[Difference]:
+    """The differences that ``fail_on`` does not accept."""
+    levels = FAIL_ON_LEVELS[fail_on]
+    return [d for d in differences if d.severity in levels]
+
+
+def _log_accepted(differences: Iterable[Difference], refused: list[Difference]) -> None:
+    for difference in differences:
+        if difference not in refused and difference.severity != "notice":
+            logger.warning("worker environment differs from the lock: %s", difference.describe())
+
+
 def enforce(differences: Iterable[Difference], fail_on: str) -> list[Difference]:
     """Raise one error listing every difference at the ``fail_on`` level; log the rest."""
     differences = list(differences)
-    levels = FAIL_ON_LEVELS[fail_on]
-    stopping = [d for d in differences if d.severity in levels]
-    for difference in differences:
-        if difference not in stopping and difference.severity != "notice":
-            logger.warning("worker environment differs from the lock: %s", difference.describe())
-    if stopping:
+    refused = stopping(differences, fail_on)
+    _log_accepted(differences, refused)
+    if refused:
         raise LaunchError(
-            f"{len(stopping)} difference(s) between the lock and the workers' environments "
+            f"{len(refused)} difference(s) between the lock and the workers' environments "
             f"(fail_on={fail_on!r}):\n  "
-            + "\n  ".join(f"{d.severity}: {d.describe()}" for d in stopping),
-            package=", ".join(sorted({d.package for d in stopping})),
-            host=", ".join(sorted({d.host for d in stopping})),
+            + "\n  ".join(f"{d.severity}: {d.describe()}" for d in refused),
+            package=", ".join(sorted({d.package for d in refused})),
+            host=", ".join(sorted({d.host for d in refused})),
             hint="something changed these environments after packsync built them: remove "
             "the host's <cache>/envs/<id> directory so that the next launch rebuilds it",
         )
@@ -187,26 +196,76 @@ def _host_of(address: str) -> str:
     return address.split("://", 1)[-1].rsplit(":", 1)[0]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verification:
+    """What checking the workers found so far, at launch and for every worker added later."""
+
+    verified: tuple[str, ...] = ()  # worker addresses checked
+    differences: tuple[Difference, ...] = ()  # every difference, notices included
+    retired: tuple[str, ...] = ()  # workers stopped: a difference at the fail_on level
+
+    @property
+    def ok(self) -> bool:
+        """No worker differs beyond a notice (a Python patch release, an extra package)."""
+        return not self.retired and all(d.severity == "notice" for d in self.differences)
+
+
 class WorkerVerifier:
-    """Checks each worker once, when it first appears: at launch, after scale() or adapt()."""
+    """Checks each worker once, when it first appears: at launch, after scale() or adapt().
+
+    At launch a difference at the ``fail_on`` level stops the cluster (``check``). A
+    worker that joins a running cluster cannot stop it; ``check_joined`` names the
+    workers to retire instead, logs an error for each, and records everything in
+    ``verification``.
+    """
 
     def __init__(self, lock: Lock, fail_on: str) -> None:
         self.lock = lock
         self.fail_on = fail_on
         self.verified: set[str] = set()
         self.differences: list[Difference] = []
+        self.retired: list[str] = []
+
+    @property
+    def verification(self) -> Verification:
+        return Verification(verified=tuple(sorted(self.verified)),
+                            differences=tuple(self.differences), retired=tuple(self.retired))
 
     async def check(self, scheduler_comm: Any, host_of: Any) -> list[Difference]:
         """Verify the workers not seen yet; ``host_of(name)`` names the host of a worker."""
+        differences, _ = await self._collect(scheduler_comm, host_of)
+        return enforce(differences, self.fail_on)
+
+    async def check_joined(self, scheduler_comm: Any, host_of: Any) -> dict[str, Any]:
+        """Verify workers that joined a running cluster: ``{address: name}`` of those to retire."""
+        differences, names = await self._collect(scheduler_comm, host_of)
+        refused = stopping(differences, self.fail_on)
+        _log_accepted(differences, refused)
+        retire: dict[str, Any] = {}
+        for address in sorted({d.worker for d in refused}):
+            own = [d for d in refused if d.worker == address]
+            logger.error(
+                "retiring worker %s on %s: its environment differs from the lock "
+                "(fail_on=%r):\n  %s", address, own[0].host, self.fail_on,
+                "\n  ".join(f"{d.severity}: {d.describe()}" for d in own),
+            )
+            retire[address] = names.get(address)
+        self.retired += retire
+        return retire
+
+    async def _collect(
+        self, scheduler_comm: Any, host_of: Any
+    ) -> tuple[list[Difference], dict[str, Any]]:
         identity = await scheduler_comm.identity()
-        new = {
-            address: str(host_of(info.get("name")))
+        names = {
+            address: info.get("name")
             for address, info in identity.get("workers", {}).items()
             if address not in self.verified
         }
-        if not new:
-            return []
+        if not names:
+            return [], {}
+        new = {address: str(host_of(name)) for address, name in names.items()}
         differences = await verify_workers(scheduler_comm, self.lock, new)
         self.verified.update(new)
         self.differences += differences
-        return enforce(differences, self.fail_on)
+        return differences, names

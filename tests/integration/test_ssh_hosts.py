@@ -172,6 +172,66 @@ def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: Cli
         assert host.wait_no_processes() == {}
 
 
+SCALED = """
+import json, logging, os, time, packsync
+logging.basicConfig(level=logging.WARNING)
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+with packsync.Cluster(hosts=HOSTS, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+    with cluster.get_client() as client:
+        at_launch = cluster.verification
+        cluster.scale(2)  # the second worker goes to the second host
+        deadline = time.monotonic() + 120
+        while not cluster.verification.retired and time.monotonic() < deadline:
+            time.sleep(0.2)
+        later = cluster.verification
+        deadline = time.monotonic() + 30
+        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        total = client.submit(sum, range(10), pure=False).result(timeout=60)
+        out = {"launch_ok": at_launch.ok, "verified": len(later.verified),
+               "retired": len(later.retired), "ok": later.ok,
+               "differences": [[d.package, d.severity, d.host] for d in later.differences
+                               if d.severity != "notice"],
+               "workers": len(client.scheduler_info()["workers"]),
+               "specs": len(cluster.worker_spec), "total": total}
+print(json.dumps(out))
+"""
+
+
+def test_worker_added_later_with_another_environment_is_retired(client: ClientEnv, hosts):
+    alpha, beta = hosts
+    specs = [h.spec(python=python_of(h)) for h in hosts]
+    if not any((beta.cache / "envs").glob("*/.packsync-ready")):
+        seed_result(run_seed(client, specs))
+    site = next((beta.cache / "envs").glob("*/lib/python*/site-packages"))
+    changed = {}
+    for pattern in ("httpx-*.dist-info", "tornado-*.dist-info"):  # a warning, a critical one
+        metadata = next(site.glob(pattern)) / "METADATA"
+        changed[metadata] = metadata.read_text()
+        version = next(line for line in changed[metadata].splitlines()
+                       if line.startswith("Version:"))
+        metadata.write_text(changed[metadata].replace(version, "Version: 0.0.1"))
+    try:
+        completed = client.run(SCALED, check=False, timeout=600, TEST_HOSTS=json.dumps(specs))
+    finally:
+        for metadata, text in changed.items():
+            metadata.write_text(text)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = json.loads(completed.stdout.strip().splitlines()[-1])
+    beta_name = f"127.0.0.1:{beta.port}"
+    assert out["launch_ok"] is True  # the first worker runs on the first host
+    assert out["verified"] == 2 and out["retired"] == 1 and out["ok"] is False
+    assert sorted(out["differences"]) == [["httpx", "warning", beta_name],
+                                          ["tornado", "critical", beta_name]]
+    assert out["workers"] == 1 and out["specs"] == 1 and out["total"] == 45
+    assert "retiring worker tcp://127.0.0.1:" in completed.stderr
+    assert f"on {beta_name}: its environment differs" in completed.stderr
+    assert "tornado: lock" in completed.stderr and "has 0.0.1" in completed.stderr
+    for host in hosts:
+        assert host.wait_no_processes() == {}
+
+
 FAULT = """
 import json, os, packsync, psutil
 HOSTS = json.loads(os.environ["TEST_HOSTS"])
