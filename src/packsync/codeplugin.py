@@ -32,7 +32,7 @@ import tempfile
 import types
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -54,6 +54,9 @@ class CodeUpdate:
     sha256: str
     manifest: dict[str, str]  # relpath -> SHA-256 of the content, every file of the version
     files: dict[str, bytes]  # relpath -> content, only the files ``base`` lacks
+    # relpath -> content of the other files changed since the launch: a host that missed
+    # earlier syncs (no worker there then) builds the version from the launch's files
+    since_launch: dict[str, bytes] = field(default_factory=dict)
     base: str  # the code_id the client last synced
     store_url: str  # where the whole bundle is, for a host that has neither version
 
@@ -157,10 +160,14 @@ def _build_version(
                 written.append(relpath)
                 continue
             source = next((s for s, m in known if m.get(relpath) == sha256), None)
-            if source is None:
-                missing.append(relpath)
+            if source is not None:
+                _link_or_copy(os.path.join(source, relpath), destination)
                 continue
-            _link_or_copy(os.path.join(source, relpath), destination)
+            data = update.since_launch.get(relpath)
+            if data is not None and hashlib.sha256(data).hexdigest() == sha256:
+                _write(destination, data)
+                continue
+            missing.append(relpath)
         if missing:
             _fetch_missing(update, staging, missing)
             fetched = True

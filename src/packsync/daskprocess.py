@@ -42,7 +42,7 @@ class DaskProcess(ProcessInterface):
         cwd: str | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.spec = dict(spec)
         self.args = args
         self.cwd = cwd
@@ -108,7 +108,7 @@ class DaskProcess(ProcessInterface):
             ) from None
         self.on_ready(line)
         self._drain = asyncio.ensure_future(self._drain_log())
-        await super().start()  # type: ignore[no-untyped-call]
+        await super().start()
 
     def on_ready(self, line: str) -> None:
         """Read what the ready line says (the scheduler's address)."""
@@ -146,7 +146,7 @@ class DaskProcess(ProcessInterface):
 
     async def close(self) -> None:
         await self._stop()
-        await super().close()  # type: ignore[no-untyped-call]
+        await super().close()
 
 
 class SchedulerRole(DaskProcess):

@@ -81,6 +81,7 @@ class LiveCode:
         self.code_root = cache / "code"
         self.bundle = bundle
         self.manifest: dict[str, str] = dict(bundle.manifest) if bundle else {}
+        self.launch_manifest = dict(self.manifest)
         self.code_id = bundle.code_id if bundle else _EMPTY
         live = self.code_root / "live"
         live.mkdir(parents=True, exist_ok=True)
@@ -119,11 +120,16 @@ class LiveCode:
         changed = {
             p: contents[p] for p, digest in manifest.items() if self.manifest.get(p) != digest
         }
+        since_launch = {
+            p: contents[p] for p, digest in manifest.items()
+            if self.launch_manifest.get(p) != digest and p not in changed
+        }
         return CodeUpdate(
             code_id=code_id,
             sha256=sha256,
             manifest=manifest,
             files=changed,
+            since_launch=since_launch,
             base=self.code_id,
             store_url=self.store.url,
         )

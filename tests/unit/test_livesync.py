@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 
 import pytest
@@ -91,6 +92,32 @@ def test_host_without_the_old_version_fetches_the_bundle(work, tmp_path):
     assert applied.fetched
     assert (link / "users_ls.py").read_text() == (work / "users_ls.py").read_text()
     assert (link / "helpers_ls.py").read_text().endswith("return 2\n")
+
+
+def test_host_that_missed_syncs_builds_from_the_launch_version_without_the_store(
+        work, tmp_path):
+    live = live_code(work, tmp_path)
+    launch = os.path.realpath(live.link)
+    other_host = tmp_path / "other-host" / "code"
+    (other_host / "live").mkdir(parents=True)
+    shutil.copytree(launch, other_host / os.path.basename(launch))  # what the launch sent
+    link = other_host / "live" / "cluster"
+    os.symlink(other_host / os.path.basename(launch), link)
+
+    (work / "helpers_ls.py").write_text("def f():\n    return 2\n")
+    first = live.next_update()
+    assert first is not None
+    live.commit(first)  # applied where workers ran; this host had none then
+    (work / "users_ls.py").write_text("from helpers_ls import f\n\ndef g():\n    return f()\n")
+    second = live.next_update()
+    assert second is not None
+    assert sorted(second.files) == ["users_ls.py"]  # what running workers write
+    assert sorted(second.since_launch) == ["helpers_ls.py"]  # what a late host lacks
+    shutil.rmtree(tmp_path / "store")  # no store to fall back on, as without packsync
+    applied = apply_update(second, link=str(link))
+    assert not applied.fetched
+    assert (link / "helpers_ls.py").read_text().endswith("return 2\n")
+    assert (link / "users_ls.py").read_text().endswith("return f()\n")
 
 
 def test_changed_modules_and_their_importers_are_forgotten_others_kept(work, tmp_path,
