@@ -36,10 +36,11 @@ test: system-packages $(UV_TEST)
 test-unit: $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q tests/unit
 
-bench: $(UV_TEST)
+bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_launch.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_sync.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_rebuild.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_ssh.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)
