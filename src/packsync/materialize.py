@@ -5,6 +5,11 @@ Otherwise it is built under a file lock, at its final path (virtual environments
 are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), and
 the ready marker is written last. A directory without the marker is the remains of
 an interrupted build: it is never used, and the next build wipes it first.
+
+Environments are byte-compiled (a worker starts much faster). When a ready environment
+of the same Python exists, its ``.pyc`` files serve the new environment's identical
+sources (``pyc_reuse``) and only the rest is compiled: a relaunch after editing one
+local package compiles that package, not every dependency again.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from packsync import pyc_reuse
 from packsync.conda.install import install_conda
-from packsync.errors import MaterializeError
+from packsync.errors import MaterializeError, tail
 from packsync.index_failures import explain, scrubbed_tail
 from packsync.lock import WHEELS_DIR, Lock
 from packsync.progress import NullReporter, Reporter, stage
@@ -128,23 +134,93 @@ def _build(
     for wheel in lock.local_wheels:
         store.fetch(wheel.sha256, record / WHEELS_DIR / wheel.filename)
     reporter.step("materialize", f"installing {lock.package_count} packages")
+    # the byte code of an earlier environment of this Python serves every identical file
+    donor = None if conda is not None else bytecode_donor(cache, path)
     # ``pip sync`` would uninstall the Python packages conda just installed
     command = ["sync"] if conda is None else ["install", "--no-deps", "-r"]
     if conda is None or lock.package_count:
         _uv(
             [
-                "pip", command[0], "--quiet", "--compile-bytecode", "--preview-features",
-                "pylock", "--python", str(path / "bin" / "python"), *command[1:],
-                str(record / "pylock.toml"),
+                "pip", command[0], "--quiet",
+                *([] if donor is not None else ["--compile-bytecode"]),
+                "--preview-features", "pylock", "--python", str(path / "bin" / "python"),
+                *command[1:], str(record / "pylock.toml"),
             ],
             lock,
             uv_env,
         )
+    if donor is not None:
+        reporter.step("materialize", f"byte-compiling, reusing environment {donor.name[:12]}")
+        _compile_reusing(path, donor, lock)
     shutil.rmtree(record / WHEELS_DIR, ignore_errors=True)
     marker = path / READY_MARKER
     partial = path / (READY_MARKER + ".partial")
     partial.write_text(lock.digest + "\n")
     partial.replace(marker)
+
+
+def bytecode_donor(cache: Path, path: Path) -> Path | None:
+    """The most recently used ready environment of the same Python as the one at ``path``.
+
+    Only a ready environment: its files are complete and never change again.
+    """
+    python = _python_of(path)
+    if python is None:
+        return None
+    best: tuple[float, Path] | None = None
+    try:
+        candidates = list(os.scandir(cache / "envs"))
+    except OSError:
+        return None
+    for entry in candidates:
+        if entry.path == str(path) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            used = os.stat(os.path.join(entry.path, READY_MARKER)).st_mtime
+        except OSError:
+            continue
+        if (best is None or used > best[0]) and _python_of(Path(entry.path)) == python:
+            best = (used, Path(entry.path))
+    return None if best is None else best[1]
+
+
+def _python_of(path: Path) -> tuple[str, str] | None:
+    """Implementation and major.minor of a virtual environment, from its ``pyvenv.cfg``."""
+    try:
+        text = (path / "pyvenv.cfg").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # a conda environment, or not an environment
+    values = {
+        key.strip().lower(): value.strip()
+        for key, sep, value in (line.partition("=") for line in text.splitlines())
+        if sep
+    }
+    version = values.get("version_info", values.get("version", ""))
+    major_minor = ".".join(version.split(".")[:2])
+    if not major_minor:
+        return None
+    return values.get("implementation", "CPython").lower(), major_minor
+
+
+def _compile_reusing(path: Path, donor: Path, lock: Lock) -> None:
+    """Byte-compile the new environment, hard-linking the donor's ``.pyc`` of identical files."""
+    python = path / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-I", pyc_reuse.__file__, str(donor)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise MaterializeError(
+            f"byte-compiling environment {lock.env_id[:12]} failed",
+            digest=lock.digest,
+            log_tail=tail(result.stdout),
+            hint="nothing of this environment will be used; the next launch builds it again",
+        )
+    logger.info("environment %s byte-compiled: %s (from %s)", lock.env_id[:12],
+                result.stdout.strip().splitlines()[-1:], donor.name[:12])
 
 
 def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:

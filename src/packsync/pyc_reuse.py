@@ -1,0 +1,168 @@
+"""Byte-compiles a new environment, reusing the ``.pyc`` files of an earlier one.
+
+A relaunch after one edit of a local package builds a new environment that differs
+from the last one by a single wheel, yet compiling all of it costs seconds. Its other
+sources are the earlier environment's files: the same inode when uv links both from
+its cache, else the same bytes extracted again (with a new mtime). A ``.pyc`` depends
+only on the source bytes and the interpreter's bytecode version: its header names the
+source's mtime and size (or hash), and the import system replaces the path compiled
+into it (``co_filename``) with the real source path at load time
+(``_imp._fix_co_filename``). So the earlier ``.pyc`` is valid here when:
+
+* the source is the same file, or has the same bytes (never judged by mtime and size
+  alone: a reproducible wheel build of an edited file keeps both);
+* its magic number is this interpreter's;
+* its header matches this source (mtime and size, or the source hash), which is the
+  check the import system makes; then it is hard-linked. A timestamp ``.pyc`` of the
+  same bytes with another mtime is copied with a header written for this source.
+
+Everything else is compiled, as uv compiles (``compileall.compile_file``, forced,
+quiet, the interpreter's default invalidation mode).
+
+The new environment's own interpreter runs this file (``python -I pyc_reuse.py
+DONOR``): standard library only, and it must import nothing from packsync. It prints
+one JSON line: how many files were reused and compiled.
+"""
+
+from __future__ import annotations
+
+import compileall
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+_HEADER = 16  # magic, flags, then mtime + size or the 8-byte source hash (PEP 552)
+_PARALLEL_FROM = 64  # fewer files compile faster than worker processes start
+
+
+def site_directories() -> list[str]:
+    """The running environment's site-packages directories, as uv compiles them."""
+    paths = sysconfig.get_paths()
+    found: list[str] = []
+    for key in ("purelib", "platlib"):
+        path = os.path.realpath(paths[key])
+        if os.path.isdir(path) and path not in found:
+            found.append(path)
+    return found
+
+
+def sources(directories: list[str]) -> list[str]:
+    found: list[str] = []
+    for directory in directories:
+        for root, dirs, files in os.walk(directory):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            found.extend(os.path.join(root, name) for name in files if name.endswith(".py"))
+    return found
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    with open(a, "rb") as first, open(b, "rb") as second:
+        while True:
+            chunk = first.read(1 << 16)
+            if chunk != second.read(1 << 16):
+                return False
+            if not chunk:
+                return True
+
+
+def _header_fits(header: bytes, source: str, stat: os.stat_result) -> bool:
+    """What ``SourceLoader.get_code`` checks before it trusts a ``.pyc``."""
+    if len(header) < _HEADER or header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags = int.from_bytes(header[4:8], "little")
+    if flags & ~0b11:
+        return False
+    if flags & 0b1:  # hash-based: the hash of these source bytes
+        with open(source, "rb") as file:
+            return header[8:16] == importlib.util.source_hash(file.read())
+    mtime = int.from_bytes(header[8:12], "little")
+    size = int.from_bytes(header[12:16], "little")
+    return mtime == (int(stat.st_mtime) & 0xFFFFFFFF) and size == (stat.st_size & 0xFFFFFFFF)
+
+
+def _timestamp_header(stat: os.stat_result) -> bytes:
+    return (
+        importlib.util.MAGIC_NUMBER
+        + (0).to_bytes(4, "little")
+        + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
+
+
+def reuse(source: str, prefix: str, donor: str) -> bool:
+    """Give ``source`` the donor's ``.pyc`` if it is valid here; False if it must be compiled."""
+    target = importlib.util.cache_from_source(source)
+    relative = os.path.relpath(source, prefix)
+    donor_source = os.path.join(donor, relative)
+    donor_pyc = os.path.join(donor, os.path.relpath(target, prefix))
+    try:
+        stat = os.stat(source)
+        donor_stat = os.stat(donor_source)
+        if (stat.st_dev, stat.st_ino) != (donor_stat.st_dev, donor_stat.st_ino) and (
+            stat.st_size != donor_stat.st_size
+            or not _same_bytes(source, donor_source)
+        ):
+            return False
+        with open(donor_pyc, "rb") as file:
+            header = file.read(_HEADER)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if _header_fits(header, source, stat):
+            try:
+                os.link(donor_pyc, target)
+            except FileExistsError:
+                return False  # shipped by the wheel: compile over it, as uv does
+            except OSError:  # another file system, or no hard links here
+                shutil.copyfile(donor_pyc, target)
+            return True
+        flags = int.from_bytes(header[4:8], "little") if len(header) == _HEADER else -1
+        if header[:4] != importlib.util.MAGIC_NUMBER or flags != 0:
+            return False
+        # same bytes, another mtime (uv copied instead of linking): a header for this file
+        with open(donor_pyc, "rb") as file:
+            body = file.read()[_HEADER:]
+        with open(target, "xb") as out:
+            out.write(_timestamp_header(stat) + body)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _compile(paths: list[str]) -> int:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        # uv's way: forced, quiet, and a source that does not compile is no failure
+        return sum(bool(compileall.compile_file(path, force=True, quiet=2)) for path in paths)
+
+
+def compile_all(paths: list[str]) -> None:
+    if len(paths) < _PARALLEL_FROM:
+        _compile(paths)
+        return
+    workers = min(os.cpu_count() or 1, 8)
+    chunks = [paths[i::workers * 4] for i in range(workers * 4)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_compile, chunks))
+
+
+def main(argv: list[str]) -> int:
+    donor = os.path.realpath(argv[0]) if argv else None
+    prefix = os.path.realpath(sys.prefix)
+    rest: list[str] = []
+    reused = 0
+    for source in sources(site_directories()):
+        if donor is not None and reuse(source, prefix, donor):
+            reused += 1
+        else:
+            rest.append(source)
+    compile_all(rest)
+    print(json.dumps({"reused": reused, "compiled": len(rest)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
