@@ -1,14 +1,16 @@
 """``packsync.Cluster``: a Dask ``SpecCluster`` whose processes run in your replicated environment.
 
-With no arguments it is the embedded default: a scheduler and workers as local
-processes, each started with the cached environment's own interpreter, never with
-the client's site-packages. Everything Dask users expect of ``LocalCluster``
+With no arguments it is the embedded default: the scheduler in this process, as
+``LocalCluster`` has it (this process imports exactly the versions the environment
+holds, which is the point), and workers as local processes started with the cached
+environment's own interpreter, never with the client's site-packages. Everything Dask
+users expect of ``LocalCluster``
 (``get_client()``, ``scale()``, ``adapt()``, ``close()``, async use, the dashboard)
 comes from ``SpecCluster``.
 
 Working-directory code is live: ``sync()`` sends the files changed since the last sync
-to the running scheduler and workers (``watch=True`` does it on every save), and
-workers that join later start on the current code.
+to the running workers and to a scheduler process of its own (``watch=True`` does it on
+every save), and workers that join later start on the current code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dask.utils import parse_timedelta
 from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
+from distributed.scheduler import Scheduler
 from distributed.versions import VersionMismatchWarning
 
 from packsync.codebundle import code_rules
@@ -89,6 +92,12 @@ class Cluster(SpecCluster):
         from ``shared_store`` (its directory as the hosts see it; also the client's
         ``store`` unless that is given).
         ``n_workers`` defaults to one per host, spread round-robin.
+    scheduler_process:
+        Run the scheduler as a process of its own in the environment (as the workers
+        run) instead of in this process. Default: Dask config
+        ``packsync.scheduler-process``, else False. In this process it starts faster and
+        unpickles graphs with the very modules the client pickled them with; live code
+        sync then leaves it alone (its code is the client's own).
     verify:
         Check every worker's environment against the lock when it joins (default True);
         ``fail_on`` decides which differences stop the cluster at launch. A worker that
@@ -124,6 +133,7 @@ class Cluster(SpecCluster):
         remote_python: str | Sequence[str | None] | None = None,
         host_cache_dir: str | None = None,
         shared_store: str | None = None,
+        scheduler_process: bool | None = None,
         verify: bool = True,
         asynchronous: bool = False,
         loop: Any = None,
@@ -164,7 +174,9 @@ class Cluster(SpecCluster):
         self.prepared: Prepared | None = None
         self._first_workers_timed = False
 
-        scheduler_opts = {"host": host, "port": 0, "dashboard_address": dashboard_address}
+        scheduler_opts: dict[str, Any] = {
+            "host": host, "port": 0, "dashboard_address": dashboard_address
+        }
         scheduler_opts.update(scheduler_options or {})
         worker_opts: dict[str, Any] = {
             "nthreads": threads_per_worker,
@@ -173,7 +185,16 @@ class Cluster(SpecCluster):
             "dashboard_address": None,
         }
         worker_opts.update(worker_options or {})
-        scheduler = {"cls": EnvScheduler, "options": {"options": scheduler_opts}}
+        self._scheduler_opts = scheduler_opts
+        remote = self._hosts is not None and self._hosts.remote_scheduler
+        self._scheduler_in_process = not remote and not bool(
+            scheduler_process if scheduler_process is not None
+            else dask.config.get("packsync.scheduler-process", default=False)
+        )
+        scheduler: dict[str, Any] = (
+            {"cls": Scheduler, "options": scheduler_opts} if self._scheduler_in_process
+            else {"cls": EnvScheduler, "options": {"options": scheduler_opts}}
+        )
         worker = {"cls": EnvWorker, "options": {"nanny": nanny, "options": worker_opts}}
         workers = {i: _copy_spec(worker) for i in range(n_workers)}
         super().__init__(
@@ -195,7 +216,8 @@ class Cluster(SpecCluster):
         if self.prepared is None:
             self.prepared = await asyncio.to_thread(self._prepare)
             launch = self._launch_options(self.prepared)
-            self.scheduler_spec["options"].update(launch)
+            if self.scheduler_spec["cls"] is EnvScheduler:
+                self.scheduler_spec["options"].update(launch)
             self.new_spec["options"].update(launch)
             for spec in self.worker_spec.values():
                 spec["options"].update(launch)
@@ -225,7 +247,7 @@ class Cluster(SpecCluster):
         Python start-up dominates a warm launch; workers retry connecting until the
         scheduler listens, so both start-ups overlap instead of adding up.
         """
-        options = self.scheduler_spec["options"]["options"]
+        options = self._scheduler_opts
         if self._hosts is not None and self._hosts.remote_scheduler:
             return {}  # its port is chosen on its host
         if self.scheduler is not None or options.get("port") != 0 or not self.worker_spec:
@@ -279,9 +301,10 @@ class Cluster(SpecCluster):
     def sync(self, func: Any = None, *args: Any, **kwargs: Any) -> Any:
         """With no arguments: send changed working-directory code to the running cluster.
 
-        Only the files changed since the last sync travel. The scheduler and every
-        worker then import the new code on the next task (the modules that changed are
-        re-imported, the others keep their state); workers that join later get it too.
+        Only the files changed since the last sync travel. Every worker (and a scheduler
+        that runs as a process of its own) then imports the new code on the next task (the
+        modules that changed are re-imported, the others keep their state); workers that
+        join later get it too.
         Returns a ``SyncResult`` (awaitable with ``asynchronous=True``). Called with a
         function, this is Dask's own ``sync`` helper.
         """
@@ -303,7 +326,10 @@ class Cluster(SpecCluster):
             if update is None:
                 return SyncResult(code_id=live.code_id, sent=(), deleted=(), workers=0,
                                   seconds=time.perf_counter() - start)
-            result = await live.push(update, self.scheduler_comm)
+            comm = _WorkersOnly(self.scheduler_comm) if self._scheduler_in_process else (
+                self.scheduler_comm
+            )
+            result = await live.push(update, comm)
             logger.info("code %s: sent %s to the scheduler and %d workers",
                         result.code_id[:12], ", ".join(result.sent) or "no file", result.workers)
             return result
@@ -391,6 +417,23 @@ class Cluster(SpecCluster):
         dropped = [name for name in retire.values() if self.worker_spec.pop(name, None)]
         if dropped:
             await super()._correct_state_internal()  # closes the workers no spec names
+
+
+class _WorkersOnly:
+    """The scheduler comm for a code update that the scheduler must not apply.
+
+    A scheduler in this process imports the client's own modules: they are the current
+    code already, and dropping changed ones from ``sys.modules`` would drop the user's.
+    """
+
+    def __init__(self, comm: Any) -> None:
+        self._comm = comm
+
+    async def run_function(self, **_: Any) -> dict[str, Any]:
+        return {"status": "OK", "result": None}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._comm, name)
 
 
 def _free_port(host: str) -> int:
