@@ -96,7 +96,10 @@ def _timestamp_header(stat: os.stat_result) -> bytes:
 
 def reuse(source: str, prefix: str, donor: str) -> bool:
     """Give ``source`` the donor's ``.pyc`` if it is valid here; False if it must be compiled."""
-    target = importlib.util.cache_from_source(source)
+    try:
+        target = importlib.util.cache_from_source(source)
+    except NotImplementedError:  # an implementation without byte-code caching
+        return False
     relative = os.path.relpath(source, prefix)
     donor_source = os.path.join(donor, relative)
     donor_pyc = os.path.join(donor, os.path.relpath(target, prefix))
