@@ -29,13 +29,19 @@ import dask.config
 from dask.system import CPU_COUNT
 from dask.utils import parse_timedelta
 from distributed.core import Status
-from distributed.deploy.spec import SpecCluster
+from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
 from distributed.scheduler import Scheduler
 from distributed.versions import VersionMismatchWarning
 
 from packsync.codebundle import code_rules
-from packsync.deploy import EnvScheduler, EnvWorker, process_environment
+from packsync.deploy import (
+    EnvNannies,
+    EnvScheduler,
+    EnvWorker,
+    SharedWorker,
+    process_environment,
+)
 from packsync.errors import LaunchError, PacksyncError
 from packsync.hosts.launch import HostsLaunch, SchedulerOn
 from packsync.hosts.spec import HostLike
@@ -241,7 +247,9 @@ class Cluster(SpecCluster):
                 raise error.__cause__ from None
             raise
 
-    def _start_first_workers_early(self) -> dict[Any, tuple[EnvWorker, asyncio.Future[Any]]]:
+    def _start_first_workers_early(
+        self,
+    ) -> dict[Any, tuple[ProcessInterface, asyncio.Future[Any]]]:
         """Start the first workers while the scheduler starts, on an address fixed in advance.
 
         Python start-up dominates a warm launch; workers retry connecting until the
@@ -254,13 +262,43 @@ class Cluster(SpecCluster):
             return {}
         options["port"] = _free_port(options["host"])
         address = f"tcp://{options['host']}:{options['port']}"
-        early = {}
+        early: dict[Any, tuple[ProcessInterface, asyncio.Future[Any]]] = {}
+        nannies = self._shared_nannies(address)
         for name, spec in self.worker_spec.items():
-            worker = spec["cls"](address, **{"name": name, **spec["options"]})
+            worker: ProcessInterface = (
+                SharedWorker(nannies, name) if nannies is not None
+                else spec["cls"](address, **{"name": name, **spec["options"]})
+            )
             early[name] = (worker, asyncio.ensure_future(worker))
         return early
 
-    async def _adopt(self, early: dict[Any, tuple[EnvWorker, asyncio.Future[Any]]]) -> None:
+    def _shared_nannies(self, scheduler: str) -> EnvNannies | None:
+        """One process for the nannies of the first local workers (see ``packsync.deploy``).
+
+        Not when asked otherwise (``packsync.shared-nannies: false``), for workers
+        without a nanny, on hosts, or with a nanny port of the user's.
+        """
+        specs = list(self.worker_spec.values())
+        if not dask.config.get("packsync.shared-nannies", default=True) or any(
+            s["cls"] is not EnvWorker or not s["options"].get("nanny", True)
+            or s["options"].get("options", {}).get("port") for s in specs
+        ):
+            return None
+        first = specs[0]["options"]
+        workers = {}
+        for name, spec in self.worker_spec.items():
+            opts = dict(spec["options"].get("options", {}))
+            opts["host"] = opts.get("host") or "127.0.0.1"
+            opts["port"] = _free_port(opts["host"])
+            workers[name] = opts
+        return EnvNannies(
+            scheduler, python=first["python"], workers=workers, env=first.get("env"),
+            cwd=first.get("cwd"),
+        )
+
+    async def _adopt(
+        self, early: dict[Any, tuple[ProcessInterface, asyncio.Future[Any]]]
+    ) -> None:
         if not early:
             return
         results = await asyncio.gather(*(t for _, t in early.values()), return_exceptions=True)

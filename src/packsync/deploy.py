@@ -3,12 +3,24 @@
 ``EnvScheduler`` and ``EnvWorker`` are ``ProcessInterface``s (``packsync.daskprocess``),
 so ``SpecCluster`` drives them as it drives Dask's own deployers. Each runs in a process
 group of its own and on close leaves no process behind.
+
+``EnvNannies`` runs the nannies of a launch's first workers in one process, and
+``SharedWorker`` is one worker of it as ``SpecCluster`` sees it. A nanny process of its
+own per worker imports ``distributed`` before its worker process imports it again; on
+a small machine those imports are most of a warm launch. The shared process has its
+nannies start workers through a forkserver that imported ``distributed`` once, so each
+worker process is a fork with nothing left to import (restarts take a fraction of a
+second too). The forkserver is a fresh interpreter of the environment started by the
+shared process, with its ``sys.path`` and environment (the live code link included),
+never the client's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import multiprocessing
 import os
 import signal
 from collections.abc import Mapping
@@ -16,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import dask.config
+from distributed.core import rpc
+from distributed.deploy.spec import ProcessInterface
 
 from packsync.codeplugin import LINK_VARIABLE
 from packsync.daskprocess import (
@@ -147,3 +161,132 @@ class EnvWorker(WorkerRole, EnvProcess):
             python=python, spec=worker_spec(name, nanny=nanny, options=options),
             args=(scheduler,), name=str(name), **kwargs,
         )
+
+
+FORKSERVER_VARIABLE = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
+
+# ``dask spec`` that, once its nannies closed their workers, stops its forkserver and
+# waits for it: a forkserver left to exit on its own would be an orphan (a zombie where
+# the init process does not reap, as in many containers). Runs with only ``distributed``.
+NANNIES_MAIN = """
+from multiprocessing import forkserver
+from distributed.cli.dask_spec import main
+try:
+    main()
+finally:
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
+"""
+
+
+def forkserver_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with nannies starting workers by forkserver, unless Dask is set otherwise.
+
+    Only Dask's default (``spawn``) is replaced: a method the user chose stays.
+    """
+    result = dict(env)
+    method = dask.config.get("distributed.worker.multiprocessing-method", default="spawn")
+    if method == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
+        result[FORKSERVER_VARIABLE] = "forkserver"
+    return result
+
+
+class EnvNannies(WorkerRole, EnvProcess):
+    """One process of the environment running the nannies of several workers.
+
+    Ready once every worker registered. Each nanny listens on a port given in advance,
+    so that one worker can be closed (``scale()`` down) without the others.
+    """
+
+    role = "workers"
+
+    def __init__(
+        self,
+        scheduler: str,
+        *,
+        python: str,
+        workers: Mapping[Any, Mapping[str, Any]],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        spec = {
+            str(name): worker_spec(name, nanny=True, options=options)
+            for name, options in workers.items()
+        }
+        super().__init__(
+            python=python, spec=spec, args=(scheduler,),
+            env=forkserver_environment(env or os.environ), cwd=cwd,
+            name=", ".join(str(name) for name in workers),
+        )
+        self.addresses = {
+            name: f"tcp://{options['host']}:{options['port']}" for name, options in workers.items()
+        }
+        self._open_workers = set(workers)
+        self._starting: asyncio.Future[None] | None = None
+
+    def command(self) -> list[str]:
+        return [self.interpreter, "-c", NANNIES_MAIN, *self.args, "--spec", json.dumps(self.spec)]
+
+    async def _stop(self) -> None:
+        """The process alone first: its nannies close their workers, then it stops its
+        forkserver (a signal to the whole group would kill the forkserver under them)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except (ProcessLookupError, asyncio.TimeoutError):
+                pass
+        await super()._stop()
+
+    async def _until_ready(self) -> str:
+        registered = 0
+        while True:
+            line = await self._next_line()
+            if self.ready_text in line:
+                registered += 1
+                if registered == len(self.addresses):
+                    return line
+
+    async def start_once(self) -> None:
+        """Start the process the first time any of its workers is awaited."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self.start())
+        await asyncio.shield(self._starting)
+
+    async def release(self, name: Any) -> None:
+        """Close one worker: its nanny alone, or the whole process once it is the last."""
+        self._open_workers.discard(name)
+        if not self._open_workers:
+            await self.close()
+            return
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            async with rpc(self.addresses[name]) as nanny:
+                await asyncio.wait_for(nanny.terminate(reason="cluster-scale"), STOP_GRACE)
+        except Exception as error:  # already gone, or closed as it answered
+            logger.debug("nanny of worker %s: %s", name, error)
+
+
+class SharedWorker(ProcessInterface):
+    """One worker whose nanny runs in an ``EnvNannies`` process shared with others."""
+
+    def __init__(self, nannies: EnvNannies, name: Any) -> None:
+        super().__init__()
+        self.nannies = nannies
+        self.name = name
+
+    @property
+    def proc(self) -> asyncio.subprocess.Process | None:
+        """The shared process (every worker of it names the same one)."""
+        return self.nannies.proc
+
+    async def start(self) -> None:
+        await self.nannies.start_once()
+        await super().start()
+
+    async def close(self) -> None:
+        await self.nannies.release(self.name)
+        await super().close()

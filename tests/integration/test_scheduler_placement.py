@@ -79,3 +79,59 @@ def test_scheduler_process_runs_in_the_environment_and_gets_live_code(client_env
     assert out["worker_f"] == [2] and out["submitted"] == 2 and out["scheduler_f"] == 2
     pids = [*out["pids"], out["scheduler"]["pid"]]
     assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+
+
+SHARED_NANNIES = """
+import json, os, sys, time
+import packsync
+
+def probe():
+    import os, sys
+    return {"pid": os.getpid(), "ppid": os.getppid(), "prefix": sys.prefix,
+            "omp": os.environ.get("OMP_NUM_THREADS"), "hash": hash("packsync"),
+            "path": [p for p in sys.path if "site-packages" in p]}
+
+out = {"client_prefix": sys.prefix}
+with packsync.Cluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with cluster.get_client() as client:
+        out["env"] = str(cluster.prepared.environment.path)
+        out["before"] = client.run(probe)
+        out["nanny_processes"] = sorted({w.proc.pid for w in cluster.workers.values()})
+        cluster.scale(1)
+        deadline = time.monotonic() + 60
+        while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out["after_scale_down"] = list(client.run(probe).values())
+        client.restart()
+        out["after_restart"] = list(client.run(probe).values())
+        out["computed"] = client.submit(sum, [1, 2], pure=False).result()
+        cluster.scale(2)
+        client.wait_for_workers(2)
+        out["after_scale_up"] = list(client.run(probe).values())
+        out["pids"] = [w["pid"] for w in out["after_scale_up"]] + out["nanny_processes"] + [
+            w.proc.pid for w in cluster.workers.values()]
+    out["gone_before_close"] = [w["pid"] for w in out["before"].values()
+                                if w["pid"] not in {a["pid"] for a in out["after_scale_down"]}]
+print(json.dumps(out))
+"""
+
+
+def test_first_workers_share_one_nanny_process_yet_scale_and_restart_alone(
+    client_env: ClientEnv,
+):
+    out = client_env.json_run(SHARED_NANNIES)
+    before = list(out["before"].values())
+    assert len(out["nanny_processes"]) == 1  # both nannies in one process of the environment
+    for worker in before + out["after_restart"] + out["after_scale_up"]:
+        assert worker["prefix"] == out["env"] != out["client_prefix"]
+        assert all(p.startswith(out["env"]) for p in worker["path"])  # never the client's
+        assert worker["omp"] == "1"  # Dask's pre-spawn environment reaches forked workers
+    assert len({w["hash"] for w in before + out["after_restart"]}) == 1  # one hash seed
+    # scaling down closed one worker; the other kept running in the same process
+    assert len(out["after_scale_down"]) == 1 and out["after_scale_down"][0] in before
+    assert len(out["gone_before_close"]) == 1
+    assert not os.path.exists(f"/proc/{out['gone_before_close'][0]}")
+    restarted = out["after_restart"][0]
+    assert restarted["pid"] != out["after_scale_down"][0]["pid"] and out["computed"] == 3
+    assert len(out["after_scale_up"]) == 2
+    assert [pid for pid in out["pids"] if os.path.exists(f"/proc/{pid}")] == []
