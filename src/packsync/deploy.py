@@ -165,11 +165,17 @@ class EnvWorker(WorkerRole, EnvProcess):
 
 FORKSERVER_VARIABLE = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
 
-# ``dask spec`` that, once its nannies closed their workers, stops its forkserver and
-# waits for it: a forkserver left to exit on its own would be an orphan (a zombie where
-# the init process does not reap, as in many containers). Runs with only ``distributed``.
-NANNIES_MAIN = """
+# ``dask spec`` that starts its forkserver first, so that the forkserver imports
+# ``distributed`` while this process does (not after), and, once its nannies closed their
+# workers, stops the forkserver and waits for it: a forkserver left to exit on its own
+# would be an orphan (a zombie where the init process does not reap, as in many
+# containers). Runs with only ``distributed``.
+NANNIES_MAIN = f"""
+import os
 from multiprocessing import forkserver
+if os.environ.get("{FORKSERVER_VARIABLE}") == "forkserver":
+    forkserver.set_forkserver_preload(["distributed"])
+    forkserver.ensure_running()
 from distributed.cli.dask_spec import main
 try:
     main()
@@ -183,12 +189,21 @@ finally:
 def forkserver_environment(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with nannies starting workers by forkserver, unless Dask is set otherwise.
 
-    Only Dask's default (``spawn``) is replaced: a method the user chose stays.
+    Only Dask's default (``spawn``) is replaced: a method the user chose stays. The
+    variables a nanny sets before it starts a worker (``distributed.nanny.pre-spawn-environ``,
+    ``PYTHONHASHSEED``) are set from the start: a forkserver started early has them then.
     """
     result = dict(env)
     method = dask.config.get("distributed.worker.multiprocessing-method", default="spawn")
-    if method == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
-        result[FORKSERVER_VARIABLE] = "forkserver"
+    if method != "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
+        return result
+    result[FORKSERVER_VARIABLE] = "forkserver"
+    config = dask.config.get("distributed.nanny.pre-spawn-environ", default=None) or {}
+    # as distributed.nanny computes them: a variable already set wins over the config
+    pre_spawn = {k: result.get(k, str(v)) for k, v in config.items() if v is not None}
+    if pre_spawn.get("PYTHONHASHSEED") in (None, "0"):
+        pre_spawn["PYTHONHASHSEED"] = "6640"  # distributed's own choice, for consistent hashing
+    result.update(pre_spawn)
     return result
 
 
