@@ -364,10 +364,10 @@ class Cluster(SpecCluster):
             if update is None:
                 return SyncResult(code_id=live.code_id, sent=(), deleted=(), workers=0,
                                   seconds=time.perf_counter() - start)
-            comm = _WorkersOnly(self.scheduler_comm) if self._scheduler_in_process else (
-                self.scheduler_comm
+            # a scheduler in this process has the client's own modules: current already
+            result = await live.push(
+                update, self.scheduler_comm, on_scheduler=not self._scheduler_in_process
             )
-            result = await live.push(update, comm)
             logger.info("code %s: sent %s to the scheduler and %d workers",
                         result.code_id[:12], ", ".join(result.sent) or "no file", result.workers)
             return result
@@ -455,23 +455,6 @@ class Cluster(SpecCluster):
         dropped = [name for name in retire.values() if self.worker_spec.pop(name, None)]
         if dropped:
             await super()._correct_state_internal()  # closes the workers no spec names
-
-
-class _WorkersOnly:
-    """The scheduler comm for a code update that the scheduler must not apply.
-
-    A scheduler in this process imports the client's own modules: they are the current
-    code already, and dropping changed ones from ``sys.modules`` would drop the user's.
-    """
-
-    def __init__(self, comm: Any) -> None:
-        self._comm = comm
-
-    async def run_function(self, **_: Any) -> dict[str, Any]:
-        return {"status": "OK", "result": None}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._comm, name)
 
 
 def _free_port(host: str) -> int:

@@ -138,23 +138,30 @@ class LiveCode:
         self.manifest = dict(update.manifest)
         self.code_id = update.code_id
 
-    async def push(self, update: CodeUpdate, scheduler_comm: Any) -> SyncResult:
-        """Apply ``update`` on the scheduler and every worker (present and future)."""
+    async def push(
+        self, update: CodeUpdate, scheduler_comm: Any, *, on_scheduler: bool = True
+    ) -> SyncResult:
+        """Apply ``update`` on every worker (present and future), and on the scheduler
+        unless ``on_scheduler`` is False (a scheduler in the client process)."""
         start = time.perf_counter()
         plugin = CodeSyncPlugin(update)
-        on_scheduler, on_workers = await asyncio.gather(
-            scheduler_comm.run_function(
-                function=dumps(apply_on_scheduler),
-                args=dumps((update,)),
-                kwargs=dumps({}),
-                wait=True,
-            ),
-            scheduler_comm.register_worker_plugin(
-                plugin=dumps(plugin), name=PLUGIN_NAME, idempotent=False
-            ),
+        on_workers = scheduler_comm.register_worker_plugin(
+            plugin=dumps(plugin), name=PLUGIN_NAME, idempotent=False
         )
-        failures = [("scheduler", on_scheduler)] if on_scheduler.get("status") == "error" else []
-        failures += [(w, r) for w, r in on_workers.items() if r.get("status") == "error"]
+        if on_scheduler:
+            applied, workers = await asyncio.gather(
+                scheduler_comm.run_function(
+                    function=dumps(apply_on_scheduler),
+                    args=dumps((update,)),
+                    kwargs=dumps({}),
+                    wait=True,
+                ),
+                on_workers,
+            )
+        else:
+            applied, workers = {"status": "OK"}, await on_workers
+        failures = [("scheduler", applied)] if applied.get("status") == "error" else []
+        failures += [(w, r) for w, r in workers.items() if r.get("status") == "error"]
         if failures:
             where, response = failures[0]
             raise SyncError(
@@ -170,7 +177,7 @@ class LiveCode:
             code_id=update.code_id,
             sent=tuple(sorted(update.files)),
             deleted=deleted,
-            workers=len(on_workers),
+            workers=len(workers),
             seconds=time.perf_counter() - start,
         )
 

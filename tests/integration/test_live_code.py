@@ -31,7 +31,8 @@ def write(relpath, text):
     os.replace(relpath + ".tmp", relpath)  # as editors save
 
 out = {}
-with packsync.Cluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+with packsync.Cluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+                      scheduler_process=True) as cluster:  # the scheduler gets the code too
     with cluster.get_client() as client:
         client.run(lambda: __import__("other"))
         out["before"] = list(client.run(code).values())
