@@ -12,6 +12,7 @@ into it (``co_filename``) with the real source path at load time
 * the source is the same file, or has the same bytes (never judged by mtime and size
   alone: a reproducible wheel build of an edited file keeps both);
 * its magic number is this interpreter's;
+* its header matches the donor's source, so its body is the byte code of those bytes;
 * its header matches this source (mtime and size, or the source hash), which is the
   check the import system makes; then it is hard-linked. A timestamp ``.pyc`` of the
   same bytes with another mtime is copied with a header written for this source.
@@ -52,6 +53,7 @@ def site_directories() -> list[str]:
 
 
 def sources(directories: list[str]) -> list[str]:
+    """Every ``.py`` file below ``directories``, as ``compileall`` would find them."""
     found: list[str] = []
     for directory in directories:
         for root, dirs, files in os.walk(directory):
@@ -113,6 +115,8 @@ def reuse(source: str, prefix: str, donor: str) -> bool:
             return False
         with open(donor_pyc, "rb") as file:
             header = file.read(_HEADER)
+        if not _header_fits(header, donor_source, donor_stat):
+            return False  # stale in the donor itself: its body may be of other bytes
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if _header_fits(header, source, stat):
             try:
@@ -122,9 +126,8 @@ def reuse(source: str, prefix: str, donor: str) -> bool:
             except OSError:  # another file system, or no hard links here
                 shutil.copyfile(donor_pyc, target)
             return True
-        flags = int.from_bytes(header[4:8], "little") if len(header) == _HEADER else -1
-        if header[:4] != importlib.util.MAGIC_NUMBER or flags != 0:
-            return False
+        if int.from_bytes(header[4:8], "little") != 0:
+            return False  # hash-based: it would have fit, the bytes being the same
         # same bytes, another mtime (uv copied instead of linking): a header for this file
         with open(donor_pyc, "rb") as file:
             body = file.read()[_HEADER:]
@@ -143,6 +146,7 @@ def _compile(paths: list[str]) -> int:
 
 
 def compile_all(paths: list[str]) -> None:
+    """Compile ``paths`` in worker processes once there are enough to pay for starting them."""
     if len(paths) < _PARALLEL_FROM:
         _compile(paths)
         return

@@ -98,6 +98,19 @@ def test_the_same_bytes_with_another_mtime_get_a_header_for_this_file(tmp_path):
     assert code.co_filename == str(new / SITE / "mod.py")
 
 
+def test_a_pyc_stale_in_the_donor_is_not_given_a_new_header(tmp_path):
+    # the donor's .pyc is of older bytes than the donor's source: its body is not this code
+    donor, new = envs(tmp_path)
+    old = donor_module(donor, "VALUE = 1\n")
+    old.write_text("VALUE = 2\n")
+    os.utime(old, (1_600_000_000, 1_600_000_000))
+    (new / SITE / "mod.py").write_text("VALUE = 2\n")
+    os.utime(new / SITE / "mod.py", (1_700_000_000, 1_700_000_000))
+
+    assert not reuse(new, donor)
+    assert not Path(cache_from_source(str(new / SITE / "mod.py"))).exists()
+
+
 def test_a_checked_hash_pyc_is_reused_for_the_same_bytes(tmp_path):
     donor, new = envs(tmp_path)
     donor_module(donor, "VALUE = 7\n",
