@@ -63,7 +63,8 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
         result = func().compute()
         workers = list(client.run(report).values())
     hosts = [{"name": h.name, "cache_hit": h.cache_hit, "sent": h.sent_bytes,
-              "python": h.python_version} for h in cluster._hosts.prepared]
+              "python": h.python_version, "bytecode": h.bytecode}
+             for h in cluster._hosts.prepared]
 print(json.dumps({"result": result, "workers": workers, "hosts": hosts}))
 """
 
@@ -146,6 +147,34 @@ def test_seed_example_on_two_clean_hosts_then_a_cache_hit(client: ClientEnv, hos
     assert not calls.exists()
     for host in hosts:
         assert host.wait_no_processes() == {}
+
+
+def test_an_edited_local_package_reuses_the_hosts_byte_code(client: ClientEnv, hosts):
+    alpha = hosts[0]
+    specs = [alpha.spec(python=python_of(alpha))]
+    seed_result(run_seed(client, specs))  # an earlier ready environment there
+    source = client.path.parent / "mylib" / "src" / "mylib" / "__init__.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\nEDITED = True\n")
+        edited = seed_result(run_seed(client, specs))
+    finally:
+        source.write_text(original)
+    assert edited["result"] == 108
+    [host] = edited["hosts"]
+    assert host["cache_hit"] is False
+    reused, compiled = host["bytecode"]  # counted by pyc_reuse.py on the host
+    assert reused > 500 and 1 <= compiled < reused // 10
+    ready = sorted((alpha.cache / "envs").glob("*/.packsync-ready"),
+                   key=lambda p: p.stat().st_mtime)
+    new, older = ready[-1].parent, [p.parent for p in ready[:-1]]
+    edited_pyc = next(new.glob("lib/python*/site-packages/mylib/__pycache__/__init__.*.pyc"))
+    assert b"EDITED" in edited_pyc.read_bytes()  # compiled from the edited source
+    kept = next(new.glob("lib/python*/site-packages/httpx/__pycache__/__init__.*.pyc"))
+    relative = kept.relative_to(new)  # an unchanged file: a donor's byte code
+    assert any((env / relative).exists()
+               and (env / relative).read_bytes()[16:] == kept.read_bytes()[16:] for env in older)
+    assert alpha.wait_no_processes() == {}
 
 
 def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: ClientEnv, hosts):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from packsync.hosts.hostside import lock_for_interpreter, venv_version
@@ -39,3 +40,30 @@ def test_job_index_environment_takes_credentials_only_for_named_indexes() -> Non
         "UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
     }
     assert job_index_environment([], job) == {}
+
+
+def _environment(path: Path, version: str, *, ready: bool = True, used: float = 0.0) -> Path:
+    path.mkdir(parents=True)
+    (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nimplementation = CPython\n"
+                                     f"version_info = {version}\n")
+    if ready:
+        (path / ".packsync-ready").write_text("digest\n")
+        os.utime(path / ".packsync-ready", (used, used))
+    return path
+
+
+def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
+    tmp_path: Path,
+) -> None:
+    from packsync.hosts.hostside import bytecode_donor
+
+    envs = tmp_path / "envs"
+    new = _environment(envs / "new", "3.12.4", ready=False)
+    assert bytecode_donor(str(envs), str(new)) is None  # nothing earlier
+    _environment(envs / "older", "3.12.1", used=1000)
+    latest = _environment(envs / "latest", "3.12.4", used=2000)
+    _environment(envs / "unfinished", "3.12.4", ready=False)
+    _environment(envs / "other-minor", "3.11.9", used=3000)
+    assert bytecode_donor(str(envs), str(new)) == str(latest)
+    (tmp_path / "conda").mkdir()  # no pyvenv.cfg: never a donor nor given one
+    assert bytecode_donor(str(envs), str(tmp_path / "conda")) is None

@@ -10,8 +10,11 @@ no secret ever appears on a command line), or a batch job runs it from a shared 
 * ``prepare``: receives uv, the lock, local wheels and the code bundle (each verified
   against its SHA-256), and materializes the environment exactly as
   ``packsync.materialize`` does: ``<cache>/envs/<env_id>``, under a ``flock``, built
-  at its final path with ``uv venv`` + ``uv pip sync --compile-bytecode``, ready
-  marker written last. Index credentials arrive in the header and reach only the
+  at its final path with ``uv venv`` + ``uv pip sync``, ready marker written last.
+  Byte code comes from ``--compile-bytecode``, or, when the host has an earlier ready
+  environment of the same Python, from ``packsync/pyc_reuse.py`` (its source arrives
+  in the header) run by the new environment's interpreter: identical files keep the
+  earlier ``.pyc``. Index credentials arrive in the header and reach only the
   uv child's environment, in memory;
 * ``run``: supervises one Dask process in a process group of its own, and ends the
   whole group when the SSH channel closes (the client closed, died or lost the host);
@@ -200,10 +203,11 @@ def uv_environment(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
-           watchdog: Watchdog | None) -> None:
+def supervised(argv: list[str], env: dict[str, str] | None,
+               watchdog: Watchdog | None) -> tuple[int, str]:
+    """Run a child in a group of its own, ended with it if the client goes away."""
     child = subprocess.Popen(
-        [uv, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
     if watchdog is not None:
@@ -213,15 +217,20 @@ def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
         watchdog.child = None
         if watchdog.gone.is_set():
             raise HostError("the client went away", kind="cancelled")
-    if child.returncode != 0:
-        log = output.decode(errors="replace")
-        raise HostError(f"uv {what} failed (exit status {child.returncode})", log=log)
+    return child.returncode, output.decode(errors="replace")
+
+
+def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
+           watchdog: Watchdog | None) -> None:
+    returncode, log = supervised([uv, *args], env, watchdog)
+    if returncode != 0:
+        raise HostError(f"uv {what} failed (exit status {returncode})", log=log)
 
 
 def materialize(
     *, cache: str, env_id: str, digest: str, lock_text: str, uv: str, python: str,
     wheels: list[dict[str, str]], wheel_dir: str, uv_env: dict[str, str],
-    watchdog: Watchdog | None = None,
+    watchdog: Watchdog | None = None, pyc_reuse: str = "",
 ) -> tuple[str, bool]:
     """The ready environment's interpreter, and whether it was already there."""
     path = env_dir(cache, env_id)
@@ -236,7 +245,8 @@ def materialize(
             if os.path.exists(path):
                 shutil.rmtree(path)  # the remains of an interrupted build
             try:
-                _build(path, digest, lock_text, uv, python, wheels, wheel_dir, uv_env, watchdog)
+                _build(path, digest, lock_text, uv, python, wheels, wheel_dir, uv_env, watchdog,
+                       pyc_reuse)
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
@@ -247,7 +257,7 @@ def materialize(
 
 def _build(path: str, digest: str, lock_text: str, uv: str, python: str,
            wheels: list[dict[str, str]], wheel_dir: str, uv_env: dict[str, str],
-           watchdog: Watchdog | None) -> None:
+           watchdog: Watchdog | None, pyc_reuse: str = "") -> None:
     env = uv_environment(uv_env)
     emit("step", message="creating the environment")
     run_uv(uv, ["venv", "--quiet", "--no-project", "--python", python, path], env, "venv",
@@ -265,16 +275,84 @@ def _build(path: str, digest: str, lock_text: str, uv: str, python: str,
         installed = os.path.join(record, "pylock.host.toml")
         with open(installed, "w", encoding="utf-8") as handle:
             handle.write(accepted)
+    # the byte code of an earlier environment of this Python serves every identical file
+    donor = bytecode_donor(os.path.dirname(path), path) if pyc_reuse else None
     emit("step", message="installing")
     run_uv(uv, [
-        "pip", "sync", "--quiet", "--compile-bytecode", "--preview-features", "pylock",
-        "--python", os.path.join(path, "bin", "python"), installed,
+        "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
+        "--preview-features", "pylock", "--python", os.path.join(path, "bin", "python"),
+        installed,
     ], env, "pip sync", watchdog)
+    if donor:
+        emit("step", message=f"byte-compiling, reusing environment {os.path.basename(donor)[:12]}")
+        script = os.path.join(record, "pyc_reuse.py")
+        with open(script, "w", encoding="utf-8") as handle:
+            handle.write(pyc_reuse)
+        counts = compile_reusing(path, donor, script, watchdog)
+        emit("bytecode", donor=os.path.basename(donor), **counts)
     shutil.rmtree(os.path.join(record, WHEELS_DIR), ignore_errors=True)
     partial = os.path.join(path, READY_MARKER + ".partial")
     with open(partial, "w") as handle:
         handle.write(digest + "\n")
     os.replace(partial, os.path.join(path, READY_MARKER))
+
+
+def bytecode_donor(envs: str, path: str) -> str | None:
+    """The most recently used ready environment of the same Python as the one at ``path``,
+    chosen as ``packsync.materialize.bytecode_donor`` chooses it (only a ready one: its
+    files are complete and never change again)."""
+    python = python_of(path)
+    if python is None:
+        return None
+    best: tuple[float, str] | None = None
+    try:
+        candidates = list(os.scandir(envs))
+    except OSError:
+        return None
+    for entry in candidates:
+        if entry.path == path or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            used = os.stat(os.path.join(entry.path, READY_MARKER)).st_mtime
+        except OSError:
+            continue
+        if (best is None or used > best[0]) and python_of(entry.path) == python:
+            best = (used, entry.path)
+    return None if best is None else best[1]
+
+
+def python_of(path: str) -> tuple[str, str] | None:
+    """Implementation and major.minor of a virtual environment, from its ``pyvenv.cfg``."""
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    values = {
+        key.strip().lower(): value.strip()
+        for key, sep, value in (line.partition("=") for line in text.splitlines())
+        if sep
+    }
+    version = values.get("version_info", values.get("version", ""))
+    major_minor = ".".join(version.split(".")[:2])
+    if not major_minor:
+        return None
+    return values.get("implementation", "CPython").lower(), major_minor
+
+
+def compile_reusing(path: str, donor: str, script: str,
+                    watchdog: Watchdog | None) -> dict[str, int]:
+    """Byte-compile the environment at ``path`` with the new interpreter, hard-linking the
+    donor's ``.pyc`` of identical files; how many were reused and compiled."""
+    returncode, log = supervised([os.path.join(path, "bin", "python"), "-I", script, donor],
+                                 None, watchdog)
+    if returncode != 0:
+        raise HostError(f"byte-compiling failed (exit status {returncode})", log=log)
+    try:
+        counts = json.loads(log.strip().splitlines()[-1])
+        return {"reused": int(counts["reused"]), "compiled": int(counts["compiled"])}
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise HostError("byte-compiling gave no counts", log=log) from None
 
 
 def venv_version(path: str) -> str:
@@ -418,7 +496,7 @@ def prepare(header: dict[str, Any], stdin: IO[bytes]) -> None:
         lock_text=str(header["lock"]), uv=uv, python=str(header.get("python") or sys.executable),
         wheels=list(header.get("wheels_detail", [])),
         wheel_dir=store, uv_env=dict(header.get("uv_env", {})),
-        watchdog=watchdog,
+        watchdog=watchdog, pyc_reuse=str(header.get("pyc_reuse") or ""),
     )
     code_id = str(header.get("code_id") or "")
     if code_id:

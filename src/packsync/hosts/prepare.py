@@ -10,12 +10,14 @@ launch naming the host, both versions and ``python=``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,8 @@ class PreparedHost:
     cache: str
     cache_hit: bool
     sent_bytes: int
+    # .pyc files reused from an earlier environment there and compiled; None when uv compiled
+    bytecode: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -175,6 +179,7 @@ async def _prepare_one(
             python_version=version, env_python=str(done["env_python"]),
             link=str(done.get("link", "")), cache=str(probe["cache"]),
             cache_hit=bool(done.get("cache_hit")) and sent == 0, sent_bytes=sent,
+            bytecode=done.get("bytecode"),
         )
     except BaseException:
         connection.close()
@@ -229,17 +234,25 @@ async def _send_and_build(
             "code_sha256": code.sha256 if code else "",
             "link": link,
             "store": payload.shared_store or "",
+            "pyc_reuse": _pyc_reuse_source(),
         }
+        bytecode: list[tuple[int, int]] = []
 
         def on_event(event: dict[str, Any]) -> None:
             if event.get("event") == "step":
                 reporter.step("hosts", f"{spec.name}: {event.get('message', '')}")
+            elif event.get("event") == "bytecode":
+                reused, compiled = int(event.get("reused", 0)), int(event.get("compiled", 0))
+                bytecode.append((reused, compiled))
+                logger.info("host %s: byte code of %d files reused from environment %s, "
+                            "%d compiled", spec.name, reused,
+                            str(event.get("donor", ""))[:12], compiled)
 
         try:
             done = await connection.call([host_python], header, blobs=blobs, on_event=on_event)
         except HostFailure as failure:
             raise _materialize_error(spec, lock, failure, payload.uv_env) from None
-    return done, sent
+    return {**done, "bytecode": bytecode[-1] if bytecode else None}, sent
 
 
 def _materialize_error(
@@ -303,6 +316,12 @@ def _uv_sha256() -> str:
     if key not in _UV_SHA:
         _UV_SHA[key] = sha256_file(Path(path))
     return _UV_SHA[key]
+
+
+@functools.cache
+def _pyc_reuse_source() -> str:
+    """``packsync/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
+    return resources.files("packsync").joinpath("pyc_reuse.py").read_text(encoding="utf-8")
 
 
 def _size(count: int) -> str:
