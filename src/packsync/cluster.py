@@ -239,6 +239,10 @@ class Cluster(SpecCluster):
             if self._watch and self._watcher is None:
                 self._watcher = asyncio.ensure_future(self._watch_code())
         except BaseException as error:
+            # a worker still starting would open its process after close() and outlive us
+            for _, starting in early.values():
+                starting.cancel()
+            await asyncio.gather(*(t for _, t in early.values()), return_exceptions=True)
             await asyncio.gather(*(w.close() for w, _ in early.values()), return_exceptions=True)
             if self.scheduler is not None:
                 self.status = Status.failed

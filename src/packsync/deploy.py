@@ -270,6 +270,14 @@ class EnvNannies(WorkerRole, EnvProcess):
             self._starting = asyncio.ensure_future(self.start())
         await asyncio.shield(self._starting)
 
+    async def close(self) -> None:
+        """Cancel a start still under way first: it would open the process after this."""
+        starting = self._starting
+        if starting is not None and not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        await super().close()
+
     async def release(self, name: Any) -> None:
         """Close one worker: its nanny alone, or the whole process once it is the last."""
         self._open_workers.discard(name)

@@ -219,8 +219,9 @@ def _compile_reusing(path: Path, donor: Path, lock: Lock) -> None:
             log_tail=tail(result.stdout),
             hint="nothing of this environment will be used; the next launch builds it again",
         )
-    logger.info("environment %s byte-compiled: %s (from %s)", lock.env_id[:12],
-                result.stdout.strip().splitlines()[-1:], donor.name[:12])
+    counts = (result.stdout.strip().splitlines() or [""])[-1]  # {"reused": n, "compiled": m}
+    logger.info("environment %s byte-compiled reusing environment %s: %s", lock.env_id[:12],
+                donor.name[:12], counts)
 
 
 def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:

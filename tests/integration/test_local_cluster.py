@@ -167,3 +167,23 @@ def test_worker_that_cannot_start_is_a_clear_error_and_leaves_nothing(client_env
     assert "worker" in result["outcome"] and "exited before it was ready" in result["outcome"]
     assert "no_such_option" in result["outcome"]  # the tail of the worker's own log
     assert result["left"] == []
+
+
+def test_scheduler_that_cannot_start_leaves_no_worker_behind(client_env: ClientEnv):
+    # the first workers are starting while the scheduler fails: none may start after close
+    result = client_env.json_run("""
+        import json, time, psutil, packsync
+        try:
+            packsync.Cluster(n_workers=2, dashboard_address=None,
+                             scheduler_options={"no_such_option": 1})
+            outcome = "started"
+        except Exception as error:
+            outcome = repr(error)
+        time.sleep(2)  # a worker process opened after the failure would be here by now
+        cache = str(packsync.pipeline.cache_dir())
+        left = [p.pid for p in psutil.process_iter(["cmdline"])
+                if any(cache in part for part in (p.info["cmdline"] or []))]
+        print(json.dumps({"outcome": outcome, "left": left}))
+    """)
+    assert "no_such_option" in result["outcome"]
+    assert result["left"] == []
