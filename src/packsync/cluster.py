@@ -4,9 +4,8 @@ With no arguments it is the embedded default: the scheduler in this process, as
 ``LocalCluster`` has it (this process imports exactly the versions the environment
 holds, which is the point), and workers as local processes started with the cached
 environment's own interpreter, never with the client's site-packages. Everything Dask
-users expect of ``LocalCluster``
-(``get_client()``, ``scale()``, ``adapt()``, ``close()``, async use, the dashboard)
-comes from ``SpecCluster``.
+users expect of ``LocalCluster`` (``get_client()``, ``scale()``, ``adapt()``,
+``close()``, async use, the dashboard) comes from ``SpecCluster``.
 
 Working-directory code is live: ``sync()`` sends the files changed since the last sync
 to the running workers and to a scheduler process of its own (``watch=True`` does it on
