@@ -118,7 +118,10 @@ class HostConnection:
                     break
                 if on_event is not None:
                     on_event(event)
-            process.stdin.write_eof()
+            try:
+                process.stdin.write_eof()
+            except OSError:
+                pass  # the script ended already
             try:
                 raw = await asyncio.wait_for(stderr, 5)
             except asyncio.TimeoutError:
@@ -138,6 +141,8 @@ class HostConnection:
             script = hostside_script()
             process.stdin.write(b"%d\n" % len(script) + script)
             process.stdin.write(json.dumps(dict(header)).encode() + b"\n")
+        except BrokenPipeError:
+            pass  # the command ended at once (no such interpreter): its stderr says why
         except BaseException:
             process.close()
             raise
@@ -150,12 +155,15 @@ class HostConnection:
         """A channel running the host-side script with ``header``; blobs follow it on stdin."""
         process = await self.start(python, header)
         try:
-            for path in blobs:
-                with open(path, "rb") as handle:
-                    while block := handle.read(1 << 20):
-                        process.stdin.write(block)
-                        await process.stdin.drain()
-            await process.stdin.drain()
+            try:
+                for path in blobs:
+                    with open(path, "rb") as handle:
+                        while block := handle.read(1 << 20):
+                            process.stdin.write(block)
+                            await process.stdin.drain()
+                await process.stdin.drain()
+            except BrokenPipeError:
+                pass  # the script ended early: its last event or stderr says why
             yield process
         finally:
             process.close()
