@@ -10,12 +10,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from . import sshd
+from . import sshd, test_s3_store
 from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env, make_project
 from .ports import free_port
 
@@ -96,6 +97,9 @@ def hosts(client: ClientEnv, tmp_path_factory: pytest.TempPathFactory):
     yield started
     for host in started:
         host.stop()
+
+
+s3_endpoint = test_s3_store.s3_endpoint  # a moto S3 server on 127.0.0.1
 
 
 def run_seed(client: ClientEnv, host_specs: list[dict], **options: object):
@@ -508,3 +512,31 @@ def test_host_python_of_another_minor_is_refused(client: ClientEnv, hosts):
     assert result["left"] == []
     for host in hosts:
         assert host.wait_no_processes() == {}
+
+
+def test_hosts_download_an_s3_store_with_presigned_urls(client: ClientEnv, hosts, s3_endpoint):
+    beta = hosts[1]
+    cache = "~/.cache/packsync-s3"  # an empty host cache: everything comes from the store
+    client.install("s3fs")  # the client's; the hosts get no fsspec from packsync
+    completed = client.run(SEED, check=False, timeout=600, FSSPEC_S3_ENDPOINT_URL=s3_endpoint,
+                           TEST_HOSTS=json.dumps([beta.spec(python=python_of(beta),
+                                                            cache_dir=cache)]),
+                           TEST_OPTIONS=json.dumps({"shared_store": "s3://packsync/store"}))
+    result = seed_result(completed)
+    assert result["result"] == 108
+    assert [h["sent"] for h in result["hosts"]] == [0]  # nothing but the header over SSH
+    import s3fs
+
+    objects = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True).find(
+        "packsync/store/sha256")
+    own = beta.home / ".cache" / "packsync-s3"
+    received = sorted(p.name for p in (own / "store" / "sha256").glob("*/*"))
+    assert received and all(any(o.endswith(name) for o in objects) for name in received)
+    assert [p.name[:3] for p in (own / "bin").glob("uv-*")] == ["uv-"]
+    # a presigned URL is a credential: nowhere on the host's disk nor in the client's output
+    signature = "X-Amz-Signature=[0-9a-f]{64}"
+    leaked = subprocess.run(["grep", "-rlE", signature, str(beta.root)],
+                            capture_output=True, text=True)
+    assert leaked.returncode == 1 and leaked.stdout == "", leaked.stdout
+    assert not re.search(signature, completed.stdout + completed.stderr)
+    assert beta.wait_no_processes() == {}

@@ -67,3 +67,46 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     assert bytecode_donor(str(envs), str(new)) == str(latest)
     (tmp_path / "conda").mkdir()  # no pyvenv.cfg: never a donor nor given one
     assert bytecode_donor(str(envs), str(tmp_path / "conda")) is None
+
+
+def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Path) -> None:
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from packsync.hosts.hostside import HostError, download
+
+    class Objects(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if "Signature=secret" not in self.path:
+                self.send_error(403)
+                return
+            body = b"tampered" if "bad" in self.path else b"a wheel"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Objects)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    sha = hashlib.sha256(b"a wheel").hexdigest()
+    try:
+        download(f"{base}/good?Signature=secret", sha, str(tmp_path / "good"))
+        assert (tmp_path / "good").read_bytes() == b"a wheel"
+        with pytest.raises(HostError) as tampered:
+            download(f"{base}/bad?Signature=secret", sha, str(tmp_path / "bad"))
+        assert tampered.value.kind == "integrity" and not (tmp_path / "bad").exists()
+        with pytest.raises(HostError) as refused:
+            download(f"{base}/good?Signature=expired", sha, str(tmp_path / "refused"))
+        assert "HTTP 403" in str(refused.value) and sha in str(refused.value)
+        assert "Signature" not in str(refused.value) + refused.value.log
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
+    finally:
+        server.shutdown()
+        server.server_close()

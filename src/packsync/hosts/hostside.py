@@ -8,7 +8,9 @@ no secret ever appears on a command line), or a batch job runs it from a shared 
 * ``probe``: reports the interpreter and whether the environment, uv and code are
   already in the host's cache (touching the ready marker: one round trip on a relaunch);
 * ``prepare``: receives uv, the lock, local wheels and the code bundle (each verified
-  against its SHA-256), and materializes the environment exactly as
+  against its SHA-256) on stdin, or downloads them from an object store with URLs the
+  client presigned for this host (bearer credentials: they arrive in the header, are
+  used in memory and never logged or written), and materializes the environment exactly as
   ``packsync.materialize`` does: ``<cache>/envs/<env_id>``, under a ``flock``, built
   at its final path with ``uv venv`` + ``uv pip sync``, ready marker written last.
   Byte code comes from ``--compile-bytecode``, or, when the host has an earlier ready
@@ -41,6 +43,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from typing import IO, Any
 
@@ -128,21 +132,26 @@ def code_ready(cache: str, code_id: str) -> bool:
         return False
 
 
-def receive(stream: IO[bytes], size: int, sha256: str, destination: str, mode: int = 0o644) -> None:
-    """Copy ``size`` bytes from ``stream`` to ``destination``, kept only if they hash right."""
+def receive(stream: IO[bytes], size: int | None, sha256: str, destination: str,
+            mode: int = 0o644) -> None:
+    """Copy ``size`` bytes (all, if None) from ``stream`` to ``destination``, kept only if
+    they hash right."""
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=".incoming-")
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
             left = size
-            while left:
-                block = stream.read(min(left, 1 << 20))
+            while left is None or left:
+                block = stream.read(1 << 20 if left is None else min(left, 1 << 20))
                 if not block:
+                    if left is None:
+                        break
                     raise HostError(f"the connection ended while receiving {sha256[:12]}")
                 digest.update(block)
                 out.write(block)
-                left -= len(block)
+                if left is not None:
+                    left -= len(block)
         if digest.hexdigest() != sha256:
             raise HostError(f"received bytes do not match sha256:{sha256}", kind="integrity")
         os.chmod(tmp, mode)
@@ -158,6 +167,23 @@ def copy_verified(source: str, sha256: str, destination: str, mode: int = 0o644)
         raise HostError(f"{source} is not in the shared store", kind="store")
     with open(source, "rb") as handle:
         receive(handle, os.path.getsize(source), sha256, destination, mode)
+
+
+def download(url: str, sha256: str, destination: str, mode: int = 0o644) -> None:
+    """A store object fetched with a presigned URL, refused if it was altered.
+
+    The URL is a credential: no message names it (urllib's errors do not).
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - presigned https
+            receive(response, None, sha256, destination, mode)
+    except urllib.error.HTTPError as error:
+        raise HostError(f"downloading sha256:{sha256} from the store failed: HTTP {error.code} "
+                        f"{error.reason}", kind="store") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", None) or type(error).__name__
+        raise HostError(f"downloading sha256:{sha256} from the store failed: {reason}",
+                        kind="store") from None
 
 
 # --- materializing ------------------------------------------------------------------------
@@ -485,6 +511,12 @@ def prepare(header: dict[str, Any], stdin: IO[bytes]) -> None:
             receive(stdin, size, sha256, uv_path(cache, sha256), 0o755)
         else:
             receive(stdin, size, sha256, blob_path(store, sha256))
+    for item in header.get("fetch", []):  # presigned URLs: used here, never kept
+        kind, sha256 = item["kind"], item["sha256"]
+        if kind == "uv":
+            download(str(item["url"]), sha256, uv_path(cache, sha256), 0o755)
+        else:
+            download(str(item["url"]), sha256, blob_path(store, sha256))
     uv = uv_path(cache, uv_sha)
     if not os.access(uv, os.X_OK) and shared:
         copy_verified(blob_path(store, uv_sha), uv_sha, uv, 0o755)

@@ -3,8 +3,11 @@
 Per host: connect, probe (one round trip: a ready environment is found by its
 digest and nothing else is sent), else send what the host lacks (the uv binary, local
 wheels, the code bundle; or nothing when hosts read a shared store) and materialize
-there. A patch-level Python difference only warns; another major.minor stops the
-launch naming the host, both versions and ``python=``.
+there. With an object store (``shared_store="s3://..."``) hosts need no fsspec: the
+client presigns a short-lived GET URL for each object a host lacks and sends it on the
+channel's stdin (a URL is a bearer credential: never on a command line, in a log or a
+file); the host downloads it and checks its SHA-256. A patch-level Python difference
+only warns; another major.minor stops the launch naming the host, both versions and ``python=``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from packsync.index_failures import explain, scrubbed_tail
 from packsync.lock import Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
+from packsync.store.fsspec import FsspecStore
 from packsync.uvtool import uv_binary
 
 logger = logging.getLogger(__name__)
+
+PRESIGN_SECONDS = 3600  # presigned URLs outlive one preparation, not much more
 
 # Settings a host's uv needs to reach the indexes as the client does (TLS roots, proxies).
 _FORWARDED = (
@@ -69,7 +75,12 @@ class Payload:
     store: Store
     code: CodeBundle | None
     uv_env: Mapping[str, str] = field(repr=False)  # index credentials: memory only
-    shared_store: str | None = None  # the store's directory as the hosts see it
+    shared_store: str | None = None  # the store's directory as the hosts see it, or its URL
+
+    @property
+    def store_directory(self) -> str:
+        """The shared store's directory on the hosts; "" when they have none to read."""
+        return "" if _is_url(self.shared_store) else self.shared_store or ""
 
 
 async def prepare_hosts(
@@ -147,7 +158,7 @@ async def _prepare_one(
             "wheels": [w.sha256 for w in lock.local_wheels],
             "code_id": code.code_id if code else "",
             "link": link,
-            "store": payload.shared_store or "",
+            "store": payload.store_directory,
         }
         try:
             probe = await connection.call(candidates, probe_header)
@@ -199,10 +210,22 @@ async def _send_and_build(
     lock, code = payload.lock, payload.code
     with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
         send: list[dict[str, Any]] = []
+        fetch: list[dict[str, Any]] = []
         blobs: list[Path] = []
-        if payload.shared_store:
+        if payload.store_directory:
             if not probe["has_uv"]:  # hosts copy it from the store, as batch jobs do
                 await asyncio.to_thread(_publish_uv, payload.store, uv_sha)
+        elif payload.shared_store:  # an object store: hosts download with presigned URLs
+            wanted = [w.sha256 for w in lock.local_wheels if w.sha256 in probe["missing"]]
+            if code is not None and not probe["code_ready"]:
+                wanted.append(code.sha256)
+            if not probe["has_uv"]:
+                await asyncio.to_thread(_publish_uv, payload.store, uv_sha)
+            kinds = [("object", s) for s in wanted] + ([] if probe["has_uv"] else [("uv", uv_sha)])
+            urls = await asyncio.to_thread(
+                lambda: [_presigned(payload.store, s, spec) for _, s in kinds])
+            fetch = [{"kind": k, "sha256": s, "url": u}
+                     for (k, s), u in zip(kinds, urls, strict=True)]
         else:
             if not probe["has_uv"]:
                 uv = Path(uv_binary())
@@ -217,7 +240,8 @@ async def _send_and_build(
                 send.append({"kind": "object", "sha256": sha256, "size": path.stat().st_size})
                 blobs.append(path)
         sent = sum(int(s["size"]) for s in send)
-        reporter.step("hosts", f"{spec.name}: sending {_size(sent)}")
+        reporter.step("hosts", f"{spec.name}: sending {_size(sent)}"
+                      + (f", {len(fetch)} objects from the store" if fetch else ""))
         header = {
             "action": "prepare",
             "cache": spec.cache_dir,
@@ -233,7 +257,8 @@ async def _send_and_build(
             "code_id": code.code_id if code else "",
             "code_sha256": code.sha256 if code else "",
             "link": link,
-            "store": payload.shared_store or "",
+            "store": payload.store_directory,
+            "fetch": fetch,
             "pyc_reuse": _pyc_reuse_source(),
         }
         bytecode: list[tuple[int, int]] = []
@@ -316,6 +341,25 @@ def _uv_sha256() -> str:
     if key not in _UV_SHA:
         _UV_SHA[key] = sha256_file(Path(path))
     return _UV_SHA[key]
+
+
+def _is_url(store: str | None) -> bool:
+    return bool(store) and "://" in str(store) and not str(store).startswith("file://")
+
+
+def _presigned(store: Store, sha256: str, spec: HostSpec) -> str:
+    """A GET URL for one store object, valid for ``PRESIGN_SECONDS``: a bearer credential."""
+    if isinstance(store, FsspecStore):
+        try:
+            return str(store.fs.sign(f"{store.root}/sha256/{sha256[:2]}/{sha256}",
+                                     expiration=PRESIGN_SECONDS))
+        except NotImplementedError:
+            pass
+    raise LaunchError(
+        f"host {spec.name} cannot read the store {store!r}: it gives no presigned URLs",
+        host=spec.name,
+        hint="use an s3:// store, or shared_store= a directory every host mounts",
+    )
 
 
 @functools.cache
