@@ -84,7 +84,7 @@ class EnvProcess(DaskProcess):
     ) -> None:
         super().__init__(spec=spec, args=args, cwd=cwd, name=name)
         self.python = python
-        self.env = dict(env or os.environ)
+        self.env = dict(env) if env is not None else process_environment(None)
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
