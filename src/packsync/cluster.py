@@ -94,8 +94,9 @@ class Cluster(SpecCluster):
         major.minor (``python<major.minor>`` or ``python3`` there, or ``remote_python``);
         packsync sends uv, the lock, local wheels and code into its cache
         (``host_cache_dir``, default ``~/.cache/packsync``), or the hosts read the store
-        from ``shared_store`` (its directory as the hosts see it; also the client's
-        ``store`` unless that is given).
+        from ``shared_store`` (its directory as the hosts see it, or an ``s3://`` URL for
+        which the client presigns a download URL per object a host lacks; also the
+        client's ``store`` unless that is given).
         ``n_workers`` defaults to one per host, spread round-robin.
     scheduler_process:
         Run the scheduler as a process of its own in the environment (as the workers
