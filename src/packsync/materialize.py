@@ -160,46 +160,9 @@ def _build(
 
 
 def bytecode_donor(cache: Path, path: Path) -> Path | None:
-    """The most recently used ready environment of the same Python as the one at ``path``.
-
-    Only a ready environment: its files are complete and never change again.
-    """
-    python = _python_of(path)
-    if python is None:
-        return None
-    best: tuple[float, Path] | None = None
-    try:
-        candidates = list(os.scandir(cache / "envs"))
-    except OSError:
-        return None
-    for entry in candidates:
-        if entry.path == str(path) or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            used = os.stat(os.path.join(entry.path, READY_MARKER)).st_mtime
-        except OSError:
-            continue
-        if (best is None or used > best[0]) and _python_of(Path(entry.path)) == python:
-            best = (used, Path(entry.path))
-    return None if best is None else best[1]
-
-
-def _python_of(path: Path) -> tuple[str, str] | None:
-    """Implementation and major.minor of a virtual environment, from its ``pyvenv.cfg``."""
-    try:
-        text = (path / "pyvenv.cfg").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None  # a conda environment, or not an environment
-    values = {
-        key.strip().lower(): value.strip()
-        for key, sep, value in (line.partition("=") for line in text.splitlines())
-        if sep
-    }
-    version = values.get("version_info", values.get("version", ""))
-    major_minor = ".".join(version.split(".")[:2])
-    if not major_minor:
-        return None
-    return values.get("implementation", "CPython").lower(), major_minor
+    """The ready environment of the same Python whose byte code the one at ``path`` reuses."""
+    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), READY_MARKER)
+    return None if donor is None else Path(donor)
 
 
 def _compile_reusing(path: Path, donor: Path, lock: Lock) -> None:

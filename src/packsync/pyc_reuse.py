@@ -156,6 +156,49 @@ def compile_all(paths: list[str]) -> None:
         list(pool.map(_compile, chunks))
 
 
+def bytecode_donor(envs: str, path: str, ready_marker: str) -> str | None:
+    """The most recently used ready environment in ``envs`` of the same Python as the one
+    at ``path``: the donor of its byte code. Only a ready one (``ready_marker`` present):
+    its files are complete and never change again. Local builds and hosts both ask this."""
+    python = python_of(path)
+    if python is None:
+        return None
+    best: tuple[float, str] | None = None
+    try:
+        candidates = list(os.scandir(envs))
+    except OSError:
+        return None
+    for entry in candidates:
+        if entry.path == path or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            used = os.stat(os.path.join(entry.path, ready_marker)).st_mtime
+        except OSError:
+            continue
+        if (best is None or used > best[0]) and python_of(entry.path) == python:
+            best = (used, entry.path)
+    return None if best is None else best[1]
+
+
+def python_of(path: str) -> tuple[str, str] | None:
+    """Implementation and major.minor of a virtual environment, from its ``pyvenv.cfg``."""
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    values = {
+        key.strip().lower(): value.strip()
+        for key, sep, value in (line.partition("=") for line in text.splitlines())
+        if sep
+    }
+    version = values.get("version_info", values.get("version", ""))
+    major_minor = ".".join(version.split(".")[:2])
+    if not major_minor:
+        return None
+    return values.get("implementation", "CPython").lower(), major_minor
+
+
 def main(argv: list[str]) -> int:
     donor = os.path.realpath(argv[0]) if argv else None
     prefix = os.path.realpath(sys.prefix)

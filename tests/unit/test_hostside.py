@@ -55,7 +55,14 @@ def _environment(path: Path, version: str, *, ready: bool = True, used: float = 
 def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
-    from packsync.hosts.hostside import bytecode_donor
+    from packsync.hosts.hostside import script_functions
+    from packsync.materialize import READY_MARKER
+
+    source = (Path(__file__).parents[2] / "src/packsync/pyc_reuse.py").read_text()
+    choose = script_functions(source, "pyc_reuse.py")["bytecode_donor"]
+
+    def bytecode_donor(envs: str, path: str) -> str | None:  # as a host runs it
+        return choose(envs, path, READY_MARKER)
 
     envs = tmp_path / "envs"
     new = _environment(envs / "new", "3.12.4", ready=False)

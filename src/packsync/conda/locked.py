@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packsync.conda.model import python_version
 from packsync.errors import LockError
 
 
@@ -88,10 +89,7 @@ class CondaLock:
     @property
     def python(self) -> str:
         """The version of the conda ``python`` package ("" when Python is not from conda)."""
-        for package in self.packages:
-            if package.name == "python":
-                return package.version
-        return ""
+        return python_version(self.packages)
 
     @property
     def versions(self) -> dict[str, str]:

@@ -5,7 +5,7 @@ Plain dataclasses only, so ``packsync.model`` can hold them without py-rattler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,10 +67,7 @@ class CondaEnvironment:
     @property
     def python(self) -> str:
         """The version of the conda ``python`` package ("" when Python is not from conda)."""
-        for package in self.packages:
-            if package.name == "python":
-                return package.version
-        return ""
+        return python_version(self.packages)
 
     def get(self, name: str) -> CondaPackage | None:
         for package in self.packages:
@@ -160,3 +157,8 @@ class CondaPlan:
             decisions=tuple(CondaDecision.from_dict(d) for d in data.get("decisions", ())),
             python=data.get("python", ""),
         )
+
+
+def python_version(packages: Iterable[Any]) -> str:
+    """The version of the ``python`` package among ``packages`` ("" when there is none)."""
+    return next((p.version for p in packages if p.name == "python"), "")

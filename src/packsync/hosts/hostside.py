@@ -302,7 +302,10 @@ def _build(path: str, digest: str, lock_text: str, uv: str, python: str,
         with open(installed, "w", encoding="utf-8") as handle:
             handle.write(accepted)
     # the byte code of an earlier environment of this Python serves every identical file
-    donor = bytecode_donor(os.path.dirname(path), path) if pyc_reuse else None
+    donor = None
+    if pyc_reuse:
+        reuse = script_functions(pyc_reuse, "pyc_reuse.py")
+        donor = reuse["bytecode_donor"](os.path.dirname(path), path, READY_MARKER)
     emit("step", message="installing")
     run_uv(uv, [
         "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
@@ -323,47 +326,12 @@ def _build(path: str, digest: str, lock_text: str, uv: str, python: str,
     os.replace(partial, os.path.join(path, READY_MARKER))
 
 
-def bytecode_donor(envs: str, path: str) -> str | None:
-    """The most recently used ready environment of the same Python as the one at ``path``,
-    chosen as ``packsync.materialize.bytecode_donor`` chooses it (only a ready one: its
-    files are complete and never change again)."""
-    python = python_of(path)
-    if python is None:
-        return None
-    best: tuple[float, str] | None = None
-    try:
-        candidates = list(os.scandir(envs))
-    except OSError:
-        return None
-    for entry in candidates:
-        if entry.path == path or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            used = os.stat(os.path.join(entry.path, READY_MARKER)).st_mtime
-        except OSError:
-            continue
-        if (best is None or used > best[0]) and python_of(entry.path) == python:
-            best = (used, entry.path)
-    return None if best is None else best[1]
-
-
-def python_of(path: str) -> tuple[str, str] | None:
-    """Implementation and major.minor of a virtual environment, from its ``pyvenv.cfg``."""
-    try:
-        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    values = {
-        key.strip().lower(): value.strip()
-        for key, sep, value in (line.partition("=") for line in text.splitlines())
-        if sep
-    }
-    version = values.get("version_info", values.get("version", ""))
-    major_minor = ".".join(version.split(".")[:2])
-    if not major_minor:
-        return None
-    return values.get("implementation", "CPython").lower(), major_minor
+def script_functions(source: str, filename: str) -> dict[str, Any]:
+    """The functions of a standard-library script received from the client (its
+    ``__main__`` block does not run)."""
+    namespace: dict[str, Any] = {"__name__": filename.removesuffix(".py")}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace
 
 
 def compile_reusing(path: str, donor: str, script: str,
