@@ -19,7 +19,7 @@ from packsync.lock import Lock
 from packsync.materialize import materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.pipeline import lock_environment
-from packsync.plan import MANDATORY, plan
+from packsync.plan.rules import MANDATORY, plan
 from packsync.scan import scan
 
 if TYPE_CHECKING:

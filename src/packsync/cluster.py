@@ -45,8 +45,8 @@ from packsync.errors import LaunchError, PacksyncError
 from packsync.hosts.launch import HostsLaunch, SchedulerOn
 from packsync.hosts.spec import HostLike
 from packsync.livesync import LiveCode, SyncResult
-from packsync.options import plan_options
 from packsync.pipeline import Prepared, lock_environment, prepare_local
+from packsync.plan.options import plan_options
 from packsync.progress import Reporter, StageClock, stage
 from packsync.verify import Verification, WorkerVerifier
 

@@ -20,10 +20,10 @@ from packsync.config import cache_dir, store_expiry, store_url
 from packsync.lock import Lock, lock
 from packsync.materialize import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
-from packsync.options import plan_options
-from packsync.plan import enforce, plan
+from packsync.plan.options import plan_options
+from packsync.plan.resolved import with_resolution
+from packsync.plan.rules import enforce, plan
 from packsync.progress import NullReporter, Reporter, stage
-from packsync.resolution import with_resolution
 from packsync.scan import scan
 from packsync.scan.indexes import IndexSettings, discover
 from packsync.scan.workdir import CodeRules

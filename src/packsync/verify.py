@@ -24,7 +24,7 @@ from packsync import workerreport
 from packsync.errors import LaunchError
 from packsync.lock import Lock
 from packsync.model import FAIL_ON_LEVELS
-from packsync.plan import MANDATORY
+from packsync.plan.rules import MANDATORY
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 from packsync.model import Decision, Plan, Snapshot, Target
+from packsync.plan.targets import default_target
 from packsync.progress import NullReporter
 from packsync.scan import current_interpreter
 from packsync.scan.dists import scan_dists
 from packsync.store import Store
-from packsync.targets import default_target
 
 from .conftest import BASE_PYTHON, UV, hermetic_env
 

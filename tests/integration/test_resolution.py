@@ -17,8 +17,8 @@ import pytest
 from packsync.errors import LockError
 from packsync.lock import lock
 from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot
-from packsync.plan import MANDATORY, plan
-from packsync.resolution import with_resolution
+from packsync.plan.resolved import with_resolution
+from packsync.plan.rules import MANDATORY, plan
 from packsync.scan import scan
 from packsync.scan.indexes import discover
 from packsync.store import open_store

@@ -7,7 +7,7 @@ import pickle
 
 from packsync.errors import BuildError, PacksyncError
 from packsync.model import IndexConfig, InstalledDist, Interpreter, Plan, Snapshot
-from packsync.plan import MANDATORY, plan
+from packsync.plan.rules import MANDATORY, plan
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 
 

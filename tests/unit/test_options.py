@@ -6,7 +6,7 @@ import dask.config
 import pytest
 
 from packsync.errors import PlanError
-from packsync.options import plan_options
+from packsync.plan.options import plan_options
 
 
 def test_defaults():

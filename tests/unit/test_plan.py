@@ -6,9 +6,9 @@ import pytest
 
 from packsync.errors import PlanError
 from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot, Target
-from packsync.plan import MANDATORY, enforce, plan
+from packsync.plan.rules import MANDATORY, enforce, plan
+from packsync.plan.targets import default_target
 from packsync.sources import ArchiveSource, EditableSource, VcsSource
-from packsync.targets import default_target
 
 LINUX_ENV = {"sys_platform": "linux", "platform_machine": "x86_64", "python_version": "3.11",
              "python_full_version": "3.11.7", "os_name": "posix",
@@ -278,7 +278,7 @@ def test_requirements_only_the_target_needs_are_added_and_reported():
 
 def test_resolution_fills_cluster_versions_and_reports_relaxed_pins():
     from packsync.model import Relaxation
-    from packsync.resolution import with_resolution
+    from packsync.plan.resolved import with_resolution
 
     p = plan(snapshot(InstalledDist(name="numpy", version="2.1.3"),
                       InstalledDist(name="mine", version="0.1", source=EditableSource(path="/m"))))
@@ -296,7 +296,7 @@ def test_resolution_fills_cluster_versions_and_reports_relaxed_pins():
 
 
 def test_targets_by_name():
-    from packsync.targets import resolve_target
+    from packsync.plan.targets import resolve_target
 
     s = snapshot()
     assert resolve_target(s, "linux-aarch64").uv_platform == "aarch64-manylinux_2_28"

@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.table import Table
 
-from packsync import options
 from packsync.cli.console import err, out
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
 from packsync.model import FAIL_ON_LEVELS, Plan, PlanOptions, Snapshot
+from packsync.plan import options
 from packsync.sources import SOURCE_KINDS
 
 
@@ -105,7 +105,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from packsync.pipeline import resolve_for_target
-    from packsync.plan import enforce, plan
+    from packsync.plan.rules import enforce, plan
     from packsync.scan import scan
 
     options = plan_options(args)

@@ -13,8 +13,6 @@ from packaging.version import InvalidVersion, Version
 
 from packsync.conda.names import conda_names
 from packsync.conda.plan import plan_conda
-from packsync.crossplatform import needed_only_there, platform_only
-from packsync.dependencies import DependencyGraph
 from packsync.errors import PlanError
 from packsync.model import (
     FAIL_ON_LEVELS,
@@ -27,8 +25,10 @@ from packsync.model import (
     Snapshot,
     Target,
 )
+from packsync.plan.crossplatform import needed_only_there, platform_only
+from packsync.plan.dependencies import DependencyGraph
+from packsync.plan.targets import resolve_target
 from packsync.sources import ArchiveSource, CondaSource
-from packsync.targets import resolve_target
 
 MANDATORY = ("dask", "distributed", "tornado", "cloudpickle", "msgpack")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 
 from packaging.specifiers import SpecifierSet
 
-from packsync.dependencies import DependencyGraph, Edge, target_environment
 from packsync.model import Decision, PlanOptions, Problem, Snapshot, Target
+from packsync.plan.dependencies import DependencyGraph, Edge, target_environment
 
 
 def platform_only(
