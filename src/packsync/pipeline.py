@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from packsync.build import build_local_code
+from packsync.build.wheels import build_local_code
 from packsync.codebundle import CodeBundle, publish_code, unpack_code
 from packsync.conda.channels import live_channels
 from packsync.conda.locked import CondaLock

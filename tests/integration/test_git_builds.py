@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from packsync.build import build_local_code
+from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.store import LocalStore
 
@@ -89,7 +89,7 @@ def test_a_missing_commit_id_warns_and_builds_the_requested_revision(installed, 
     data["vcs_info"] = {"vcs": "git", "requested_revision": "main"}
     path.write_text(json.dumps(data))
     try:
-        with caplog.at_level(logging.WARNING, logger="packsync.gitsource"):
+        with caplog.at_level(logging.WARNING, logger="packsync.build.git"):
             store, artifacts = build(installed, tmp_path, "gitpkg")
     finally:
         path.write_text(original)
@@ -104,7 +104,7 @@ def test_unreachable_server_falls_back_to_the_installed_files(installed, tmp_pat
     repo.rename(moved)
     steps = Steps()
     try:
-        with caplog.at_level(logging.WARNING, logger="packsync.build"):
+        with caplog.at_level(logging.WARNING, logger="packsync.build.wheels"):
             store, artifacts = build(installed, tmp_path, "gitpkg", reporter=steps)
         assert wheel_text(store, artifacts["gitpkg"].sha256, "gitpkg/__init__.py", tmp_path) \
             == "VALUE = 'v1'\n"

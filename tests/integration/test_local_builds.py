@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from packsync.build import build_local_code
+from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.model import Target
 from packsync.store import LocalStore

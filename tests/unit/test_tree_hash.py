@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from packsync.treehash import tree_hash
+from packsync.build.treehash import tree_hash
 
 
 def write(path, text):

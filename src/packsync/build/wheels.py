@@ -27,12 +27,12 @@ from packaging.utils import (
 )
 
 from packsync.errors import BuildError, tail
-from packsync.gitsource import Unreachable, checkout, resolve_revision
+from packsync.build.git import Unreachable, checkout, resolve_revision
 from packsync.index_failures import scrubbed_tail
 from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text
-from packsync.repack import (
+from packsync.build.repack import (
     NotFaithful,
     installed_dist_info,
     record_key,
@@ -44,7 +44,7 @@ from packsync.repack import (
 from packsync.scan.dists import file_url_to_path
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
-from packsync.treehash import tree_hash
+from packsync.build.treehash import tree_hash
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
