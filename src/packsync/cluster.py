@@ -33,7 +33,8 @@ from distributed.deploy.utils import nprocesses_nthreads
 from distributed.scheduler import Scheduler
 from distributed.versions import VersionMismatchWarning
 
-from packsync.codebundle import code_rules
+from packsync.codesync.bundle import code_rules
+from packsync.codesync.live import LiveCode, SyncResult
 from packsync.deploy import (
     EnvNannies,
     EnvScheduler,
@@ -44,7 +45,6 @@ from packsync.deploy import (
 from packsync.errors import LaunchError, PacksyncError
 from packsync.hosts.launch import HostsLaunch, SchedulerOn
 from packsync.hosts.spec import HostLike
-from packsync.livesync import LiveCode, SyncResult
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.plan.options import plan_options
 from packsync.progress import Reporter, StageClock, stage

@@ -31,7 +31,7 @@ import dask.config
 from distributed.core import rpc
 from distributed.deploy.spec import ProcessInterface
 
-from packsync.codeplugin import LINK_VARIABLE
+from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.daskprocess import (
     DaskProcess,
     SchedulerRole,

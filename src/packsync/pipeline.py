@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packsync.build.wheels import build_local_code
-from packsync.codebundle import CodeBundle, publish_code, unpack_code
+from packsync.codesync.bundle import CodeBundle, publish_code, unpack_code
 from packsync.conda.channels import live_channels
 from packsync.conda.locked import CondaLock
 from packsync.conda.plan import with_conda_resolution

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from packsync.codebundle import publish_code
+from packsync.codesync.bundle import publish_code
 from packsync.errors import StoreError
 from packsync.hosts.hostside import blob_path
 from packsync.hosts.ssh import hostside_script

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from packsync.codebundle import publish_code, unpack_code
-from packsync.codeplugin import apply_update
-from packsync.livesync import LiveCode
+from packsync.codesync.bundle import publish_code, unpack_code
+from packsync.codesync.live import LiveCode
+from packsync.codesync.plugin import apply_update
 from packsync.scan.workdir import CodeRules
 from packsync.store import open_store
 

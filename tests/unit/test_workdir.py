@@ -7,7 +7,7 @@ import os
 import dask
 import pytest
 
-from packsync.codebundle import code_rules
+from packsync.codesync.bundle import code_rules
 from packsync.errors import ScanError
 from packsync.scan.workdir import CodeRules, code_paths, collect_code
 

@@ -51,7 +51,7 @@ from typing import IO, Any
 READY_MARKER = ".packsync-ready"  # as in packsync.materialize
 RECORD_DIR = ".packsync"
 WHEELS_DIR = "wheels"
-CODE_READY = ".packsync-ready"  # as in packsync.codebundle
+CODE_READY = ".packsync-ready"  # as in packsync.codesync.bundle
 CODE_MANIFEST = ".packsync-manifest.json"
 LOG_LINES = 40
 _INDEX_VARIABLES = (  # as in packsync.uvtool: a long-running process needs no index secret
@@ -388,7 +388,7 @@ def lock_for_interpreter(lock_text: str, version: str) -> str:
 
 
 def unpack_code(cache: str, code_id: str, sha256: str, archive: str) -> str:
-    """A code bundle unpacked as ``packsync.codebundle.unpack_code`` does it."""
+    """A code bundle unpacked as ``packsync.codesync.bundle.unpack_code`` does it."""
     target = os.path.join(cache, "code", code_id)
     if code_ready(cache, code_id):
         return target

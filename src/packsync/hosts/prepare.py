@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from packsync.codebundle import CodeBundle
+from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
 from packsync.hosts.spec import HostSpec
 from packsync.hosts.ssh import HostConnection, HostFailure

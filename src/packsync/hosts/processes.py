@@ -14,7 +14,7 @@ from typing import Any
 
 import dask.config
 
-from packsync.codeplugin import LINK_VARIABLE
+from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.daskprocess import (
     DaskProcess,
     SchedulerRole,

@@ -37,11 +37,11 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-logger = logging.getLogger("packsync.codeplugin")
+logger = logging.getLogger("packsync.codesync.plugin")
 
 PLUGIN_NAME = "packsync-code"
 LINK_VARIABLE = "PACKSYNC_CODE_LINK"
-READY = ".packsync-ready"  # as in packsync.codebundle (not imported: see the docstring)
+READY = ".packsync-ready"  # as in packsync.codesync.bundle (not imported: see the docstring)
 MANIFEST = ".packsync-manifest.json"
 _STATE_MODULE = "_packsync_code_state"  # survives by-value unpickling: one per process
 

@@ -23,8 +23,8 @@ from typing import Any
 import cloudpickle
 from distributed.protocol import pickle as dask_pickle
 
-from packsync import codeplugin
-from packsync.codebundle import (
+from packsync.codesync import plugin as codeplugin
+from packsync.codesync.bundle import (
     MANIFEST,
     READY,
     CodeBundle,
@@ -33,7 +33,7 @@ from packsync.codebundle import (
     read_files,
     store_bundle,
 )
-from packsync.codeplugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
+from packsync.codesync.plugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
 from packsync.config import store_expiry
 from packsync.errors import SyncError
 from packsync.scan.workdir import CodeRules, walk_code
