@@ -23,14 +23,14 @@ from packsync.plan.rules import MANDATORY, plan
 from packsync.scan import scan
 
 if TYPE_CHECKING:
-    from packsync.cluster import Cluster
+    from packsync.launch.cluster import Cluster
 
 
 def __getattr__(name: str) -> Any:
     # distributed is heavy to import; `packsync scan` should not pay for it
     if name == "Cluster":
         try:
-            from packsync.cluster import Cluster
+            from packsync.launch.cluster import Cluster
         except ImportError as error:
             if error.name in MANDATORY:
                 plan(scan())  # raises the PlanError that names every missing package

@@ -380,7 +380,7 @@ def test_cluster_survives_a_dead_host_and_close_leaves_nothing(client: ClientEnv
 
 
 def test_hosts_are_named_in_parse_errors() -> None:
-    from packsync.hosts.spec import parse_hosts
+    from packsync.launch.hosts.spec import parse_hosts
 
     specs = parse_hosts(["a", "u@b:2200", {"address": "c", "python": "/p"}],
                         connect_options={"known_hosts": None}, cache_dir="/c")

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 JOBQUEUE = """
 import json, os, sys
 import packsync
-from packsync.workercommand import worker_command
-from packsync.verify import verify_client
+from packsync.launch.worker_command import worker_command
+from packsync.launch.verify import verify_client
 from dask_jobqueue.local import LocalCluster as JobQueueCluster
 from distributed import Client
 

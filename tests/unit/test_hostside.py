@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from packsync.hosts.hostside import lock_for_interpreter, venv_version
+from packsync.launch.hosts.hostside import lock_for_interpreter, venv_version
 
 LOCK = 'lock-version = "1.0"\nrequires-python = ">=3.11.7"\n\n[[packages]]\nname = "six"\n'
 
@@ -28,7 +28,7 @@ def test_venv_version_reads_pyvenv_cfg(tmp_path: Path) -> None:
 
 
 def test_job_index_environment_takes_credentials_only_for_named_indexes() -> None:
-    from packsync.hosts.hostside import job_index_environment
+    from packsync.launch.hosts.hostside import job_index_environment
 
     job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
            "UV_INDEX_OTHER_PASSWORD": "not-handed", "HOME": "/root"}
@@ -55,7 +55,7 @@ def _environment(path: Path, version: str, *, ready: bool = True, used: float = 
 def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
-    from packsync.hosts.hostside import script_functions
+    from packsync.launch.hosts.hostside import script_functions
     from packsync.materialize import READY_MARKER
 
     source = (Path(__file__).parents[2] / "src/packsync/pyc_reuse.py").read_text()
@@ -83,7 +83,7 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
 
     import pytest
 
-    from packsync.hosts.hostside import HostError, download
+    from packsync.launch.hosts.hostside import HostError, download
 
     class Objects(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from packsync.errors import LaunchError
+from packsync.launch.verify import compare, enforce
+from packsync.launch.worker_report import environment_report
 from packsync.lock import LocalWheel, Lock
-from packsync.verify import compare, enforce
-from packsync.workerreport import environment_report
 
 LOCK = Lock(
     text="", digest="0" * 64, python="3.11.7",

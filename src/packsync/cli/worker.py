@@ -37,7 +37,7 @@ def register(commands: Any) -> None:
 
 
 def _worker_command(args: argparse.Namespace) -> int:
-    from packsync.workercommand import worker_command
+    from packsync.launch.worker_command import worker_command
 
     made = worker_command(
         store=args.store,

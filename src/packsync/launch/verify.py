@@ -1,6 +1,6 @@
 """Every worker's environment against the lock: a full diff, not ten package names.
 
-Each worker reports what it imports (``packsync.workerreport``); the client compares
+Each worker reports what it imports (``packsync.launch.worker_report``); the client compares
 the report with the lock: every distribution's version, the local wheels (file name
 and untouched installed files) and the interpreter. Differences carry a severity, so
 ``fail_on`` decides, as for plan problems, which of them stop the cluster and which
@@ -20,8 +20,8 @@ from typing import Any
 import cloudpickle
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from packsync import workerreport
 from packsync.errors import LaunchError
+from packsync.launch import worker_report as workerreport
 from packsync.lock import Lock
 from packsync.model import FAIL_ON_LEVELS
 from packsync.plan.rules import MANDATORY

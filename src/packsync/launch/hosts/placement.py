@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from packsync.hosts.prepare import Payload, PreparedHost, close_hosts, prepare_hosts
-from packsync.hosts.processes import RemoteScheduler, RemoteWorker
-from packsync.hosts.spec import HostLike, HostSpec, parse_hosts
+from packsync.launch.hosts.prepare import Payload, PreparedHost, close_hosts, prepare_hosts
+from packsync.launch.hosts.processes import RemoteScheduler, RemoteWorker
+from packsync.launch.hosts.spec import HostLike, HostSpec, parse_hosts
 from packsync.pipeline import Prepared
 from packsync.progress import Reporter
 

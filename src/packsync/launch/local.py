@@ -1,6 +1,6 @@
 """Dask processes started with a materialized environment's own interpreter.
 
-``EnvScheduler`` and ``EnvWorker`` are ``ProcessInterface``s (``packsync.daskprocess``),
+``EnvScheduler`` and ``EnvWorker`` are ``ProcessInterface``s (``packsync.launch.processes``),
 so ``SpecCluster`` drives them as it drives Dask's own deployers. Each runs in a process
 group of its own and on close leaves no process behind.
 
@@ -32,14 +32,14 @@ from distributed.core import rpc
 from distributed.deploy.spec import ProcessInterface
 
 from packsync.codesync.plugin import LINK_VARIABLE
-from packsync.daskprocess import (
+from packsync.errors import LaunchError
+from packsync.launch.processes import (
     DaskProcess,
     SchedulerRole,
     WorkerRole,
     scheduler_spec,
     worker_spec,
 )
-from packsync.errors import LaunchError
 from packsync.uvtool import without_index_settings
 
 logger = logging.getLogger(__name__)

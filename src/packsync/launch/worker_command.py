@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from packsync.codesync.bundle import publish_code
 from packsync.errors import StoreError
-from packsync.hosts.hostside import blob_path
-from packsync.hosts.ssh import hostside_script
+from packsync.launch.hosts.hostside import blob_path
+from packsync.launch.hosts.ssh import hostside_script
 from packsync.lock import Lock
 from packsync.model import PlanOptions
 from packsync.pipeline import lock_environment

@@ -35,20 +35,20 @@ from distributed.versions import VersionMismatchWarning
 
 from packsync.codesync.bundle import code_rules
 from packsync.codesync.live import LiveCode, SyncResult
-from packsync.deploy import (
+from packsync.errors import LaunchError, PacksyncError
+from packsync.launch.hosts.placement import HostsLaunch, SchedulerOn
+from packsync.launch.hosts.spec import HostLike
+from packsync.launch.local import (
     EnvNannies,
     EnvScheduler,
     EnvWorker,
     SharedWorker,
     process_environment,
 )
-from packsync.errors import LaunchError, PacksyncError
-from packsync.hosts.launch import HostsLaunch, SchedulerOn
-from packsync.hosts.spec import HostLike
+from packsync.launch.verify import Verification, WorkerVerifier
 from packsync.pipeline import Prepared, lock_environment, prepare_local
 from packsync.plan.options import plan_options
 from packsync.progress import Reporter, StageClock, stage
-from packsync.verify import Verification, WorkerVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class Cluster(SpecCluster):
         return early
 
     def _shared_nannies(self, scheduler: str) -> EnvNannies | None:
-        """One process for the nannies of the first local workers (see ``packsync.deploy``).
+        """One process for the nannies of the first local workers (see ``packsync.launch.local``).
 
         Not when asked otherwise (``packsync.shared-nannies: false``), for workers
         without a nanny, on hosts, or with a nanny port of the user's.

@@ -15,16 +15,16 @@ from typing import Any
 import dask.config
 
 from packsync.codesync.plugin import LINK_VARIABLE
-from packsync.daskprocess import (
+from packsync.errors import LaunchError
+from packsync.launch.hosts.prepare import PreparedHost
+from packsync.launch.hosts.ssh import events
+from packsync.launch.processes import (
     DaskProcess,
     SchedulerRole,
     WorkerRole,
     scheduler_spec,
     worker_spec,
 )
-from packsync.errors import LaunchError
-from packsync.hosts.prepare import PreparedHost
-from packsync.hosts.ssh import events
 
 logger = logging.getLogger(__name__)
 

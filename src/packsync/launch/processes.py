@@ -5,7 +5,7 @@ waiting for the line that says it is ready (within ``START_TIMEOUT``, else one
 ``LaunchError`` with the tail of its own log), reading its log afterwards so it never
 blocks on a full pipe, and stopping it on close. A subclass says only how it opens
 the process, reads one line of its log and stops it: a local process group
-(``packsync.deploy``) or a supervised process on an SSH host (``packsync.hosts``).
+(``packsync.launch.local``) or a supervised process on an SSH host (``packsync.launch.hosts``).
 The scheduler and worker roles (ready line, address, spec) are mixins on top.
 """
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from packsync.errors import LaunchError
-from packsync.hosts.spec import HostSpec
+from packsync.launch.hosts.spec import HostSpec
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def hostside_script() -> bytes:
     """The host-side script's source, as sent to hosts."""
     global _SCRIPT
     if _SCRIPT is None:
-        _SCRIPT = resources.files("packsync.hosts").joinpath("hostside.py").read_bytes()
+        _SCRIPT = resources.files("packsync.launch.hosts").joinpath("hostside.py").read_bytes()
     return _SCRIPT
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
-from packsync.hosts.spec import HostSpec
-from packsync.hosts.ssh import HostConnection, HostFailure
 from packsync.index_failures import explain, scrubbed_tail
+from packsync.launch.hosts.spec import HostSpec
+from packsync.launch.hosts.ssh import HostConnection, HostFailure
 from packsync.lock import Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
