@@ -78,7 +78,7 @@ def launch(kind):
 
 
 def check(calls):
-    from packsync.materialize import ready_environment
+    from packsync.materialize.environments import ready_environment
     from packsync.pipeline import lock_environment
     locked = lock_environment(cache=os.environ["PACKSYNC_CACHE_DIR"])
     if ready_environment(locked.lock, locked.cache) is None:

@@ -15,8 +15,8 @@ from packsync.errors import (
     ScanError,
     StoreError,
 )
-from packsync.lock import Lock
-from packsync.materialize import materialize
+from packsync.lock.resolve import Lock
+from packsync.materialize.environments import materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.pipeline import lock_environment
 from packsync.plan.rules import MANDATORY, plan

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from packsync.errors import LockError
-from packsync.lock import lock
+from packsync.lock.resolve import lock
 from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot
 from packsync.plan.resolved import with_resolution
 from packsync.plan.rules import MANDATORY, plan

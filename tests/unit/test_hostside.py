@@ -56,9 +56,9 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
     from packsync.launch.hosts.hostside import script_functions
-    from packsync.materialize import READY_MARKER
+    from packsync.materialize.environments import READY_MARKER
 
-    source = (Path(__file__).parents[2] / "src/packsync/pyc_reuse.py").read_text()
+    source = (Path(__file__).parents[2] / "src/packsync/materialize/pyc_reuse.py").read_text()
     choose = script_functions(source, "pyc_reuse.py")["bytecode_donor"]
 
     def bytecode_donor(envs: str, path: str) -> str | None:  # as a host runs it

@@ -8,7 +8,7 @@ import pickle
 import threading
 
 from packsync.errors import LockError, MaterializeError
-from packsync.index_failures import ACCESS, diagnose, explain, probe_indexes, scrubbed_tail
+from packsync.lock.index_failures import ACCESS, diagnose, explain, probe_indexes, scrubbed_tail
 from packsync.scan.index_config import Index
 from packsync.scan.indexes import IndexSettings
 

@@ -17,8 +17,8 @@ from types import CodeType
 
 import pytest
 
-from packsync import pyc_reuse
-from packsync.materialize import READY_MARKER, bytecode_donor
+from packsync.materialize import pyc_reuse
+from packsync.materialize.environments import READY_MARKER, bytecode_donor
 
 SITE = Path("lib") / "site-packages"
 

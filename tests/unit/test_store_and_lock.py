@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from packsync.errors import LockError
-from packsync.lock import Lock
+from packsync.lock.resolve import Lock
 
 GOOD = """lock-version = "1.0"
 created-by = "uv"

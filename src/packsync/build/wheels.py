@@ -28,7 +28,7 @@ from packaging.utils import (
 
 from packsync.errors import BuildError, tail
 from packsync.build.git import Unreachable, checkout, resolve_revision
-from packsync.index_failures import scrubbed_tail
+from packsync.lock.index_failures import scrubbed_tail
 from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text

@@ -51,8 +51,8 @@ def _lock(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
-    from packsync.lock import Lock
-    from packsync.materialize import materialize
+    from packsync.lock.resolve import Lock
+    from packsync.materialize.environments import materialize
     from packsync.pipeline import conda_channels
     from packsync.scan import scan
     from packsync.scan.indexes import discover

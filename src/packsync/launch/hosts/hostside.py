@@ -11,10 +11,10 @@ no secret ever appears on a command line), or a batch job runs it from a shared 
   against its SHA-256) on stdin, or downloads them from an object store with URLs the
   client presigned for this host (bearer credentials: they arrive in the header, are
   used in memory and never logged or written), and materializes the environment exactly as
-  ``packsync.materialize`` does: ``<cache>/envs/<env_id>``, under a ``flock``, built
+  ``packsync.materialize.environments`` does: ``<cache>/envs/<env_id>``, under a ``flock``, built
   at its final path with ``uv venv`` + ``uv pip sync``, ready marker written last.
   Byte code comes from ``--compile-bytecode``, or, when the host has an earlier ready
-  environment of the same Python, from ``packsync/pyc_reuse.py`` (its source arrives
+  environment of the same Python, from ``packsync/materialize/pyc_reuse.py`` (its source arrives
   in the header) run by the new environment's interpreter: identical files keep the
   earlier ``.pyc``. Index credentials arrive in the header and reach only the
   uv child's environment, in memory;
@@ -48,7 +48,7 @@ import urllib.request
 import zipfile
 from typing import IO, Any
 
-READY_MARKER = ".packsync-ready"  # as in packsync.materialize
+READY_MARKER = ".packsync-ready"  # as in packsync.materialize.environments
 RECORD_DIR = ".packsync"
 WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"  # as in packsync.codesync.bundle

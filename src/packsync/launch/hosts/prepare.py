@@ -26,10 +26,10 @@ from typing import Any
 
 from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
-from packsync.index_failures import explain, scrubbed_tail
 from packsync.launch.hosts.spec import HostSpec
 from packsync.launch.hosts.ssh import HostConnection, HostFailure
-from packsync.lock import Lock
+from packsync.lock.index_failures import explain, scrubbed_tail
+from packsync.lock.resolve import Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
 from packsync.store.fsspec import FsspecStore
@@ -364,8 +364,9 @@ def _presigned(store: Store, sha256: str, spec: HostSpec) -> str:
 
 @functools.cache
 def _pyc_reuse_source() -> str:
-    """``packsync/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
-    return resources.files("packsync").joinpath("pyc_reuse.py").read_text(encoding="utf-8")
+    """``materialize/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
+    source = resources.files("packsync.materialize").joinpath("pyc_reuse.py")
+    return source.read_text(encoding="utf-8")
 
 
 def _size(count: int) -> str:

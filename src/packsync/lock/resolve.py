@@ -24,8 +24,8 @@ from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
 from packsync.errors import LockError, tail
-from packsync.index_failures import ACCESS
-from packsync.index_failures import explain as explain_index_failure
+from packsync.lock.index_failures import ACCESS
+from packsync.lock.index_failures import explain as explain_index_failure
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text, secrets_in

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from packsync import pyc_reuse
 from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
-from packsync.index_failures import explain, scrubbed_tail
-from packsync.lock import WHEELS_DIR, Lock
+from packsync.lock.index_failures import explain, scrubbed_tail
+from packsync.lock.resolve import WHEELS_DIR, Lock
+from packsync.materialize import pyc_reuse
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
 from packsync.uvtool import run_uv
