@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from packsync.launch.hosts.hostside import lock_for_interpreter, venv_version
+from packsync.hostside.main import lock_for_interpreter, venv_version
 
 LOCK = 'lock-version = "1.0"\nrequires-python = ">=3.11.7"\n\n[[packages]]\nname = "six"\n'
 
@@ -28,7 +28,7 @@ def test_venv_version_reads_pyvenv_cfg(tmp_path: Path) -> None:
 
 
 def test_job_index_environment_takes_credentials_only_for_named_indexes() -> None:
-    from packsync.launch.hosts.hostside import job_index_environment
+    from packsync.hostside.main import job_index_environment
 
     job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
            "UV_INDEX_OTHER_PASSWORD": "not-handed", "HOME": "/root"}
@@ -55,10 +55,10 @@ def _environment(path: Path, version: str, *, ready: bool = True, used: float = 
 def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
-    from packsync.launch.hosts.hostside import script_functions
+    from packsync.hostside.main import script_functions
     from packsync.materialize.environments import READY_MARKER
 
-    source = (Path(__file__).parents[2] / "src/packsync/materialize/pyc_reuse.py").read_text()
+    source = (Path(__file__).parents[2] / "src/packsync/hostside/pyc_reuse.py").read_text()
     choose = script_functions(source, "pyc_reuse.py")["bytecode_donor"]
 
     def bytecode_donor(envs: str, path: str) -> str | None:  # as a host runs it
@@ -83,7 +83,7 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
 
     import pytest
 
-    from packsync.launch.hosts.hostside import HostError, download
+    from packsync.hostside.main import HostError, download
 
     class Objects(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name

@@ -17,7 +17,7 @@ from types import CodeType
 
 import pytest
 
-from packsync.materialize import pyc_reuse
+from packsync.hostside import pyc_reuse
 from packsync.materialize.environments import READY_MARKER, bytecode_donor
 
 SITE = Path("lib") / "site-packages"

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from packsync.codesync.bundle import publish_code
 from packsync.errors import StoreError
-from packsync.launch.hosts.hostside import blob_path
+from packsync.hostside.main import blob_path
 from packsync.launch.hosts.ssh import hostside_script
 from packsync.lock.resolve import Lock
 from packsync.model import PlanOptions

@@ -26,9 +26,9 @@ from filelock import FileLock
 
 from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
+from packsync.hostside import pyc_reuse
 from packsync.lock.index_failures import explain, scrubbed_tail
 from packsync.lock.resolve import WHEELS_DIR, Lock
-from packsync.materialize import pyc_reuse
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
 from packsync.uvtool import run_uv

@@ -364,8 +364,8 @@ def _presigned(store: Store, sha256: str, spec: HostSpec) -> str:
 
 @functools.cache
 def _pyc_reuse_source() -> str:
-    """``materialize/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
-    source = resources.files("packsync.materialize").joinpath("pyc_reuse.py")
+    """``hostside/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
+    source = resources.files("packsync.hostside").joinpath("pyc_reuse.py")
     return source.read_text(encoding="utf-8")
 
 

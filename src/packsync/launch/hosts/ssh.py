@@ -36,7 +36,7 @@ def hostside_script() -> bytes:
     """The host-side script's source, as sent to hosts."""
     global _SCRIPT
     if _SCRIPT is None:
-        _SCRIPT = resources.files("packsync.launch.hosts").joinpath("hostside.py").read_bytes()
+        _SCRIPT = resources.files("packsync.hostside").joinpath("main.py").read_bytes()
     return _SCRIPT
 
 

@@ -14,7 +14,7 @@ no secret ever appears on a command line), or a batch job runs it from a shared 
   ``packsync.materialize.environments`` does: ``<cache>/envs/<env_id>``, under a ``flock``, built
   at its final path with ``uv venv`` + ``uv pip sync``, ready marker written last.
   Byte code comes from ``--compile-bytecode``, or, when the host has an earlier ready
-  environment of the same Python, from ``packsync/materialize/pyc_reuse.py`` (its source arrives
+  environment of the same Python, from ``packsync/hostside/pyc_reuse.py`` (its source arrives
   in the header) run by the new environment's interpreter: identical files keep the
   earlier ``.pyc``. Index credentials arrive in the header and reach only the
   uv child's environment, in memory;

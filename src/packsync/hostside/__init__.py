@@ -1,0 +1,1 @@
+"""hostside: the standard-library code that runs on every machine that runs workers."""
