@@ -24,7 +24,9 @@ from distributed import Client
 
 command = worker_command(store=os.environ["SHARED"], python=os.environ["WORKER_PYTHON"],
                          host_cache_dir=os.environ["WORKER_CACHE"])
-with JobQueueCluster(cores=1, processes=1, memory="1GB", python=command.python,
+# the local job queue splits python= on spaces: the command goes in a script
+script = command.write_script(os.path.join(os.environ["SHARED"], "..", "worker-python"))
+with JobQueueCluster(cores=1, processes=1, memory="1GB", python=str(script),
                      scheduler_options={"host": "127.0.0.1", "dashboard_address": None}) as cluster:
     cluster.scale(1)
     with Client(cluster) as client:
@@ -53,16 +55,70 @@ def test_jobqueue_workers_run_in_the_materialized_environment(tmp_path: Path):
     assert result["prefixes"] and all(p.startswith(str(worker_cache / "envs")) for p in result["prefixes"])
     assert result["helper"] == 7  # working-directory code from the shared store
     assert result["differences"] == 0
-    assert " worker --store " in result["script"] and "-m distributed.cli.dask_worker" in result["script"]
+    assert "worker-python -m distributed.cli.dask_worker" in result["script"]
 
     cli = client.packsync("worker-command", "--store", str(shared), "--json")
     assert cli.returncode == 0, cli.stderr
     argv = json.loads(cli.stdout)
-    again = subprocess.run([*argv, "-c", "import sys; print(sys.prefix)"], capture_output=True,
-                           text=True, env=hermetic_env(PACKSYNC_CACHE_DIR=str(worker_cache)),
-                           timeout=300)
+    assert "--artifact" in argv and "--uv" not in argv
+
+    def job(cache: Path, *, network: bool = True) -> subprocess.CompletedProcess[str]:
+        prefix = [] if network else ["unshare", "--net"]  # no route to any index
+        return subprocess.run([*prefix, *argv, "-c", "import sys; print(sys.prefix)"],
+                              capture_output=True, text=True, timeout=300,
+                              env=hermetic_env(PACKSYNC_CACHE_DIR=str(cache)))
+
+    again = job(worker_cache)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().startswith(str(worker_cache / "envs"))
+    offline = job(tmp_path / "offline-cache", network=False)  # a machine without an index
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.strip().startswith(str(tmp_path / "offline-cache" / "envs"))
+
+
+def test_an_altered_store_is_refused_before_anything_runs(tmp_path: Path):
+    venv = tmp_path / "client"
+    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                   env=hermetic_env())
+    (tmp_path / "work").mkdir()
+    client = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=tmp_path / "work")
+    client.install(str(REPO))
+    (tmp_path / "work" / "helper.py").write_text("VALUE = 7\n")
+    shared = tmp_path / "shared"
+    made = client.run("import json, os; from packsync.launch.worker_command import "
+                      "worker_command; print(json.dumps(worker_command(store=os.environ["
+                      "'SHARED']).argv))", SHARED=str(shared))
+    argv = json.loads(made.stdout.strip().splitlines()[-1])
+    package = Path(argv[argv.index("-c") + 2])
+    manifest = argv[argv.index("--artifact") + 1]
+    code = argv[argv.index("--code") + 1]
+
+    def job() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*argv, "-c", "import helper; print(helper.VALUE)"],
+                              capture_output=True, text=True, timeout=300,
+                              env=hermetic_env(PACKSYNC_CACHE_DIR=str(tmp_path / "job-cache")))
+
+    def altered(path: Path, data: bytes) -> subprocess.CompletedProcess[str]:
+        original = path.read_bytes()
+        path.write_bytes(data)
+        try:
+            return job()
+        finally:
+            path.write_bytes(original)
+
+    def objects(sha256: str) -> Path:
+        return shared / "sha256" / sha256[:2] / sha256
+
+    hostile = altered(package, package.read_bytes() + b"\x00")
+    assert hostile.returncode != 0 and "refusing to run it" in hostile.stderr
+    chunk = json.loads(objects(manifest).read_text())["chunks"][0]["sha256"]
+    truncated = altered(objects(chunk), objects(chunk).read_bytes()[:-10])
+    assert truncated.returncode == 2 and "altered or truncated" in truncated.stderr
+    assert not list((tmp_path / "job-cache" / "envs").glob("*/.packsync-ready"))
+    wrong_code = altered(objects(code), b"PK not the bundle")
+    assert wrong_code.returncode == 2 and "code bundle" in wrong_code.stderr
+    fine = job()
+    assert fine.returncode == 0 and fine.stdout.strip() == "7", fine.stderr
 
 
 PROBE = ("import os, psprivate_probe; print(psprivate_probe.MESSAGE); "
@@ -85,6 +141,7 @@ def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path)
         credentials = {"UV_INDEX_PRIVATE_USERNAME": user, "UV_INDEX_PRIVATE_PASSWORD": password}
         shared = tmp_path / "shared"
         made = client.packsync("worker-command", "--store", str(shared), "--json",
+                               "--install", "index",
                                UV_INDEX=f"private={index.url}", NETRC=str(tmp_path / "none"),
                                **credentials)
         assert made.returncode == 0, made.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from packsync.hostside.main import lock_for_interpreter, venv_version
+from packsync.hostside import layout, pyc_reuse
+from packsync.hostside.install import lock_for_interpreter, venv_version
 
 LOCK = 'lock-version = "1.0"\nrequires-python = ">=3.11.7"\n\n[[packages]]\nname = "six"\n'
 
@@ -55,14 +56,8 @@ def _environment(path: Path, version: str, *, ready: bool = True, used: float = 
 def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
-    from packsync.hostside.main import script_functions
-    from packsync.materialize.environments import READY_MARKER
-
-    source = (Path(__file__).parents[2] / "src/packsync/hostside/pyc_reuse.py").read_text()
-    choose = script_functions(source, "pyc_reuse.py")["bytecode_donor"]
-
-    def bytecode_donor(envs: str, path: str) -> str | None:  # as a host runs it
-        return choose(envs, path, READY_MARKER)
+    def bytecode_donor(envs: str, path: str) -> str | None:
+        return pyc_reuse.bytecode_donor(envs, path, layout.READY_MARKER)
 
     envs = tmp_path / "envs"
     new = _environment(envs / "new", "3.12.4", ready=False)
@@ -83,7 +78,8 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
 
     import pytest
 
-    from packsync.hostside.main import HostError, download
+    from packsync.hostside.protocol import HostError
+    from packsync.hostside.transfer import download
 
     class Objects(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name

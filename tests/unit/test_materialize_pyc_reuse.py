@@ -18,7 +18,8 @@ from types import CodeType
 import pytest
 
 from packsync.hostside import pyc_reuse
-from packsync.materialize.environments import READY_MARKER, bytecode_donor
+from packsync.hostside.layout import READY_MARKER
+from packsync.materialize.environments import bytecode_donor
 
 SITE = Path("lib") / "site-packages"
 

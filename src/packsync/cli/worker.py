@@ -16,9 +16,10 @@ def register(commands: Any) -> None:
         "worker-command",
         help="lock this environment into a shared directory and print a worker command",
         description="Prints a command that acts as the workers' Python interpreter: "
-        "COMMAND -m distributed.cli.dask_worker SCHEDULER materializes the environment "
-        "from the shared directory on the machine that runs it, then starts the worker "
-        "in it. Give it to dask-jobqueue as python=, or use it as a container command.",
+        "COMMAND -m distributed.cli.dask_worker SCHEDULER unpacks the environment from the "
+        "shared directory on the machine that runs it (no index needed there), then "
+        "starts the worker in it. Give it to dask-jobqueue as python=, or use it as a "
+        "container command.",
     )
     command.add_argument("--store", required=True,
                          help="a directory every worker machine sees (shared filesystem)")
@@ -28,6 +29,12 @@ def register(commands: Any) -> None:
                          help="cache directory on the worker machines (default "
                               "$PACKSYNC_CACHE_DIR there, else ~/.cache/packsync)")
     command.add_argument("--cache-dir", help="packsync cache directory here")
+    command.add_argument("--install", choices=("artifact", "index"), default="artifact",
+                         help="how worker machines get the environment: unpacked from the "
+                              "shared directory (default), or installed from the indexes")
+    command.add_argument("--script", metavar="PATH",
+                         help="also write the command as an executable script at PATH, for "
+                              "deployers that split python= on spaces")
     command.add_argument("--json", action="store_true", help="print argv as a JSON list")
     command.add_argument("--ignore", action="append", metavar="NAME")
     command.add_argument("--only", action="append", metavar="NAME")
@@ -46,7 +53,10 @@ def _worker_command(args: argparse.Namespace) -> int:
         options=plan_options(args),
         cache=args.cache_dir,
         reporter=RichReporter(err),
+        install=args.install,
     )
+    if args.script:
+        err.print(f"worker command script: {made.write_script(args.script)}")
     err.print(f"environment sha256:{made.lock.digest[:16]}… in {made.store}")
     for index in made.indexes:
         username, password = index.variables

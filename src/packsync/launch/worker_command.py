@@ -1,17 +1,19 @@
 """A worker command for any Dask deployer (dask-jobqueue, dask-kubernetes, a shell job).
 
-``worker_command(store=DIR)`` locks this environment, puts everything a machine needs
-into ``DIR`` (a shared filesystem: the lock, local wheels, the code bundle, the uv
-binary and packsync's standard-library host script, each named by its SHA-256) and
-returns a command that behaves like a Python interpreter: run as
+``worker_command(store=DIR)`` locks this environment, builds it here and packs it into
+``DIR`` (a shared filesystem) as a verified archive, beside the code bundle and
+packsync's standard-library host side, each named by its SHA-256, and returns a command
+that behaves like a Python interpreter: run as
 ``COMMAND -m distributed.cli.dask_worker tcp://...`` on any machine that sees ``DIR``,
-it materializes the environment into that machine's cache (once; later jobs find it
-with one ``stat``) and then execs the environment's own interpreter with the same
-arguments. The machine needs Python of the client's major.minor, not packsync.
+it checks the host side's hash, unpacks the environment into that machine's cache
+(once; later jobs find it with one ``stat``) and execs the environment's own interpreter
+with the same arguments. The machine needs Python of the client's major.minor, and
+neither packsync nor an index, a Git server or the internet.
 
-Index credentials never go into the store or the command: the command names each
-index that needed credentials here (its URL without userinfo, and a uv index name),
-and the job's own environment authenticates to it, as uv does: the deployer sets
+``install="index"`` makes each machine install the lock from the package indexes
+instead. Index credentials never go into the store or the command: the command names
+each index that needed credentials here (its URL without userinfo, and a uv index
+name), and the job's own environment authenticates to it, as uv does: the deployer sets
 ``UV_INDEX_<NAME>_USERNAME``/``_PASSWORD`` (a Kubernetes secret, a batch job's
 environment) or gives the machine a netrc. The Dask worker it then starts does not
 inherit those variables.
@@ -29,9 +31,12 @@ from urllib.parse import urlsplit
 
 from packsync.codesync.bundle import publish_code
 from packsync.errors import StoreError
-from packsync.hostside.main import blob_path
-from packsync.launch.hosts.ssh import hostside_script
+from packsync.hostside import loader
+from packsync.hostside.layout import blob_path
+from packsync.launch.hosts.prepare import HOST_INSTALLS, HostInstall
 from packsync.lock.resolve import Lock
+from packsync.materialize.artifacts import environment_artifact
+from packsync.materialize.environments import materialize
 from packsync.model import PlanOptions
 from packsync.pipeline import lock_environment
 from packsync.progress import Reporter
@@ -68,6 +73,15 @@ class WorkerCommand:
         """The prefix as one shell string (dask-jobqueue's ``python=``)."""
         return shlex.join(self.argv)
 
+    def write_script(self, path: str | os.PathLike[str]) -> Path:
+        """The command as an executable shell script (``python=`` for deployers that split
+        the command on spaces, as dask-jobqueue's local job queue does)."""
+        script = Path(path)
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(f'#!/bin/sh\nexec {self.python} "$@"\n', encoding="utf-8")
+        script.chmod(0o755)
+        return script
+
     def dask_worker(self, scheduler: str, *args: str) -> tuple[str, ...]:
         """The full command of one worker (a Kubernetes container's ``command``)."""
         return (*self.argv, "-m", "distributed.cli.dask_worker", scheduler, *args)
@@ -81,13 +95,17 @@ def worker_command(
     options: PlanOptions | None = None,
     cache: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
+    install: HostInstall = "artifact",
 ) -> WorkerCommand:
     """Lock this environment into the shared directory ``store``; the command that uses it.
 
     ``python`` is the interpreter name or path on the worker machines (same
     major.minor as here); ``host_cache_dir`` their cache (default
-    ``$PACKSYNC_CACHE_DIR`` there, else ``~/.cache/packsync``).
+    ``$PACKSYNC_CACHE_DIR`` there, else ``~/.cache/packsync``); ``install`` how they
+    get the environment: ``"artifact"`` (unpacked from the store) or ``"index"``.
     """
+    if install not in HOST_INSTALLS:
+        raise ValueError(f"install={install!r} is not one of {HOST_INSTALLS}")
     directory = os.path.abspath(os.fspath(store))
     if "://" in os.fspath(store):
         raise StoreError(
@@ -101,24 +119,35 @@ def worker_command(
         raise StoreError(f"{directory} did not open as a directory store", path=directory)
     lock = locked.lock
     code = publish_code(locked.snapshot.code_paths, store=target, reporter=reporter)
-    script_sha = _put_bytes(target, hostside_script())
+    package_sha = _put_bytes(target, loader.package())
     _put_bytes(target, lock.text.encode())
-    uv = Path(uv_binary())
-    uv_sha = sha256_file(uv)
-    target.put(uv, uv_sha)
     argv = [
-        python, blob_path(directory, script_sha), "worker",
-        "--store", directory, "--lock", lock.digest, "--uv", uv_sha,
+        python, "-I", "-c", loader.BOOTSTRAP, blob_path(directory, package_sha), package_sha,
+        "worker", "--store", directory, "--lock", lock.digest,
     ]
+    indexes: tuple[JobIndex, ...] = ()
+    if install == "artifact":
+        environment = materialize(lock, cache=locked.cache, store=target,
+                                  uv_env=locked.settings.uv_environment(), reporter=reporter)
+        packed = environment_artifact(
+            environment, lock, store=target, cache=locked.cache,
+            workers_platform=locked.plan.target.platform, reporter=reporter)
+        argv += ["--artifact", packed.sha256]
+    else:
+        uv = Path(uv_binary())
+        uv_sha = sha256_file(uv)
+        target.put(uv, uv_sha)
+        argv += ["--uv", uv_sha]
+        if lock.local_wheels:
+            argv += ["--wheels",
+                     ",".join(f"{w.filename}={w.sha256}" for w in lock.local_wheels)]
+        indexes = job_indexes(locked.settings)
+        for index in indexes:
+            argv += ["--index", f"{index.name}={index.url}"]
     if code is not None:
         argv += ["--code", code.sha256]
-    if lock.local_wheels:
-        argv += ["--wheels", ",".join(f"{w.filename}={w.sha256}" for w in lock.local_wheels)]
     if host_cache_dir:
         argv += ["--cache", host_cache_dir]
-    indexes = job_indexes(locked.settings)
-    for index in indexes:
-        argv += ["--index", f"{index.name}={index.url}"]
     argv.append("--")
     return WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes)
 

@@ -15,18 +15,15 @@ local package compiles that package, not every dependency again.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
-from packsync.hostside import pyc_reuse
+from packsync.hostside import install, layout, pyc_reuse
+from packsync.hostside.protocol import HostError
 from packsync.lock.index_failures import explain, scrubbed_tail
 from packsync.lock.resolve import WHEELS_DIR, Lock
 from packsync.progress import NullReporter, Reporter, stage
@@ -35,8 +32,7 @@ from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
 
-READY_MARKER = ".packsync-ready"
-RECORD_DIR = ".packsync"
+RECORD_DIR = layout.RECORD_DIR
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,20 +45,17 @@ class Environment:
 
     @property
     def python(self) -> Path:
-        return self.path / "bin" / "python"
+        return Path(layout.env_python(str(self.path)))
 
 
 def environment_dir(lock: Lock, cache: Path) -> Path:
-    return cache / "envs" / lock.env_id
+    return Path(layout.env_dir(str(cache), lock.env_id))
 
 
 def ready_environment(lock: Lock, cache: Path) -> Environment | None:
     """The cached environment for ``lock`` if it is ready: the cheap path of every relaunch."""
     path = environment_dir(lock, cache)
-    marker = path / READY_MARKER
-    try:
-        os.utime(marker)  # records the last use, and fails when the marker is absent
-    except FileNotFoundError:
+    if not layout.is_ready(str(path)):
         return None
     return Environment(path=path, digest=lock.digest, cache_hit=True)
 
@@ -88,24 +81,22 @@ def materialize(
         if found is not None:
             current.detail = "cache hit"
             return found
-        path = environment_dir(lock, cache)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path.with_name(path.name + ".lock"))):
-            found = ready_environment(lock, cache)
-            if found is not None:
-                current.detail = "cache hit (built by another process)"
-                return found
-            if path.exists():
-                logger.warning("removing the unfinished environment %s", path)
-                shutil.rmtree(path)
-            try:
-                _build(lock, path, store, python, uv_env or {}, reporter,
-                       cache=cache, conda_channels=conda_channels or {})
-            except BaseException:
-                shutil.rmtree(path, ignore_errors=True)
-                raise
-        current.detail = f"built {lock.package_count} packages"
-        return Environment(path=path, digest=lock.digest, cache_hit=False)
+
+        def build(path: str) -> None:
+            _build(lock, Path(path), store, python, uv_env or {}, reporter,
+                   cache=cache, conda_channels=conda_channels or {})
+
+        try:
+            path, hit = install.materialize(str(cache), lock.env_id, lock.digest, build)
+        except OSError as error:
+            raise MaterializeError(
+                f"cannot build environment {lock.env_id[:12]}: {error.strerror or error}",
+                path=error.filename or str(cache), digest=lock.digest,
+                hint="free space or fix the permissions there; nothing half-built is used",
+            ) from None
+        current.detail = ("cache hit (built by another process)" if hit
+                          else f"built {lock.package_count} packages")
+        return Environment(path=Path(path), digest=lock.digest, cache_hit=hit)
 
 
 def _build(
@@ -123,7 +114,8 @@ def _build(
     if conda is None or not conda.python:
         interpreter = find_python(lock.python, python)
         reporter.step("materialize", f"creating a Python {lock.python} environment")
-        _uv(["venv", "--quiet", "--no-project", "--python", interpreter, str(path)], lock, uv_env)
+        _uv(["venv", "--quiet", "--relocatable", "--no-project", "--python", interpreter,
+             str(path)], lock, uv_env)
     if conda is not None:
         # before the pip part, which may build on it; Python too when conda provides it
         reporter.step("materialize", f"installing {len(conda.packages)} conda packages")
@@ -153,36 +145,25 @@ def _build(
         reporter.step("materialize", f"byte-compiling, reusing environment {donor.name[:12]}")
         _compile_reusing(path, donor, lock)
     shutil.rmtree(record / WHEELS_DIR, ignore_errors=True)
-    marker = path / READY_MARKER
-    partial = path / (READY_MARKER + ".partial")
-    partial.write_text(lock.digest + "\n")
-    partial.replace(marker)
 
 
 def bytecode_donor(cache: Path, path: Path) -> Path | None:
     """The ready environment of the same Python whose byte code the one at ``path`` reuses."""
-    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), READY_MARKER)
+    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), layout.READY_MARKER)
     return None if donor is None else Path(donor)
 
 
 def _compile_reusing(path: Path, donor: Path, lock: Lock) -> None:
     """Byte-compile the new environment, hard-linking the donor's ``.pyc`` of identical files."""
-    python = path / "bin" / "python"
-    result = subprocess.run(
-        [str(python), "-I", pyc_reuse.__file__, str(donor)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
+    try:
+        counts = install.compile_reusing(str(path), str(donor), None)
+    except HostError as error:
         raise MaterializeError(
             f"byte-compiling environment {lock.env_id[:12]} failed",
             digest=lock.digest,
-            log_tail=tail(result.stdout),
+            log_tail=tail(error.log),
             hint="nothing of this environment will be used; the next launch builds it again",
-        )
-    counts = (result.stdout.strip().splitlines() or [""])[-1]  # {"reused": n, "compiled": m}
+        ) from None
     logger.info("environment %s byte-compiled reusing environment %s: %s", lock.env_id[:12],
                 donor.name[:12], counts)
 
@@ -211,7 +192,7 @@ def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
 def find_python(version: str, explicit: str | None = None) -> str:
     """An interpreter of the lock's Python version; a patch difference only warns."""
     candidate = explicit or _uv_find_python(version)
-    actual = _python_version(candidate)
+    actual = install.python_version_of(candidate)
     if actual is None:
         raise MaterializeError(
             f"{candidate} is not a working Python interpreter",
@@ -238,17 +219,3 @@ def _uv_find_python(version: str) -> str:
         f"no Python {version} interpreter was found on this machine",
         hint=f"install Python {version}, or pass python= the path of one",
     )
-
-
-def _python_version(python: str) -> str | None:
-    try:
-        result = subprocess.run(
-            [python, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None

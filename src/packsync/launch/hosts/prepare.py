@@ -1,35 +1,45 @@
 """Every host made ready, concurrently and once, before any Dask process starts.
 
-Per host: connect, probe (one round trip: a ready environment is found by its
-digest and nothing else is sent), else send what the host lacks (the uv binary, local
-wheels, the code bundle; or nothing when hosts read a shared store) and materialize
-there. With an object store (``shared_store="s3://..."``) hosts need no fsspec: the
-client presigns a short-lived GET URL for each object a host lacks and sends it on the
-channel's stdin (a URL is a bearer credential: never on a command line, in a log or a
-file); the host downloads it and checks its SHA-256. A patch-level Python difference
-only warns; another major.minor stops the launch naming the host, both versions and ``python=``.
+Per host: connect and probe (one round trip: a ready environment is found by its digest
+and nothing else is sent). Hosts that lack the environment then get it one of two ways:
+
+* **artifact** (the default): the environment the client built is packed once into a
+  verified archive (``materialize.artifacts``) and unpacked on each host at its own
+  path; hosts need no index, no Git server, no internet. With a shared store
+  (``shared_store=``) hosts read it there, from a directory or with presigned URLs;
+  without one the client sends it to one host and hosts pass it on to each other
+  (``fanout``), so the client's upload does not grow with the cluster.
+* **index**: each host's uv installs the lock from the package indexes, as the client
+  does (hosts need to reach the indexes; their credentials travel on stdin only).
+
+A patch-level Python difference only warns; another major.minor stops the launch naming
+the host, both versions and ``python=``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
+import platform
+import secrets
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
+from packsync.hostside import protocol
+from packsync.launch.hosts.fanout import fan_out
 from packsync.launch.hosts.spec import HostSpec
-from packsync.launch.hosts.ssh import HostConnection, HostFailure
+from packsync.launch.hosts.ssh import HostConnection, HostFailure, events
 from packsync.lock.index_failures import explain, scrubbed_tail
 from packsync.lock.resolve import Lock
+from packsync.materialize.artifacts import Artifact, builder_platform, environment_artifact
+from packsync.materialize.environments import Environment
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
 from packsync.store.fsspec import FsspecStore
@@ -38,12 +48,16 @@ from packsync.uvtool import uv_binary
 logger = logging.getLogger(__name__)
 
 PRESIGN_SECONDS = 3600  # presigned URLs outlive one preparation, not much more
+HostInstall = Literal["artifact", "index"]
+HOST_INSTALLS = ("artifact", "index")
 
 # Settings a host's uv needs to reach the indexes as the client does (TLS roots, proxies).
 _FORWARDED = (
     "SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy", "UV_HTTP_TIMEOUT",
 )
+# Failures of a peer that served an archive (not of the host that fetched it).
+_PEER_FAULTS = ("transfer", "integrity")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,13 +66,14 @@ class PreparedHost:
 
     spec: HostSpec
     connection: HostConnection
-    host_python: str  # the interpreter the environment was made from (runs hostside)
+    host_python: str  # the interpreter the environment was made from (runs the host side)
     python_version: str
     env_python: str
     link: str  # this cluster's live code link on the host ($PACKSYNC_CODE_LINK)
     cache: str
     cache_hit: bool
-    sent_bytes: int
+    sent_bytes: int  # sent by the client itself
+    received_bytes: int = 0  # fetched from other hosts or a store
     # .pyc files reused from an earlier environment there and compiled; None when uv compiled
     bytecode: tuple[int, int] | None = None
 
@@ -76,11 +91,42 @@ class Payload:
     code: CodeBundle | None
     uv_env: Mapping[str, str] = field(repr=False)  # index credentials: memory only
     shared_store: str | None = None  # the store's directory as the hosts see it, or its URL
+    environment: Environment | None = None  # the client's build of the lock (artifact mode)
+    cache: Path | None = None  # the client's cache (where it records packed archives)
+    install: HostInstall = "artifact"
 
     @property
     def store_directory(self) -> str:
         """The shared store's directory on the hosts; "" when they have none to read."""
         return "" if _is_url(self.shared_store) else self.shared_store or ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Probed:
+    """A connected host and what its probe said."""
+
+    spec: HostSpec
+    connection: HostConnection
+    probe: Mapping[str, Any]
+
+    @property
+    def host_python(self) -> str:
+        return str(self.probe["executable"])
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.probe["ready"] and self.probe["code_ready"])
+
+    def prepared(self, done: Mapping[str, Any], *, sent: int = 0,
+                 bytecode: tuple[int, int] | None = None) -> PreparedHost:
+        return PreparedHost(
+            spec=self.spec, connection=self.connection, host_python=self.host_python,
+            python_version=str(self.probe["python_version"]),
+            env_python=str(done["env_python"]), link=str(done.get("link", "")),
+            cache=str(self.probe["cache"]),
+            cache_hit=bool(done.get("cache_hit")) and sent == 0 and not done.get("received"),
+            sent_bytes=sent, received_bytes=int(done.get("received", 0)), bytecode=bytecode,
+        )
 
 
 async def prepare_hosts(
@@ -91,16 +137,47 @@ async def prepare_hosts(
     link = f"ssh-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     with stage(reporter, "hosts", f"{len(specs)} hosts") as current:
         results = await asyncio.gather(
-            *(_prepare_one(s, payload, link, reporter) for s in specs), return_exceptions=True
+            *(_connect(s, payload, link, reporter) for s in specs), return_exceptions=True
         )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        prepared = [r for r in results if isinstance(r, PreparedHost)]
+        probed = [r for r in results if isinstance(r, _Probed)]
+        failures: list[BaseException] = [r for r in results if isinstance(r, BaseException)]
+        prepared = [p.prepared(p.probe) for p in probed if p.ready]
+        todo = [p for p in probed if not p.ready]
+        for hit in prepared:
+            reporter.step("hosts", f"{hit.name}: cache hit")
+        if todo and not failures:
+            try:
+                made, failed = await _make_ready(todo, payload, link, reporter)
+            except BaseException:
+                await close_hosts(prepared, links=True)
+                for waiting in todo:
+                    waiting.connection.close()
+                raise
+            prepared += made
+            failures += failed
         if failures:
             await close_hosts(prepared, links=True)
             raise _combined(failures)
         hits = sum(p.cache_hit for p in prepared)
         current.detail = f"{len(prepared)} ready, {hits} cache hits"
-    return prepared
+    order = {s.name: i for i, s in enumerate(specs)}
+    return sorted(prepared, key=lambda p: order[p.name])
+
+
+async def _make_ready(todo: list[_Probed], payload: Payload, link: str,
+                      reporter: Reporter) -> tuple[list[PreparedHost], list[BaseException]]:
+    if payload.install == "index":
+        outcomes = await asyncio.gather(
+            *(_install_from_indexes(p, payload, link, reporter) for p in todo),
+            return_exceptions=True)
+    else:
+        outcomes = await _install_artifact(todo, payload, link, reporter)
+    made = [o for o in outcomes if isinstance(o, PreparedHost)]
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    for probed in todo:
+        if not any(m.spec is probed.spec for m in made):
+            probed.connection.close()
+    return made, failed
 
 
 async def close_hosts(hosts: Sequence[PreparedHost], *, links: bool = True) -> None:
@@ -118,7 +195,7 @@ async def close_hosts(hosts: Sequence[PreparedHost], *, links: bool = True) -> N
     await asyncio.gather(*(one(h) for h in hosts), return_exceptions=True)
 
 
-def _combined(failures: list[BaseException]) -> BaseException:
+def _combined(failures: Sequence[BaseException]) -> BaseException:
     if len(failures) == 1:
         return failures[0]
     errors = [f for f in failures if isinstance(f, PacksyncError)]
@@ -140,28 +217,23 @@ def interpreter_candidates(spec: HostSpec, version: str) -> list[str]:
     return [f"python{major_minor}", "python3"]
 
 
-async def _prepare_one(
-    spec: HostSpec, payload: Payload, link: str, reporter: Reporter
-) -> PreparedHost:
-    lock = payload.lock
+async def _connect(spec: HostSpec, payload: Payload, link: str, reporter: Reporter) -> _Probed:
+    lock, code = payload.lock, payload.code
     reporter.step("hosts", f"{spec.name}: connecting")
     connection = await HostConnection.open(spec)
     try:
-        candidates = interpreter_candidates(spec, lock.python)
-        uv_sha = await asyncio.to_thread(_uv_sha256)
-        code = payload.code
-        probe_header = {
+        header: protocol.Header = {
             "action": "probe",
             "cache": spec.cache_dir,
             "env_id": lock.env_id,
-            "uv_sha256": uv_sha,
+            "uv_sha256": await asyncio.to_thread(_uv_sha256),
             "wheels": [w.sha256 for w in lock.local_wheels],
             "code_id": code.code_id if code else "",
             "link": link,
             "store": payload.store_directory,
         }
         try:
-            probe = await connection.call(candidates, probe_header)
+            probe = await connection.call(interpreter_candidates(spec, lock.python), header)
         except HostFailure as failure:
             raise LaunchError(
                 f"host {spec.name} has no usable Python interpreter: {failure.message}",
@@ -170,47 +242,247 @@ async def _prepare_one(
                 hint=f"install Python {_major_minor(lock.python)} there, or name it with "
                 "python= (per host: hosts=[{'address': ..., 'python': '/path/to/python'}])",
             ) from None
-        host_python = str(probe["executable"])
-        version = str(probe["python_version"])
-        _check_version(spec, version, lock.python, host_python, reporter)
-        if probe["ready"] and probe["code_ready"]:
-            reporter.step("hosts", f"{spec.name}: cache hit")
-            return PreparedHost(
-                spec=spec, connection=connection, host_python=host_python,
-                python_version=version, env_python=str(probe["env_python"]),
-                link=str(probe.get("link", "")), cache=str(probe["cache"]),
-                cache_hit=True, sent_bytes=0,
-            )
-        done, sent = await _send_and_build(
-            connection, spec, payload, probe, host_python, uv_sha, link, reporter
-        )
-        reporter.step("hosts", f"{spec.name}: ready")
-        return PreparedHost(
-            spec=spec, connection=connection, host_python=host_python,
-            python_version=version, env_python=str(done["env_python"]),
-            link=str(done.get("link", "")), cache=str(probe["cache"]),
-            cache_hit=bool(done.get("cache_hit")) and sent == 0, sent_bytes=sent,
-            bytecode=done.get("bytecode"),
-        )
+        _check_version(spec, str(probe["python_version"]), lock.python,
+                       str(probe["executable"]), reporter)
+        return _Probed(spec=spec, connection=connection, probe=probe)
     except BaseException:
         connection.close()
         raise
 
 
-async def _send_and_build(
-    connection: HostConnection,
-    spec: HostSpec,
-    payload: Payload,
-    probe: Mapping[str, Any],
-    host_python: str,
-    uv_sha: str,
-    link: str,
-    reporter: Reporter,
-) -> tuple[dict[str, Any], int]:
-    lock, code = payload.lock, payload.code
+# --- artifact mode ---------------------------------------------------------------------------
+
+async def _install_artifact(todo: list[_Probed], payload: Payload, link: str,
+                            reporter: Reporter) -> list[PreparedHost | BaseException]:
+    """The client's environment, packed once, unpacked on every host that lacks it."""
+    if payload.environment is None or payload.cache is None:
+        raise LaunchError("artifact mode needs the client's own build of the environment")
+    for probed in todo:
+        _check_platform(probed)
+    artifact = await asyncio.to_thread(
+        environment_artifact, payload.environment, payload.lock, store=payload.store,
+        cache=payload.cache, workers_platform=builder_platform(), reporter=reporter)
+    if payload.shared_store:
+        return list(await asyncio.gather(
+            *(_artifact_from_store(p, payload, artifact, link, reporter) for p in todo),
+            return_exceptions=True))
     with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
-        send: list[dict[str, Any]] = []
-        fetch: list[dict[str, Any]] = []
+        sender = _Sender(payload, artifact, Path(tmp), link, reporter)
+        outcome = await fan_out(
+            todo, send=sender.send, fetch=sender.fetch, serve=sender.serve,
+            blames_peer=lambda e: isinstance(e, _PeerFault),
+        )
+        await sender.stop_serving(outcome.serving)
+    logger.info("archive of environment %s to %d hosts: %d sent by the client, %d passed "
+                "between hosts", payload.lock.env_id[:12], len(todo), outcome.direct_sends,
+                outcome.peer_sends)
+    return [*outcome.ready, *(_as_error(t, e) for t, e in outcome.failed)]
+
+
+def _check_platform(probed: _Probed) -> None:
+    """A host must run what this machine built: its OS and CPU, a glibc at least as new."""
+    name, there = probed.spec.name, str(probed.probe["platform"])
+    if there.lower() != builder_platform().lower():
+        raise LaunchError(
+            f"host {name} is {there}; this machine ({builder_platform()}) cannot build its "
+            "environment", host=name,
+            hint="use host_install='index' so that each host installs from the indexes",
+        )
+    here_libc, host_libc = _glibc(platform.libc_ver()[1]), _glibc(
+        str(probed.probe.get("libc", "")).rpartition(" ")[2])
+    if here_libc and host_libc and host_libc < here_libc:
+        logger.warning("host %s has glibc %s, older than this machine's %s: compiled "
+                       "packages built for this machine may not load there", name,
+                       ".".join(map(str, host_libc)), ".".join(map(str, here_libc)))
+
+
+def _glibc(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(n) for n in version.split(".")[:2])
+    except ValueError:
+        return ()
+
+
+def _as_error(probed: _Probed, error: BaseException) -> BaseException:
+    return error.error if isinstance(error, _PeerFault) else error
+
+
+class _PeerFault(Exception):
+    """A fetch from a peer that failed because of the peer (the fetching host is fine)."""
+
+    def __init__(self, error: PacksyncError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Serving:
+    host: PreparedHost
+    process: Any
+    peer: protocol.Peer
+
+
+class _Sender:
+    """The three ways an archive reaches a host, for ``fan_out``."""
+
+    def __init__(self, payload: Payload, artifact: Artifact, tmp: Path, link: str,
+                 reporter: Reporter) -> None:
+        self.payload = payload
+        self.artifact = artifact
+        self.tmp = tmp
+        self.link = link
+        self.reporter = reporter
+        self.token = secrets.token_urlsafe(32)
+        self.probed: dict[str, _Probed] = {}
+        self.files: dict[str, Path] = {}
+
+    def _header(self, probed: _Probed) -> protocol.Header:
+        self.probed[probed.spec.name] = probed
+        code = self.payload.code
+        return {
+            "action": "prepare", "mode": "artifact", "cache": probed.spec.cache_dir,
+            "env_id": self.payload.lock.env_id, "digest": self.payload.lock.digest,
+            "manifest": self.artifact.manifest, "keep_chunks": True,
+            "code_id": code.code_id if code else "",
+            "code_sha256": code.sha256 if code else "", "link": self.link, "store": "",
+        }
+
+    async def _file(self, sha256: str) -> Path:
+        if sha256 not in self.files:
+            path = self.tmp / sha256
+            await asyncio.to_thread(self.payload.store.fetch, sha256, path)
+            self.files[sha256] = path
+        return self.files[sha256]
+
+    async def _code(self, probed: _Probed) -> list[Path]:
+        code = self.payload.code
+        if code is None or probed.probe["code_ready"]:
+            return []
+        return [await self._file(code.sha256)]
+
+    async def send(self, probed: _Probed) -> PreparedHost:
+        blobs = [await self._file(s) for s in self.artifact.chunks] + await self._code(probed)
+        header = self._header(probed)
+        header["send"] = [{"kind": "object", "sha256": p.name, "size": p.stat().st_size}
+                          for p in blobs]
+        sent = sum(p.stat().st_size for p in blobs)
+        self.reporter.step("hosts", f"{probed.spec.name}: sending {_size(sent)}")
+        done = await _call(probed, header, blobs, self.payload, self.reporter)
+        return probed.prepared(done, sent=sent)
+
+    async def fetch(self, probed: _Probed, serving: _Serving) -> PreparedHost:
+        blobs = await self._code(probed)
+        header = self._header(probed)
+        header["send"] = [{"kind": "object", "sha256": p.name, "size": p.stat().st_size}
+                          for p in blobs]
+        header["peer"] = serving.peer
+        self.reporter.step("hosts", f"{probed.spec.name}: from {serving.host.name}")
+        done = await _call(probed, header, blobs, self.payload, self.reporter, from_peer=True)
+        return probed.prepared(done, sent=sum(p.stat().st_size for p in blobs))
+
+    async def serve(self, host: PreparedHost) -> _Serving:
+        header: protocol.Header = {
+            "action": "serve", "cache": host.spec.cache_dir, "store": "",
+            "chunks": list(self.artifact.chunks), "token": self.token,
+        }
+        process = await host.connection.start([host.host_python], header)
+        try:
+            async for event in events(process.stdout):
+                if event.get("event") == "serving":
+                    url = str(event["url"])
+                    return _Serving(host=host, process=process,
+                                    peer={"name": host.name, "url": url, "token": self.token})
+                if event.get("event") == "error":
+                    raise LaunchError(f"host {host.name} cannot serve: {event.get('message')}",
+                                      host=host.name)
+            raise LaunchError(f"host {host.name} ended before serving", host=host.name)
+        except BaseException:
+            process.close()
+            raise
+
+    async def stop_serving(self, serving: Sequence[_Serving]) -> None:
+        """End the peers' servers: each then removes the chunks it kept."""
+        for server in serving:
+            server.process.stdin.write_eof()
+        await asyncio.gather(*(s.process.wait_closed() for s in serving),
+                             return_exceptions=True)
+        for server in serving:
+            server.process.close()
+        kept = [p for name, p in self.probed.items()
+                if name not in {s.host.name for s in serving}]
+        await asyncio.gather(*(self._forget_chunks(p) for p in kept), return_exceptions=True)
+
+    async def _forget_chunks(self, probed: _Probed) -> None:
+        await probed.connection.call([probed.host_python], {
+            "action": "cleanup", "cache": probed.spec.cache_dir,
+            "chunks": list(self.artifact.chunks)})
+
+
+async def _artifact_from_store(probed: _Probed, payload: Payload, artifact: Artifact,
+                               link: str, reporter: Reporter) -> PreparedHost:
+    """A host that reads the archive from the shared store itself."""
+    code = payload.code
+    header: protocol.Header = {
+        "action": "prepare", "mode": "artifact", "cache": probed.spec.cache_dir,
+        "env_id": payload.lock.env_id, "digest": payload.lock.digest,
+        "manifest": artifact.manifest, "code_id": code.code_id if code else "",
+        "code_sha256": code.sha256 if code else "", "link": link,
+        "store": payload.store_directory,
+    }
+    if not payload.store_directory:  # an object store: one presigned URL per object
+        wanted = list(artifact.chunks)
+        if code is not None and not probed.probe["code_ready"]:
+            wanted.append(code.sha256)
+        urls = await asyncio.to_thread(
+            lambda: [_presigned(payload.store, s, probed.spec) for s in wanted])
+        header["fetch"] = [{"kind": "object", "sha256": s, "url": u}
+                           for s, u in zip(wanted, urls, strict=True)]
+    reporter.step("hosts", f"{probed.spec.name}: from the store")
+    done = await _call(probed, header, [], payload, reporter)
+    return probed.prepared(done)
+
+
+async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
+                payload: Payload, reporter: Reporter, *, from_peer: bool = False
+                ) -> dict[str, Any]:
+    """Run ``prepare`` on a host; a failure becomes an error that names it (wrapped as a
+    ``_PeerFault`` when the peer it fetched from is to blame)."""
+    spec = probed.spec
+    bytecode: list[tuple[int, int]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "step":
+            reporter.step("hosts", f"{spec.name}: {event.get('message', '')}")
+        elif event.get("event") == "bytecode":
+            reused, compiled = int(event.get("reused", 0)), int(event.get("compiled", 0))
+            bytecode.append((reused, compiled))
+            logger.info("host %s: byte code of %d files reused from environment %s, "
+                        "%d compiled", spec.name, reused, str(event.get("donor", ""))[:12],
+                        compiled)
+
+    try:
+        done = await probed.connection.call([probed.host_python], header, blobs=blobs,
+                                            on_event=on_event)
+    except HostFailure as failure:
+        error = _materialize_error(spec, payload.lock, failure, payload.uv_env)
+        if from_peer and failure.kind in _PEER_FAULTS:
+            raise _PeerFault(error) from None
+        raise error from None
+    reporter.step("hosts", f"{spec.name}: ready")
+    return {**done, "bytecode": bytecode[-1] if bytecode else None}
+
+
+# --- index mode -------------------------------------------------------------------------------
+
+async def _install_from_indexes(probed: _Probed, payload: Payload, link: str,
+                                reporter: Reporter) -> PreparedHost:
+    """The host's own uv installs the lock from the indexes (local wheels are sent)."""
+    spec, probe = probed.spec, probed.probe
+    lock, code = payload.lock, payload.code
+    uv_sha = await asyncio.to_thread(_uv_sha256)
+    with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
+        send: list[protocol.Sent] = []
+        fetch: list[protocol.Fetched] = []
         blobs: list[Path] = []
         if payload.store_directory:
             if not probe["has_uv"]:  # hosts copy it from the store, as batch jobs do
@@ -221,7 +493,9 @@ async def _send_and_build(
                 wanted.append(code.sha256)
             if not probe["has_uv"]:
                 await asyncio.to_thread(_publish_uv, payload.store, uv_sha)
-            kinds = [("object", s) for s in wanted] + ([] if probe["has_uv"] else [("uv", uv_sha)])
+            kinds: list[tuple[Literal["uv", "object"], str]] = [("object", s) for s in wanted]
+            if not probe["has_uv"]:
+                kinds.append(("uv", uv_sha))
             urls = await asyncio.to_thread(
                 lambda: [_presigned(payload.store, s, spec) for _, s in kinds])
             fetch = [{"kind": k, "sha256": s, "url": u}
@@ -242,8 +516,8 @@ async def _send_and_build(
         sent = sum(int(s["size"]) for s in send)
         reporter.step("hosts", f"{spec.name}: sending {_size(sent)}"
                       + (f", {len(fetch)} objects from the store" if fetch else ""))
-        header = {
-            "action": "prepare",
+        header: protocol.Header = {
+            "action": "prepare", "mode": "index",
             "cache": spec.cache_dir,
             "env_id": lock.env_id,
             "digest": lock.digest,
@@ -253,31 +527,15 @@ async def _send_and_build(
             "wheels_detail": [{"filename": w.filename, "sha256": w.sha256}
                               for w in lock.local_wheels],
             "uv_env": {**_forwarded(), **payload.uv_env},
-            "python": host_python,
+            "python": probed.host_python,
             "code_id": code.code_id if code else "",
             "code_sha256": code.sha256 if code else "",
             "link": link,
             "store": payload.store_directory,
             "fetch": fetch,
-            "pyc_reuse": _pyc_reuse_source(),
         }
-        bytecode: list[tuple[int, int]] = []
-
-        def on_event(event: dict[str, Any]) -> None:
-            if event.get("event") == "step":
-                reporter.step("hosts", f"{spec.name}: {event.get('message', '')}")
-            elif event.get("event") == "bytecode":
-                reused, compiled = int(event.get("reused", 0)), int(event.get("compiled", 0))
-                bytecode.append((reused, compiled))
-                logger.info("host %s: byte code of %d files reused from environment %s, "
-                            "%d compiled", spec.name, reused,
-                            str(event.get("donor", ""))[:12], compiled)
-
-        try:
-            done = await connection.call([host_python], header, blobs=blobs, on_event=on_event)
-        except HostFailure as failure:
-            raise _materialize_error(spec, lock, failure, payload.uv_env) from None
-    return {**done, "bytecode": bytecode[-1] if bytecode else None}, sent
+        done = await _call(probed, header, blobs, payload, reporter)
+    return probed.prepared(done, sent=sent, bytecode=done.get("bytecode"))
 
 
 def _materialize_error(
@@ -297,8 +555,17 @@ def _materialize_error(
         host=spec.name,
         digest=lock.digest,
         log_tail=scrubbed_tail(failure.log, uv_env),
-        hint="the log is the host's; nothing of this environment will be used there",
+        hint=_HINTS.get(failure.kind,
+                        "the log is the host's; nothing of this environment will be used there"),
     )
+
+
+_HINTS = {
+    "disk": "free space on the host (or set host_cache_dir=); nothing half-made is used",
+    "integrity": "an archive or object was altered on its way; nothing of it was used",
+    "transfer": "the host could not fetch the archive; check the network between the hosts",
+    "hostile": "the archive was refused as unsafe; nothing of it was unpacked",
+}
 
 
 def _check_version(
@@ -362,15 +629,7 @@ def _presigned(store: Store, sha256: str, spec: HostSpec) -> str:
     )
 
 
-@functools.cache
-def _pyc_reuse_source() -> str:
-    """``hostside/pyc_reuse.py``, sent in the prepare header as the host-side script is."""
-    source = resources.files("packsync.hostside").joinpath("pyc_reuse.py")
-    return source.read_text(encoding="utf-8")
-
-
 def _size(count: int) -> str:
     if count == 0:
         return "no files"
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
-

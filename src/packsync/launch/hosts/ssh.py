@@ -1,9 +1,9 @@
 """SSH transport (asyncssh): one connection per host, the host-side script run over it.
 
 Every command on a host is ``python -I -c LOADER``: the loader reads the host-side
-script and a JSON header from the channel's stdin, so arguments and credentials never
-show on the host's command lines. Replies are JSON lines on stdout; a process's own
-log is its stderr.
+package (``packsync.hostside``) and a JSON header from the channel's stdin, so arguments
+and credentials never show on the host's command lines. Replies are JSON lines on
+stdout; a process's own log is its stderr.
 """
 
 from __future__ import annotations
@@ -14,30 +14,16 @@ import logging
 import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from packsync.errors import LaunchError
+from packsync.hostside import loader, protocol
 from packsync.launch.hosts.spec import HostSpec
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 20.0
-LOADER = (
-    "import sys;b=sys.stdin.buffer;n=int(b.readline());"
-    "g={'__name__':'packsync_hostside'};exec(compile(b.read(n),'packsync-hostside','exec'),g);"
-    "sys.exit(g['serve'](b))"
-)
-_SCRIPT: bytes | None = None
-
-
-def hostside_script() -> bytes:
-    """The host-side script's source, as sent to hosts."""
-    global _SCRIPT
-    if _SCRIPT is None:
-        _SCRIPT = resources.files("packsync.hostside").joinpath("main.py").read_bytes()
-    return _SCRIPT
 
 
 def python_command(candidates: Iterable[str]) -> str:
@@ -45,7 +31,7 @@ def python_command(candidates: Iterable[str]) -> str:
     loop = " ".join(shlex.quote(c) for c in candidates)
     return (
         f"for p in {loop}; do if command -v \"$p\" >/dev/null 2>&1; then "
-        f"exec \"$p\" -I -c {shlex.quote(LOADER)}; fi; done; "
+        f"exec \"$p\" -I -c {shlex.quote(loader.LOADER)}; fi; done; "
         "echo 'packsync: no Python interpreter found (tried:' "
         f"{loop}')' >&2; exit 127"
     )
@@ -114,7 +100,7 @@ class HostConnection:
             stderr = asyncio.ensure_future(process.stderr.read())
             async for event in events(process.stdout):
                 last = event
-                if event.get("event") in ("done", "probe", "cleaned", "error"):
+                if event.get("event") in protocol.FINAL_EVENTS:
                     break
                 if on_event is not None:
                     on_event(event)
@@ -138,9 +124,9 @@ class HostConnection:
         """A channel running the host-side script, sent with ``header`` on its stdin."""
         process = await self.connection.create_process(python_command(python), encoding=None)
         try:
-            script = hostside_script()
-            process.stdin.write(b"%d\n" % len(script) + script)
-            process.stdin.write(json.dumps(dict(header)).encode() + b"\n")
+            process.stdin.write(loader.stdin_prefix())
+            versioned = {**header, "version": protocol.VERSION}
+            process.stdin.write(json.dumps(versioned).encode() + b"\n")
         except BrokenPipeError:
             pass  # the command ended at once (no such interpreter): its stderr says why
         except BaseException:

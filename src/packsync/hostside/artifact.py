@@ -1,0 +1,303 @@
+"""An environment as one archive: packed once by its builder, unpacked by every host.
+
+The archive is the environment directory as a tar stream (byte code included), cut into
+chunks of ``CHUNK_BYTES`` that are compressed one by one, so that chunks compress,
+travel, verify and decompress in parallel. Each chunk is a store object named by the
+SHA-256 of its compressed bytes; the manifest lists them in order, with the
+environment's digest and the Python and platform it was built for. A chunk is verified
+before a byte of it is decompressed, and the environment is unpacked into a staging
+directory that becomes the environment only when every chunk arrived whole: nothing
+half-unpacked is ever used.
+
+Environments are made relocatable (``uv venv --relocatable``: scripts find their
+interpreter next to themselves), so a host unpacks one at its own path and only points
+it at its own Python: the ``bin/python`` link and ``pyvenv.cfg``. Byte code stays valid:
+sources keep their modification times, and the import system corrects the path compiled
+into a ``.pyc`` when it loads it.
+
+Standard library only: this runs on hosts that have nothing but Python.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any, cast
+
+from packsync.hostside.layout import READY_MARKER, RECORD_DIR, STAGING_PREFIX, WHEELS_DIR
+
+FORMAT = 1
+CODEC = "zlib"
+CHUNK_BYTES = 16 << 20
+LEVEL = 1  # several times faster than zlib's default, for a few percent more bytes
+_SKIPPED = {READY_MARKER, READY_MARKER + ".partial", posixpath.join(RECORD_DIR, WHEELS_DIR)}
+_PYTHON_LINK = "bin/python"
+# our own checks run first; Python 3.12+ would otherwise refuse the interpreter link
+_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(
+    tarfile, "fully_trusted_filter") else {}
+
+
+class ArtifactError(Exception):
+    """An archive that cannot be used: altered, truncated, hostile, or of another format."""
+
+    def __init__(self, message: str, kind: str = "integrity") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# --- packing (on the builder) --------------------------------------------------------------
+
+def pack(path: str, out_dir: str, *, env_id: str, digest: str, python: str, platform: str,
+         threads: int = 0) -> dict[str, Any]:
+    """Pack the ready environment at ``path`` into chunk files in ``out_dir``; its manifest."""
+    threads = threads or min(8, os.cpu_count() or 1)
+    os.makedirs(out_dir, exist_ok=True)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        writer = _ChunkWriter(pool, out_dir, limit=2 * threads)
+        with tarfile.open(fileobj=cast(IO[bytes], writer), mode="w|",
+                          format=tarfile.PAX_FORMAT) as tar:
+            tar.add(path, arcname=".", filter=_packed_member)
+        chunks = writer.finish()
+    return {
+        "format": FORMAT,
+        "codec": CODEC,
+        "env_id": env_id,
+        "digest": digest,
+        "python": python,
+        "platform": platform,
+        "chunks": chunks,
+        "raw_size": sum(c["raw_size"] for c in chunks),
+        "size": sum(c["size"] for c in chunks),
+    }
+
+
+def _packed_member(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    name = posixpath.normpath(info.name)
+    if name in _SKIPPED or name.endswith(".pyc.partial"):
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class _ChunkWriter:
+    """A write-only stream that cuts what it is given into compressed, hashed chunk files."""
+
+    def __init__(self, pool: concurrent.futures.Executor, out_dir: str, limit: int) -> None:
+        self.pool = pool
+        self.out_dir = out_dir
+        self.limit = limit
+        self.buffer = bytearray()
+        self.pending: list[concurrent.futures.Future[dict[str, Any]]] = []
+        self.done: list[dict[str, Any]] = []
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        while len(self.buffer) >= CHUNK_BYTES:
+            self._submit(bytes(self.buffer[:CHUNK_BYTES]))
+            del self.buffer[:CHUNK_BYTES]
+        return len(data)
+
+    def _submit(self, raw: bytes) -> None:
+        self.pending.append(self.pool.submit(_write_chunk, raw, self.out_dir))
+        while len(self.pending) > self.limit:  # bounded memory: wait for the oldest
+            self.done.append(self.pending.pop(0).result())
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self.buffer:
+            self._submit(bytes(self.buffer))
+            self.buffer.clear()
+        self.done += [f.result() for f in self.pending]
+        self.pending.clear()
+        return self.done
+
+
+def _write_chunk(raw: bytes, out_dir: str) -> dict[str, Any]:
+    data = zlib.compress(raw, LEVEL)
+    sha256 = hashlib.sha256(data).hexdigest()
+    target = os.path.join(out_dir, sha256)
+    if not os.path.exists(target):
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".chunk-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    return {"sha256": sha256, "size": len(data), "raw_size": len(raw)}
+
+
+# --- unpacking (on every host) -------------------------------------------------------------
+
+def check_manifest(manifest: Any, origin: str) -> dict[str, Any]:
+    """The manifest, if it is one this code can unpack; else an error naming ``origin``."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArtifactError(f"{origin} is not an environment manifest of format {FORMAT} "
+                            f"(found {found!r})", kind="format")
+    if manifest.get("codec") != CODEC:
+        raise ArtifactError(f"{origin} uses codec {manifest.get('codec')!r}, not {CODEC!r}",
+                            kind="format")
+    for index, chunk in enumerate(manifest.get("chunks") or []):
+        if not (isinstance(chunk, dict) and _is_digest(chunk.get("sha256"))
+                and isinstance(chunk.get("size"), int) and isinstance(chunk.get("raw_size"), int)):
+            raise ArtifactError(f"{origin}: chunks[{index}] is malformed", kind="format")
+    return manifest
+
+
+def unpack(manifest: dict[str, Any], chunk_file: Callable[[str], str], destination: str, *,
+           python: str, python_version: str, threads: int = 0) -> None:
+    """Unpack the environment to ``destination`` (which must not exist), for ``python``.
+
+    ``chunk_file`` gives the local path of a chunk by its SHA-256; every chunk is verified
+    before use. The caller holds the environment's lock; the ready marker is not written
+    here (the caller writes it last, once everything else of the environment is there).
+    """
+    parent = os.path.dirname(destination)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=staging_prefix(os.path.basename(destination)))
+    try:
+        threads = threads or min(4, os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            stream = _ChunkReader(manifest["chunks"], chunk_file, pool, ahead=threads)
+            links: list[str] = []
+            with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
+                for member in tar:
+                    _check_member(member, links)
+                    tar.extract(member, staging, set_attrs=True, **_TRUSTED)
+        relocate(staging, python, python_version)
+        os.rename(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def staging_prefix(env_id: str) -> str:
+    return f"{STAGING_PREFIX}{env_id}-"
+
+
+class _ChunkReader:
+    """A read-only stream of the tar bytes: chunks verified and decompressed ahead, in order."""
+
+    def __init__(self, chunks: list[dict[str, Any]], chunk_file: Callable[[str], str],
+                 pool: concurrent.futures.Executor, ahead: int) -> None:
+        self.jobs: Iterator[concurrent.futures.Future[bytes]] = self._schedule(
+            chunks, chunk_file, pool, ahead)
+        self.buffer = b""
+        self.offset = 0
+
+    @staticmethod
+    def _schedule(chunks: list[dict[str, Any]], chunk_file: Callable[[str], str],
+                  pool: concurrent.futures.Executor,
+                  ahead: int) -> Iterator[concurrent.futures.Future[bytes]]:
+        window: list[concurrent.futures.Future[bytes]] = []
+        for chunk in chunks:
+            window.append(pool.submit(_read_chunk, chunk, chunk_file))
+            if len(window) > ahead:
+                yield window.pop(0)
+        yield from window
+
+    def read(self, size: int = -1) -> bytes:
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if self.offset >= len(self.buffer):
+                job = next(self.jobs, None)
+                if job is None:
+                    break
+                self.buffer, self.offset = job.result(), 0
+                continue
+            end = len(self.buffer) if size < 0 else min(len(self.buffer),
+                                                        self.offset + size - len(out))
+            out += memoryview(self.buffer)[self.offset:end]
+            self.offset = end
+        return bytes(out)
+
+
+def _read_chunk(chunk: dict[str, Any], chunk_file: Callable[[str], str]) -> bytes:
+    sha256 = str(chunk["sha256"])
+    path = chunk_file(sha256)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ArtifactError(f"chunk sha256:{sha256} cannot be read from {path}: "
+                            f"{error.strerror or error}", kind="missing") from None
+    if len(data) != chunk["size"] or hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError(f"chunk sha256:{sha256} at {path} is altered or truncated "
+                            f"({len(data)} bytes, {chunk['size']} expected)")
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as error:
+        raise ArtifactError(f"chunk sha256:{sha256} does not decompress: {error}") from None
+    if len(raw) != chunk["raw_size"]:
+        raise ArtifactError(f"chunk sha256:{sha256} decompresses to {len(raw)} bytes, "
+                            f"{chunk['raw_size']} expected")
+    return raw
+
+
+def _check_member(member: tarfile.TarInfo, links: list[str]) -> None:
+    """Refuse anything that would land outside the environment or is not a plain file.
+
+    ``links`` are the symbolic links extracted so far: nothing is written through one.
+    """
+    name = posixpath.normpath(member.name)
+    if name.startswith("/") or name == ".." or name.startswith("../") or any(
+            name.startswith(link + "/") for link in links):
+        raise ArtifactError(f"archive member {member.name!r} points outside the environment",
+                            kind="hostile")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise ArtifactError(f"archive member {member.name!r} is not a file, directory or link",
+                            kind="hostile")
+    if member.issym():
+        links.append(name)
+    if member.islnk() or member.issym():
+        if member.issym() and name == _PYTHON_LINK and member.linkname.startswith("/"):
+            return  # the builder's interpreter: relocate() points it at this host's
+        base = "." if member.islnk() else posixpath.dirname(name)
+        target = posixpath.normpath(posixpath.join(base, member.linkname))
+        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
+            raise ArtifactError(f"archive link {member.name!r} -> {member.linkname!r} points "
+                                "outside the environment", kind="hostile")
+    member.mode &= 0o755  # no set-id bits, nothing writable by others
+
+
+def relocate(path: str, python: str, version: str) -> None:
+    """Point the environment at ``path`` at this host's interpreter ``python``."""
+    real = os.path.realpath(python)
+    link = os.path.join(path, "bin", "python")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(real, link)
+    config = os.path.join(path, "pyvenv.cfg")
+    lines = []
+    with open(config, encoding="utf-8") as handle:
+        for line in handle:
+            key = line.partition("=")[0].strip()
+            if key == "home":
+                line = f"home = {os.path.dirname(real)}\n"
+            elif key in ("version_info", "version"):
+                line = f"{key} = {version}\n"
+            lines.append(line)
+    with open(config, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The canonical bytes of a manifest (its SHA-256 names it in a store)."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_manifest(stream: IO[bytes], origin: str) -> dict[str, Any]:
+    try:
+        return check_manifest(json.loads(stream.read()), origin)
+    except ValueError:
+        raise ArtifactError(f"{origin} is not JSON", kind="format") from None
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(
+        c in "0123456789abcdef" for c in value)

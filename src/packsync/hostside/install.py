@@ -1,0 +1,231 @@
+"""An environment made ready in a cache: the one procedure the client and every host follow.
+
+``materialize`` finds a ready environment with one ``stat``; otherwise it takes the
+environment's file lock, clears what an interrupted build left, builds (from the
+artifact, or with uv from the indexes) and writes the ready marker last. A directory
+without the marker is never used. What a crashed build left is first renamed aside and
+then deleted, so a child process of the crashed build that still writes into it (uv
+outlives a ``kill -9`` of its parent) cannot stop the next build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from packsync.hostside import artifact, layout, pyc_reuse
+from packsync.hostside.protocol import HostError, emit
+from packsync.hostside.supervise import Watchdog, supervised
+from packsync.hostside.transfer import copy_verified, disk_error
+
+_INHERITED_PREFIXES = (  # settings of the user's own tools that must not steer our uv
+    "PIP_", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_FIND_LINKS",
+    "UV_PYTHON", "UV_SYSTEM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX",
+)
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold the exclusive lock of the file ``path`` (the lock ``filelock`` takes too)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def materialize(cache: str, env_id: str, digest: str,
+                build: Callable[[str], None]) -> tuple[str, bool]:
+    """The ready environment's directory, and whether it was there already.
+
+    ``build(path)`` makes the environment at ``path`` (which does not exist); if it
+    raises, nothing of it stays.
+    """
+    path = layout.env_dir(cache, env_id)
+    if layout.is_ready(path):
+        return path, True
+    with locked(layout.env_lock(cache, env_id)):
+        if layout.is_ready(path):
+            return path, True
+        clear_leftovers(cache, env_id)
+        discard(path)
+        try:
+            build(path)
+            layout.mark_ready(path, digest)
+        except BaseException:
+            discard(path)
+            raise
+    return path, False
+
+
+def discard(path: str) -> None:
+    """Remove an unfinished environment, even while an orphaned child still writes to it."""
+    if not os.path.lexists(path):
+        return
+    aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".discarded-")
+    os.rename(path, os.path.join(aside, "env"))
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def clear_leftovers(cache: str, env_id: str) -> None:
+    """What crashed runs left: discarded directories, and staging directories of this
+    environment (its lock is held, so no unpack of it is running)."""
+    root = os.path.join(cache, "envs")
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith((".discarded-", artifact.staging_prefix(env_id))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+# --- from the artifact ---------------------------------------------------------------------
+
+def install_artifact(path: str, manifest: dict[str, Any], chunk_file: Callable[[str], str], *,
+                     python: str, python_version: str) -> None:
+    """Unpack the environment's archive at ``path``, pointed at this host's ``python``."""
+    try:
+        artifact.unpack(manifest, chunk_file, path, python=python, python_version=python_version)
+    except artifact.ArtifactError as error:
+        raise HostError(str(error), kind=error.kind) from None
+    except OSError as error:
+        raise disk_error(error, path) from None
+
+
+# --- from the indexes, with uv --------------------------------------------------------------
+
+def uv_environment(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["UV_NO_PROGRESS"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
+           watchdog: Watchdog | None) -> None:
+    returncode, log = supervised([uv, *args], env, watchdog)
+    if returncode != 0:
+        raise HostError(f"uv {what} failed (exit status {returncode})", log=log)
+
+
+def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
+                  wheels: list[dict[str, str]], wheel_dir: str, uv_env: dict[str, str],
+                  watchdog: Watchdog | None = None) -> None:
+    """Make the environment at ``path`` with ``uv venv`` and ``uv pip sync``, byte-compiled."""
+    env = uv_environment(uv_env)
+    emit("step", message="creating the environment")
+    run_uv(uv, ["venv", "--quiet", "--relocatable", "--no-project", "--python", python, path],
+           env, "venv", watchdog)
+    record = os.path.join(path, layout.RECORD_DIR)
+    os.makedirs(os.path.join(record, layout.WHEELS_DIR))
+    with open(os.path.join(record, "pylock.toml"), "w", encoding="utf-8") as handle:
+        handle.write(lock_text)
+    for wheel in wheels:
+        copy_verified(layout.blob_path(wheel_dir, wheel["sha256"]), wheel["sha256"],
+                      os.path.join(record, layout.WHEELS_DIR, wheel["filename"]))
+    installed = os.path.join(record, "pylock.toml")
+    accepted = lock_for_interpreter(lock_text, venv_version(path))
+    if accepted != lock_text:
+        installed = os.path.join(record, "pylock.host.toml")
+        with open(installed, "w", encoding="utf-8") as handle:
+            handle.write(accepted)
+    donor = pyc_reuse.bytecode_donor(os.path.dirname(path), path, layout.READY_MARKER)
+    emit("step", message="installing")
+    run_uv(uv, [
+        "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
+        "--preview-features", "pylock", "--python", layout.env_python(path), installed,
+    ], env, "pip sync", watchdog)
+    if donor:
+        emit("step", message=f"byte-compiling, reusing environment {os.path.basename(donor)[:12]}")
+        counts = compile_reusing(path, donor, watchdog)
+        emit("bytecode", donor=os.path.basename(donor), **counts)
+    shutil.rmtree(os.path.join(record, layout.WHEELS_DIR), ignore_errors=True)
+
+
+def compile_reusing(path: str, donor: str, watchdog: Watchdog | None) -> dict[str, int]:
+    """Byte-compile the environment at ``path`` with its own interpreter, hard-linking the
+    donor's ``.pyc`` of identical files; how many were reused and compiled."""
+    script = pyc_reuse.__file__ or ""
+    if not os.path.isfile(script):  # sent as source, not installed: write it out first
+        script = os.path.join(path, layout.RECORD_DIR, "pyc_reuse.py")
+        with open(script, "w", encoding="utf-8") as handle:
+            handle.write(_source_of(pyc_reuse))
+    returncode, log = supervised([layout.env_python(path), "-I", script, donor], None, watchdog)
+    if returncode != 0:
+        raise HostError(f"byte-compiling failed (exit status {returncode})", log=log)
+    try:
+        counts = json.loads(log.strip().splitlines()[-1])
+        return {"reused": int(counts["reused"]), "compiled": int(counts["compiled"])}
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise HostError("byte-compiling gave no counts", log=log) from None
+
+
+def _source_of(module: Any) -> str:
+    loader = module.__spec__.loader
+    source = loader.get_source(module.__name__) if hasattr(loader, "get_source") else None
+    if not source:
+        raise HostError(f"the source of {module.__name__} is not available", kind="internal")
+    return str(source)
+
+
+def venv_version(path: str) -> str:
+    """The Python version of the environment at ``path``, from its ``pyvenv.cfg``."""
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition("=")
+                if key.strip() in ("version_info", "version"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.python_version()
+
+
+_REQUIRES_PYTHON = re.compile(r'^requires-python = ">=(\d+)\.(\d+)\.(\d+)"$', re.MULTILINE)
+
+
+def lock_for_interpreter(lock_text: str, version: str) -> str:
+    """The lock as this interpreter installs it: an earlier patch release is accepted.
+
+    uv writes the client's own release as the lock's ``requires-python`` lower bound
+    (``>=3.11.7``); a host with 3.11.2 gets the same packages and hashes, with the
+    bound at the major.minor (the client warned about the difference; each package's
+    own markers are still evaluated against this interpreter).
+    """
+    match = _REQUIRES_PYTHON.search(lock_text)
+    if match is None:
+        return lock_text
+    wanted = tuple(int(g) for g in match.groups())
+    try:
+        have = tuple(int(n) for n in version.split(".")[:3])
+    except ValueError:
+        return lock_text
+    if have[:2] != wanted[:2] or have >= wanted:
+        return lock_text
+    relaxed = f'requires-python = ">={wanted[0]}.{wanted[1]}"'
+    return lock_text[:match.start()] + relaxed + lock_text[match.end():]
+
+
+def python_version_of(python: str) -> str | None:
+    """The version of the interpreter ``python``, or None when it does not run."""
+    try:
+        result = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None

@@ -1,0 +1,79 @@
+"""Where things live in a packsync cache: one definition for the client and every host.
+
+This module runs on the client and, sent over SSH or read from a shared store, on
+hosts that have nothing but Python: standard library only, no import from packsync
+outside ``packsync.hostside``.
+
+``<cache>/envs/<env_id>/`` holds one environment, used only once ``READY_MARKER`` is
+in it (written last); ``<cache>/envs/<env_id>.lock`` serialises its builders.
+``<cache>/code/<code_id>/`` holds one version of the working-directory code.
+``<cache>/bin/uv-<sha256[:16]>`` is the uv binary a host builds with. A store directory
+keeps objects at ``<store>/sha256/<ab>/<sha256>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+READY_MARKER = ".packsync-ready"
+RECORD_DIR = ".packsync"  # inside an environment: its lock, and its wheels while building
+WHEELS_DIR = "wheels"
+CODE_READY = ".packsync-ready"
+CODE_MANIFEST = ".packsync-manifest.json"
+OBJECTS = "sha256"
+STAGING_PREFIX = ".unpack-"
+
+
+def cache_root(cache: str) -> str:
+    return os.path.abspath(os.path.expanduser(cache))
+
+
+def env_dir(cache: str, env_id: str) -> str:
+    return os.path.join(cache, "envs", env_id)
+
+
+def env_lock(cache: str, env_id: str) -> str:
+    """The file whose lock a builder of the environment holds."""
+    return env_dir(cache, env_id) + ".lock"
+
+
+def env_python(path: str) -> str:
+    return os.path.join(path, "bin", "python")
+
+
+def code_dir(cache: str, code_id: str) -> str:
+    return os.path.join(cache, "code", code_id)
+
+
+def uv_path(cache: str, sha256: str) -> str:
+    return os.path.join(cache, "bin", f"uv-{sha256[:16]}")
+
+
+def blob_path(store: str, sha256: str) -> str:
+    return os.path.join(store, OBJECTS, sha256[:2], sha256)
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_ready(path: str) -> bool:
+    """Whether the environment or code version at ``path`` is complete; a use is recorded."""
+    try:
+        os.utime(os.path.join(path, READY_MARKER))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def mark_ready(path: str, digest: str) -> None:
+    """The last write of a build: from now on the directory is used as it is."""
+    partial = os.path.join(path, READY_MARKER + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(digest + "\n")
+    os.replace(partial, os.path.join(path, READY_MARKER))
