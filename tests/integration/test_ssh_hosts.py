@@ -64,7 +64,7 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
         result = func().compute()
         workers = list(client.run(report).values())
     hosts = [{"name": h.name, "cache_hit": h.cache_hit, "sent": h.sent_bytes,
-              "python": h.python_version, "bytecode": h.bytecode}
+              "received": h.received_bytes, "python": h.python_version, "bytecode": h.bytecode}
              for h in cluster._hosts.prepared]
 print(json.dumps({"result": result, "workers": workers, "hosts": hosts}))
 """
@@ -131,11 +131,18 @@ def test_seed_example_on_two_clean_hosts_then_a_cache_hit(client: ClientEnv, hos
         assert worker["prefix"].startswith("/root/.cache/packsync/envs/")
         assert worker["home"] == "/root"
         assert worker["mylib"] == "0.1.0"
-    for host in first["hosts"]:
-        assert host["cache_hit"] is False and host["sent"] > 1_000_000  # uv, wheels, code
+    # the client sends the environment's archive to one host; that host serves the other
+    assert all(h["cache_hit"] is False for h in first["hosts"])
+    direct = [h for h in first["hosts"] if h["sent"] > 1_000_000]
+    assert len(direct) == 1 and direct[0]["received"] == 0
+    [peer] = [h for h in first["hosts"] if h is not direct[0]]
+    assert peer["received"] > 1_000_000 and peer["sent"] < 100_000  # the code bundle only
     for host in hosts:
         envs = [p for p in (host.cache / "envs").iterdir() if p.is_dir()]
         assert len(envs) == 1 and (envs[0] / ".packsync-ready").exists()
+        assert not list((host.cache / "store").rglob("*/*")) or all(  # chunks are not kept
+            p.stat().st_size < 100_000 for p in (host.cache / "store").rglob("*/*"))
+        assert not (host.cache / "bin").exists()  # no uv: nothing is installed there
         assert host.wait_no_processes() == {}
 
     # Relaunch: one round trip per host finds the environment; uv is never run anywhere.
@@ -153,15 +160,16 @@ def test_seed_example_on_two_clean_hosts_then_a_cache_hit(client: ClientEnv, hos
         assert host.wait_no_processes() == {}
 
 
-def test_an_edited_local_package_reuses_the_hosts_byte_code(client: ClientEnv, hosts):
+def test_index_mode_reuses_the_hosts_byte_code_for_an_edited_package(client: ClientEnv,
+                                                                     hosts):
     alpha = hosts[0]
     specs = [alpha.spec(python=python_of(alpha))]
-    seed_result(run_seed(client, specs))  # an earlier ready environment there
+    seed_result(run_seed(client, specs, host_install="index"))  # an earlier environment
     source = client.path.parent / "mylib" / "src" / "mylib" / "__init__.py"
     original = source.read_text()
     try:
         source.write_text(original + "\nEDITED = True\n")
-        edited = seed_result(run_seed(client, specs))
+        edited = seed_result(run_seed(client, specs, host_install="index"))
     finally:
         source.write_text(original)
     assert edited["result"] == 108
@@ -268,8 +276,10 @@ def test_worker_added_later_with_another_environment_is_retired(client: ClientEn
 FAULT = """
 import json, os, packsync, psutil
 HOSTS = json.loads(os.environ["TEST_HOSTS"])
+OPTIONS = json.loads(os.environ.get("TEST_OPTIONS", "{}"))
 try:
-    with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None):
+    with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
+                          **OPTIONS):
         outcome = "started"
 except packsync.PacksyncError as error:
     outcome = f"{type(error).__name__}: {error}"
@@ -280,8 +290,9 @@ print(json.dumps({"outcome": outcome, "left": left}))
 """
 
 
-def fault(client: ClientEnv, specs: list[dict]) -> dict:
-    completed = client.run(FAULT, check=False, timeout=600, TEST_HOSTS=json.dumps(specs))
+def fault(client: ClientEnv, specs: list[dict], **options: object) -> dict:
+    completed = client.run(FAULT, check=False, timeout=600, TEST_HOSTS=json.dumps(specs),
+                           TEST_OPTIONS=json.dumps(options))
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -318,7 +329,7 @@ def test_failed_materialization_names_the_host_with_its_log(client: ClientEnv, h
                               set_env={"UV_OFFLINE": "1"})
     try:
         result = fault(client, [alpha.spec(python=python_of(alpha)),
-                                offline.spec(python=python_of(offline))])
+                                offline.spec(python=python_of(offline))], host_install="index")
         assert result["outcome"].startswith("MaterializeError")
         assert f"127.0.0.1:{offline.port}" in result["outcome"]
         assert "last lines of the log" in result["outcome"]
@@ -487,8 +498,8 @@ def test_patch_release_host_reads_a_shared_store(client: ClientEnv, hosts, tmp_p
     assert [h["sent"] for h in result["hosts"]] == [0, 0]  # nothing over SSH
     for host in hosts:
         cache = host.home / ".cache" / "packsync-shared"
-        assert list((cache / "bin").glob("uv-*"))  # copied from the shared store
-        assert not (cache / "store").exists()  # no object received into the host's own
+        assert not (cache / "bin").exists()  # no uv: the archive is unpacked from the store
+        assert not (cache / "store").exists()  # no object copied into the host's own
         assert any((cache / "envs").glob("*/.packsync-ready"))
         assert host.wait_no_processes() == {}
 
@@ -525,14 +536,15 @@ def test_hosts_download_an_s3_store_with_presigned_urls(client: ClientEnv, hosts
     result = seed_result(completed)
     assert result["result"] == 108
     assert [h["sent"] for h in result["hosts"]] == [0]  # nothing but the header over SSH
+    assert result["hosts"][0]["received"] > 1_000_000  # the archive, from the store
     import s3fs
 
     objects = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True).find(
         "packsync/store/sha256")
     own = beta.home / ".cache" / "packsync-s3"
-    received = sorted(p.name for p in (own / "store" / "sha256").glob("*/*"))
-    assert received and all(any(o.endswith(name) for o in objects) for name in received)
-    assert [p.name[:3] for p in (own / "bin").glob("uv-*")] == ["uv-"]
+    kept = sorted(p.name for p in (own / "store" / "sha256").glob("*/*"))
+    assert len(kept) == 1 and any(o.endswith(kept[0]) for o in objects)  # the code bundle
+    assert not (own / "bin").exists()  # no uv there
     # a presigned URL is a credential: nowhere on the host's disk nor in the client's output
     signature = "X-Amz-Signature=[0-9a-f]{64}"
     leaked = subprocess.run(["grep", "-rlE", signature, str(beta.root)],

@@ -84,14 +84,15 @@ def probe(header: protocol.Header) -> None:
 
 
 def _receive_objects(header: protocol.Header, stdin: IO[bytes], cache: str, store: str) -> int:
-    """The objects sent after the header or fetched with presigned URLs, into place."""
+    """The objects sent after the header or fetched with presigned URLs, into place; the
+    bytes fetched (what the client sent is not counted)."""
     received = 0
     for item in header.get("send", []):
         sha256, size = item["sha256"], int(item["size"])
         if item["kind"] == "uv":
-            received += receive(stdin, size, sha256, layout.uv_path(cache, sha256), 0o700)
+            receive(stdin, size, sha256, layout.uv_path(cache, sha256), 0o700)
         else:
-            received += receive(stdin, size, sha256, layout.blob_path(store, sha256))
+            receive(stdin, size, sha256, layout.blob_path(store, sha256))
     for fetched in header.get("fetch", []):  # presigned URLs: used here, never kept
         sha256 = fetched["sha256"]
         destination = (layout.uv_path(cache, sha256) if fetched["kind"] == "uv"
@@ -234,6 +235,9 @@ def cleanup(header: protocol.Header) -> None:
             os.unlink(link)
         except FileNotFoundError:
             pass
+    if header.get("chunks"):  # an archive kept for serving that nobody fetched
+        store = _store(header, layout.cache_root(str(header["cache"])))
+        _remove_chunks({"chunks": [{"sha256": s} for s in header["chunks"]]}, store)
     emit("cleaned", killed=killed)
 
 

@@ -139,6 +139,7 @@ class Cluster(SpecCluster):
         remote_python: str | Sequence[str | None] | None = None,
         host_cache_dir: str | None = None,
         shared_store: str | None = None,
+        host_install: str = "artifact",
         scheduler_process: bool | None = None,
         verify: bool = True,
         asynchronous: bool = False,
@@ -149,6 +150,7 @@ class Cluster(SpecCluster):
         self._hosts = HostsLaunch(
             hosts, connect_options=connect_options, python=remote_python,
             cache_dir=host_cache_dir, scheduler_on=scheduler_on, shared_store=shared_store,
+            install=host_install,  # type: ignore[arg-type]  # checked there
         ) if hosts else None
         self._verify = verify
         self._verifier: WorkerVerifier | None = None

@@ -13,7 +13,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from packsync.launch.hosts.prepare import Payload, PreparedHost, close_hosts, prepare_hosts
+from packsync.launch.hosts.prepare import (
+    HOST_INSTALLS,
+    HostInstall,
+    Payload,
+    PreparedHost,
+    close_hosts,
+    prepare_hosts,
+)
 from packsync.launch.hosts.processes import RemoteScheduler, RemoteWorker
 from packsync.launch.hosts.spec import HostLike, HostSpec, parse_hosts
 from packsync.pipeline import Prepared
@@ -36,9 +43,13 @@ class HostsLaunch:
         cache_dir: str | None = None,
         scheduler_on: SchedulerOn = "client",
         shared_store: str | None = None,
+        install: HostInstall = "artifact",
     ) -> None:
         if scheduler_on not in ("client", "first-host"):
             raise ValueError(f"scheduler_on={scheduler_on!r} is not 'client' or 'first-host'")
+        if install not in HOST_INSTALLS:
+            raise ValueError(f"host_install={install!r} is not 'artifact' or 'index'")
+        self.install: HostInstall = install
         self.specs: tuple[HostSpec, ...] = parse_hosts(
             hosts, connect_options=connect_options, python=python, cache_dir=cache_dir
         )
@@ -68,6 +79,9 @@ class HostsLaunch:
             code=prepared.code,
             uv_env=locked.settings.uv_environment(),
             shared_store=self.shared_store,
+            environment=prepared.environment,
+            cache=locked.cache,
+            install=self.install,
         )
         self.prepared = await prepare_hosts(self.specs, payload, reporter=reporter)
         return self.prepared

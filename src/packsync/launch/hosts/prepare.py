@@ -141,7 +141,7 @@ async def prepare_hosts(
         )
         probed = [r for r in results if isinstance(r, _Probed)]
         failures: list[BaseException] = [r for r in results if isinstance(r, BaseException)]
-        prepared = [p.prepared(p.probe) for p in probed if p.ready]
+        prepared = [p.prepared({**p.probe, "cache_hit": True}) for p in probed if p.ready]
         todo = [p for p in probed if not p.ready]
         for hit in prepared:
             reporter.step("hosts", f"{hit.name}: cache hit")
