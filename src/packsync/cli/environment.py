@@ -51,7 +51,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
-    from packsync.lock.resolve import Lock
+    from packsync.lock.lockfile import Lock
     from packsync.materialize.environments import materialize
     from packsync.pipeline import conda_channels
     from packsync.scan import scan

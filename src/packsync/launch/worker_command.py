@@ -31,7 +31,7 @@ from packsync.codesync.bundle import publish_code
 from packsync.errors import StoreError
 from packsync.launch.hosts.hostside import blob_path
 from packsync.launch.hosts.ssh import hostside_script
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.model import PlanOptions
 from packsync.pipeline import lock_environment
 from packsync.progress import Reporter

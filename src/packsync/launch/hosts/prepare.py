@@ -28,11 +28,12 @@ from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
 from packsync.launch.hosts.spec import HostSpec
 from packsync.launch.hosts.ssh import HostConnection, HostFailure
-from packsync.lock.index_failures import explain, scrubbed_tail
-from packsync.lock.resolve import Lock
+from packsync.lock.index_failures import explain
+from packsync.lock.lockfile import Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
 from packsync.store.fsspec import FsspecStore
+from packsync.uv_errors import scrubbed_tail
 from packsync.uvtool import uv_binary
 
 logger = logging.getLogger(__name__)
