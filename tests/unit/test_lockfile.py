@@ -1,15 +1,17 @@
 """The lock file: foreign or damaged locks are refused naming file and field; a lock names
-its local wheels and its digest."""
+its local wheels and its digest; it is written wherever asked, or refused before resolving."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
+from packsync.cli import main
 from packsync.conda.locked import CondaLock, LockedCondaPackage
 from packsync.errors import LockError
-from packsync.lock.lockfile import Lock, PacksyncTable, empty_document, render
+from packsync.lock.lockfile import Lock, PacksyncTable, check_writable, empty_document, render
 from packsync.model import Relaxation
 
 GOOD = """lock-version = "1.0"
@@ -84,3 +86,33 @@ def test_foreign_or_damaged_locks_are_refused_naming_file_and_field(text, messag
     with pytest.raises(LockError, match=message) as refused:
         Lock.from_text(text, "given.toml")
     assert refused.value.path == "given.toml" and "given.toml" in refused.value.message
+
+
+def test_write_creates_the_directories_of_the_lock(tmp_path: Path):
+    target = tmp_path / "out" / "deeper" / "pylock.toml"
+    check_writable(target)
+    assert not (tmp_path / "out").exists()  # checking creates nothing
+    Lock.from_text(GOOD).write(target)
+    assert target.read_text(encoding="utf-8") == GOOD
+
+
+def test_an_unwritable_location_is_named(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in (blocker / "out" / "pylock.toml", tmp_path):
+        with pytest.raises(LockError, match="cannot write the lock to") as refused:
+            check_writable(target)
+        assert refused.value.path == str(target)
+    with pytest.raises(LockError, match=f"cannot write the lock to {blocker}/pylock.toml"):
+        Lock.from_text(GOOD).write(blocker / "pylock.toml")
+
+
+def test_cli_refuses_an_unwritable_output_before_resolving(tmp_path: Path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cache = tmp_path / "cache"
+    output = blocker / "out" / "pylock.toml"
+    assert main(["lock", "-o", str(output), "--cache-dir", str(cache)]) == 2
+    error = capsys.readouterr().err
+    assert str(output) in error and f"{blocker} is not a directory" in " ".join(error.split())
+    assert not cache.exists()  # nothing was built, stored or resolved

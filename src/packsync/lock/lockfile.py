@@ -10,6 +10,7 @@ is read field by field, and a damaged field is named by its path.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -153,7 +154,16 @@ class Lock:
         )
 
     def write(self, path: Path) -> None:
-        path.write_text(self.text, encoding="utf-8")
+        """Write the lock to ``path``, creating its directory."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.text, encoding="utf-8")
+        except OSError as error:
+            raise LockError(
+                f"cannot write the lock to {path}: {error.strerror or error}",
+                path=str(path),
+                hint="choose a writable location for the lock",
+            ) from error
 
 
 def render(document: Mapping[str, Any], table: PacksyncTable) -> str:
@@ -164,6 +174,30 @@ def render(document: Mapping[str, Any], table: PacksyncTable) -> str:
 def empty_document() -> dict[str, Any]:
     """A PEP 751 document with no package (conda provides them all)."""
     return {"lock-version": "1.0", "created-by": "packsync", "packages": []}
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a lock path that cannot be written, before minutes of building and resolving.
+
+    The directories that do not exist yet are created by ``Lock.write``: the nearest
+    existing one must be a directory this process may write into.
+    """
+    hint = "choose a writable location for the lock"
+    if path.is_dir():
+        raise LockError(f"cannot write the lock to {path}: it is a directory", path=str(path),
+                        hint=hint)
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise LockError(f"cannot write the lock to {path}: the file is not writable",
+                            path=str(path), hint=hint)
+        return
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise LockError(f"cannot write the lock to {path}: {existing} is not a directory",
+                        path=str(path), hint=hint)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LockError(f"cannot write the lock to {path}: the directory {existing} is not "
+                        "writable", path=str(path), hint=hint)
 
 
 def _local_wheel(package: Package, origin: str) -> LocalWheel | None:
