@@ -15,7 +15,7 @@ from packsync.errors import (
     ScanError,
     StoreError,
 )
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.materialize.environments import materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.pipeline import lock_environment

@@ -17,7 +17,8 @@ from packsync.conda.locked import CondaLock
 from packsync.conda.plan import with_conda_resolution
 from packsync.conda.solve import solve_conda
 from packsync.config import cache_dir, store_expiry, store_url
-from packsync.lock.resolve import Lock, lock
+from packsync.lock.lockfile import Lock
+from packsync.lock.resolve import lock
 from packsync.materialize.environments import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.plan.options import plan_options

@@ -147,7 +147,7 @@ def test_pip_part_and_conda_part_lock_to_one_stable_digest(conda_client) -> None
     prefix, workdir, cache, _ = conda_client
     code = """
 import json
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.pipeline import lock_environment, prepare_local
 
 first = lock_environment()

@@ -10,7 +10,7 @@ import pytest
 from packsync.errors import LaunchError
 from packsync.launch.verify import compare, enforce
 from packsync.launch.worker_report import environment_report
-from packsync.lock.resolve import LocalWheel, Lock
+from packsync.lock.lockfile import LocalWheel, Lock
 
 LOCK = Lock(
     text="", digest="0" * 64, python="3.11.7",

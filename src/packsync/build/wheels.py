@@ -38,13 +38,13 @@ from packsync.build.repack import (
 )
 from packsync.build.treehash import tree_hash
 from packsync.errors import BuildError, tail
-from packsync.lock.index_failures import scrubbed_tail
 from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text
 from packsync.scan.dists import file_url_to_path
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
+from packsync.uv_errors import scrubbed_tail
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)

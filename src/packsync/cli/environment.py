@@ -31,8 +31,11 @@ def register(commands: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
+    from packsync.lock.lockfile import check_writable
     from packsync.pipeline import lock_environment
 
+    output = Path(args.output)
+    check_writable(output)  # before building and resolving, not after
     locked = lock_environment(
         options=plan_options(args),
         target=target(args),
@@ -42,7 +45,6 @@ def _lock(args: argparse.Namespace) -> int:
         expiry=args.store_expiry,
         reporter=RichReporter(err),
     )
-    output = Path(args.output)
     locked.lock.write(output)
     err.print(f"wrote {output}: {locked.lock.package_count} packages, "
               f"environment sha256:{locked.lock.digest[:16]}…")
@@ -51,7 +53,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
-    from packsync.lock.resolve import Lock
+    from packsync.lock.lockfile import Lock
     from packsync.materialize.environments import materialize
     from packsync.pipeline import conda_channels
     from packsync.scan import scan

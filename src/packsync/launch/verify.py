@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from packsync.errors import LaunchError
 from packsync.launch import worker_report as workerreport
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.model import FAIL_ON_LEVELS
 from packsync.plan.rules import MANDATORY
 

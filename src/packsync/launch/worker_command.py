@@ -34,7 +34,7 @@ from packsync.errors import StoreError
 from packsync.hostside import loader
 from packsync.hostside.layout import blob_path
 from packsync.launch.hosts.prepare import HOST_INSTALLS, HostInstall
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.materialize.artifacts import environment_artifact
 from packsync.materialize.environments import materialize
 from packsync.model import PlanOptions

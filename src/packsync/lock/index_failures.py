@@ -1,13 +1,14 @@
 """uv failed talking to an index: say which index, which package, and what to do.
 
 uv's own message buries the cause under "No solution found" (a 401 becomes "package
-not found" plus a hint line). This module reads uv's output, recognises the failures
-that concern an index (refused credentials, unreachable host, TLS failure, a package
-or version the index does not have) and builds an error naming the index (redacted),
-the package, whether credentials were found and where, and how to fix it. The
-description of the indexes comes from ``PACKSYNC_INDEX_SOURCES`` in the same
-environment uv ran with, so a host explains a failure without the client's files.
-Every log tail it returns is scrubbed of the secrets in that environment.
+not found" plus a hint line). ``packsync.uv_errors`` recognises in uv's output the
+failures that concern an index (refused credentials, unreachable host, TLS failure, a
+package or version the index does not have); this module asks the indexes themselves
+when uv's words hide a refusal, and builds an error naming the index (redacted), the
+package, whether credentials were found and where, and how to fix it. The description
+of the indexes comes from ``PACKSYNC_INDEX_SOURCES`` in the same environment uv ran
+with, so a host explains a failure without the client's files. Every log tail it
+returns is scrubbed of the secrets in that environment.
 """
 
 from __future__ import annotations
@@ -19,90 +20,14 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from packsync.errors import PacksyncError, tail
-from packsync.redact import URL_USERINFO, redact_text, secrets_in, strip_userinfo
+from packsync.errors import PacksyncError
+from packsync.redact import URL_USERINFO, strip_userinfo
 from packsync.scan.indexes import SOURCES_VARIABLE
-
-Kind = Literal["auth", "unreachable", "tls", "missing"]
-ACCESS: tuple[Kind, ...] = ("auth", "unreachable", "tls")
-"""Failures no other version or index order can fix: the index itself cannot be used."""
-
-_AUTH = [
-    re.compile(r"An index URL \((?P<url>[^)\s]+)\) could not be queried due to a lack of valid "
-               r"authentication credentials \((?P<status>\d{3})"),
-    re.compile(r"An index \((?P<url>[^)\s]+)\) returned a (?P<status>\d{3}) "),
-    re.compile(r"HTTP status client error \((?P<status>401|403)[^)]*\) "
-               r"for url \((?P<url>[^)\s]+)\)"),
-]
-_FETCH = re.compile(r"(?:Failed to fetch|error sending request for url)[:( ]+"
-                    r"(?P<url>[a-z+]+://[^)\s]+)")
-_TLS = re.compile(r"invalid peer certificate|certificate verify|UnknownIssuer|received corrupt "
-                  r"message|tls handshake|InvalidCertificate|CaUsedAsEndEntity", re.IGNORECASE)
-_UNREACHABLE = re.compile(r"Connection refused|dns error|failed to lookup address|timed out|"
-                          r"Network is unreachable|tcp connect error|connection reset",
-                          re.IGNORECASE)
-_MISSING = [
-    re.compile(r"Because (?P<package>[A-Za-z0-9._-]+) was not found in the (?:package registry"
-               r"|provided package locations)"),
-    re.compile(r"Because there is no version of (?P<package>[A-Za-z0-9._-]+)"
-               r"(?P<spec>[=<>!~][^ ]*)"),
-]
-_PACKAGE = [
-    re.compile(r"Failed to download `(?P<package>[A-Za-z0-9._-]+)"),
-    re.compile(r"Failed to fetch: \S+/simple/(?P<package>[A-Za-z0-9._-]+)/"),
-    re.compile(r"/packages/(?:[^/\s]+/)*(?P<package>[A-Za-z0-9_.]+?)-\d[^/\s]*\.(?:whl|tar\.gz|zip)"),
-]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class IndexFailure:
-    """What uv's output says went wrong with an index."""
-
-    kind: Kind
-    url: str = ""
-    status: int = 0
-    package: str = ""
-
-
-def diagnose(output: str) -> IndexFailure | None:
-    """The index failure in uv's ``output``, if that is what it is."""
-    package = _package(output)
-    for pattern in _AUTH:
-        match = pattern.search(output)
-        if match:
-            return IndexFailure(kind="auth", url=strip_userinfo(match["url"]),
-                                status=int(match["status"]), package=package)
-    fetch = _FETCH.search(output)
-    if fetch and _TLS.search(output):
-        return IndexFailure(kind="tls", url=strip_userinfo(fetch["url"]), package=package)
-    if fetch and _UNREACHABLE.search(output):
-        return IndexFailure(kind="unreachable", url=strip_userinfo(fetch["url"]), package=package)
-    for pattern in _MISSING:
-        match = pattern.search(output)
-        if match:
-            spec = match.groupdict().get("spec") or ""
-            return IndexFailure(kind="missing", package=match["package"] + spec)
-    return None
-
-
-def _package(output: str) -> str:
-    for pattern in _PACKAGE:
-        match = pattern.search(output)
-        if match:
-            return unquote(match["package"])
-    match = _MISSING[0].search(output)
-    return match["package"] if match else ""
-
-
-def scrubbed_tail(output: str, uv_env: Mapping[str, str]) -> str:
-    """The last lines of uv's output, without any credential."""
-    return tail(redact_text(output, secrets_in(uv_env)))
+from packsync.uv_errors import ACCESS, IndexFailure, Kind, diagnose, scrubbed_tail
 
 
 def explain(

@@ -1,9 +1,8 @@
 """Plan + local wheels -> a PEP 751 ``pylock.toml`` resolved by uv for the target.
 
-The lock names the environment: its SHA-256 is the ``EnvDigest`` every host caches
-under. Local wheels are referenced as ``wheels/<file>`` beside the lock, with their
-hashes, so the lock installs anywhere those wheels sit next to it, with or without
-packsync. Resolving is skipped when the same plan was resolved before.
+Each pin is locked exactly when the target can install it; when uv finds nothing for
+it, the pin is relaxed to its fallbacks (nearest versions first) and the relaxation
+recorded with uv's reason. Resolving is skipped when the same plan was resolved before.
 """
 
 from __future__ import annotations
@@ -14,125 +13,35 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
 from packsync.errors import LockError, tail
-from packsync.lock.index_failures import ACCESS
 from packsync.lock.index_failures import explain as explain_index_failure
+from packsync.lock.lockfile import (
+    LOCK_FORMAT,
+    WHEELS_DIR,
+    Lock,
+    PacksyncTable,
+    empty_document,
+    render,
+)
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text, secrets_in
 from packsync.scan.indexes import IndexSettings
 from packsync.store import Store
+from packsync.uv_errors import ACCESS, failing_package, why_unavailable
 from packsync.uvtool import run_uv
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-LOCK_FORMAT = 1
-WHEELS_DIR = "wheels"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LocalWheel:
-    """A wheel of local code the lock refers to, fetched from the store by hash."""
-
-    filename: str
-    sha256: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Lock:
-    """A canonical ``pylock.toml`` and the digest that names its environment."""
-
-    text: str
-    digest: str
-    python: str
-    local_wheels: tuple[LocalWheel, ...]
-    versions: Mapping[str, str]  # canonical name -> version the target gets
-    relaxed: tuple[Relaxation, ...] = ()
-    conda: CondaLock | None = None  # [tool.packsync.conda]: installed before the pip part
-
-    @property
-    def package_count(self) -> int:
-        return len(self.versions)
-
-    @property
-    def env_id(self) -> str:
-        """The environment's directory name: 128 bits of the digest keep paths short."""
-        return self.digest[:32]
-
-    @classmethod
-    def from_text(cls, text: str, origin: str = "the lock") -> Lock:
-        """Parse and validate a lock; anything foreign or damaged is a ``LockError``."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise LockError(
-                f"{origin} is not valid TOML: {error}",
-                path=origin,
-                hint="write a new lock with `packsync lock -o pylock.toml`",
-            ) from error
-        try:
-            Pylock.from_dict(data)
-        except PylockValidationError as error:
-            raise LockError(
-                f"{origin} is not a valid PEP 751 lock: {error}",
-                path=origin,
-                hint="write a new lock with `packsync lock -o pylock.toml`",
-            ) from error
-        meta = data.get("tool", {}).get("packsync", {})
-        if meta.get("format") != LOCK_FORMAT or not meta.get("python"):
-            raise LockError(
-                f"{origin} was not written by packsync (no [tool.packsync] table of format "
-                f"{LOCK_FORMAT})",
-                path=origin,
-                hint="write the lock with `packsync lock -o pylock.toml`",
-            )
-        return cls(
-            text=text,
-            digest=hashlib.sha256(text.encode()).hexdigest(),
-            python=meta["python"],
-            local_wheels=_local_wheels(data, origin),
-            versions={
-                canonicalize_name(p["name"]): str(p.get("version", ""))
-                for p in data.get("packages", [])
-            },
-            relaxed=tuple(Relaxation.from_dict(r) for r in meta.get("relaxed", ())),
-            conda=CondaLock.from_dict(meta["conda"], origin) if meta.get("conda") else None,
-        )
-
-    def write(self, path: Path) -> None:
-        path.write_text(self.text, encoding="utf-8")
-
-
-def _local_wheels(data: Mapping[str, Any], origin: str) -> tuple[LocalWheel, ...]:
-    wheels = []
-    for package in data.get("packages", []):
-        path = package.get("archive", {}).get("path")
-        if path is None:
-            continue
-        directory, _, filename = str(path).partition("/")
-        sha256 = package["archive"].get("hashes", {}).get("sha256", "")
-        nested = "/" in filename or directory != WHEELS_DIR
-        if nested or not filename.endswith(".whl") or not sha256:
-            raise LockError(
-                f"{origin} refers to a local file {path!r} that packsync did not put there",
-                path=origin,
-                package=package.get("name", ""),
-                hint="write the lock with `packsync lock`",
-            )
-        wheels.append(LocalWheel(filename=filename, sha256=sha256))
-    return tuple(wheels)
 
 
 def lock(
@@ -234,7 +143,7 @@ def _resolve(
         if compiled is not None:
             output = compiled
             break
-        failing = _failing_package(log)
+        failing = failing_package(log)
         decision = pins.get(failing or "")
         if decision is None:
             raise LockError(
@@ -258,7 +167,7 @@ def _resolve(
             reason=_why_unavailable(log, decision, plan),
         )
 
-    data = tomllib.loads(output) if lines else _empty_lock()
+    data = tomllib.loads(output) if lines else empty_document()
     if additions:
         data["packages"] = _with_additions(plan, data["packages"], additions, settings, workdir)
     local_dir = str(workdir / WHEELS_DIR)
@@ -268,21 +177,16 @@ def _resolve(
         archive = package.get("archive", {})
         if str(archive.get("path", "")).startswith(local_dir):
             archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
-    meta: dict[str, Any] = {
-        "format": LOCK_FORMAT,
-        "python": plan.target.python,
-        "target": plan.target.platform,
-        "uv-platform": plan.target.uv_platform,
-    }
-    if relaxed:
-        meta["relaxed"] = [
-            replace(r, version=versions.get(key, "")).to_dict()
-            for key, r in sorted(relaxed.items())
-        ]
-    if conda is not None:
-        meta["conda"] = conda.to_dict()
-    data["tool"] = {"packsync": meta}
-    return tomli_w.dumps(data)
+    table = PacksyncTable(
+        python=plan.target.python,
+        target=plan.target.platform,
+        uv_platform=plan.target.uv_platform,
+        relaxed=tuple(
+            replace(r, version=versions.get(key, "")) for key, r in sorted(relaxed.items())
+        ),
+        conda=conda,
+    )
+    return render(data, table)
 
 
 def _with_additions(
@@ -312,11 +216,6 @@ def _with_additions(
         if canonicalize_name(p["name"]) not in present
     ]
     return sorted(packages + added, key=lambda p: canonicalize_name(p["name"]))
-
-
-def _empty_lock() -> dict[str, Any]:
-    """A lock with no pip package (conda provides them all)."""
-    return {"lock-version": "1.0", "created-by": "packsync", "packages": []}
 
 
 def _compile(
@@ -361,7 +260,6 @@ def _compile(
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_YOU_REQUIRE = re.compile(r"you require ([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def _name_of(requirement: str) -> str:
@@ -369,24 +267,16 @@ def _name_of(requirement: str) -> str:
     return canonicalize_name(found.group(0) if found else requirement)
 
 
-def _failing_package(log: str) -> str | None:
-    """The package uv's "No solution found" names as the one required and impossible."""
-    found = _YOU_REQUIRE.search(log)
-    return canonicalize_name(found.group(1)) if found else None
-
-
 def _why_unavailable(log: str, decision: Decision, plan: Plan) -> str:
     exact = f"{decision.name} {decision.local_version}"
     where = f"{plan.target.platform} (Python {plan.target.python})"
-    if "no wheels with a matching platform tag" in log or "no wheels with a matching" in log:
-        return f"{exact} has no wheel for {where} and no sdist"
-    if "yanked" in log:
-        return f"{exact} was yanked from the index"
-    if "Python" in log and "depends on Python" in log:
-        return f"{exact} does not support Python {plan.target.python}"
-    if "there is no version of" in log:
-        return f"{exact} is not on the configured indexes"
-    return f"{exact} cannot be installed on {where}"
+    return {
+        "no-wheel": f"{exact} has no wheel for {where} and no sdist",
+        "yanked": f"{exact} was yanked from the index",
+        "python": f"{exact} does not support Python {plan.target.python}",
+        "no-version": f"{exact} is not on the configured indexes",
+        "unknown": f"{exact} cannot be installed on {where}",
+    }[why_unavailable(log)]
 
 
 def _no_distribution(

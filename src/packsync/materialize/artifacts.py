@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from packsync.errors import MaterializeError
 from packsync.hostside import artifact
-from packsync.lock.resolve import Lock
+from packsync.lock.lockfile import Lock
 from packsync.materialize.environments import Environment
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file

@@ -24,10 +24,11 @@ from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
 from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.protocol import HostError
-from packsync.lock.index_failures import explain, scrubbed_tail
-from packsync.lock.resolve import WHEELS_DIR, Lock
+from packsync.lock.index_failures import explain
+from packsync.lock.lockfile import WHEELS_DIR, Lock
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
+from packsync.uv_errors import scrubbed_tail
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)

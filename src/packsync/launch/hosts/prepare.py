@@ -36,13 +36,14 @@ from packsync.hostside import protocol
 from packsync.launch.hosts.fanout import fan_out
 from packsync.launch.hosts.spec import HostSpec
 from packsync.launch.hosts.ssh import HostConnection, HostFailure, events
-from packsync.lock.index_failures import explain, scrubbed_tail
-from packsync.lock.resolve import Lock
+from packsync.lock.index_failures import explain
+from packsync.lock.lockfile import Lock
 from packsync.materialize.artifacts import Artifact, builder_platform, environment_artifact
 from packsync.materialize.environments import Environment
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store, sha256_file
 from packsync.store.fsspec import FsspecStore
+from packsync.uv_errors import scrubbed_tail
 from packsync.uvtool import uv_binary
 
 logger = logging.getLogger(__name__)
