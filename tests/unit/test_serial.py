@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from packsync.cli import main
 from packsync.errors import PacksyncError
 from packsync.model import Plan, Snapshot
 from packsync.serial import FormatError
@@ -80,3 +81,32 @@ def test_format_errors_are_packsync_errors_that_cross_processes() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, PacksyncError) and isinstance(copy, ValueError)
     assert (copy.path, copy.hint, str(copy)) == ("mac.json", "rescan", str(error))
+
+
+def test_plan_refuses_a_snapshot_of_another_format_naming_file_and_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "mac.json"
+    old.write_text(json.dumps({k: v for k, v in saved().items() if k != "format"}))
+    assert main(["plan", "--snapshot", str(old), "--no-resolve"]) == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert f"{old} is not a snapshot of format 1" in text
+    assert "snapshot.format: expected 1, found nothing" in text
+    assert "packsync scan --json" in text
+
+
+def test_plan_names_the_bad_field_of_a_saved_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "win.json"
+    bad.write_text(json.dumps(damaged(lambda d: d["dists"][3].pop("version"))))
+    assert main(["plan", "--snapshot", str(bad), "--no-resolve"]) == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert str(bad) in text and "snapshot.dists[3].version: missing" in text
+
+
+def test_scan_json_is_a_snapshot_of_the_current_format(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == 1
+    assert Snapshot.from_dict(data).to_dict() == data
