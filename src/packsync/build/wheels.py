@@ -26,12 +26,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from packsync.errors import BuildError, tail
 from packsync.build.git import Unreachable, checkout, resolve_revision
-from packsync.lock.index_failures import scrubbed_tail
-from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
-from packsync.progress import NullReporter, Reporter, stage
-from packsync.redact import redact_text
 from packsync.build.repack import (
     NotFaithful,
     installed_dist_info,
@@ -41,10 +36,15 @@ from packsync.build.repack import (
     wheel_filename_from_zip,
     wheel_identity,
 )
+from packsync.build.treehash import tree_hash
+from packsync.errors import BuildError, tail
+from packsync.lock.index_failures import scrubbed_tail
+from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
+from packsync.progress import NullReporter, Reporter, stage
+from packsync.redact import redact_text
 from packsync.scan.dists import file_url_to_path
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
-from packsync.build.treehash import tree_hash
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
