@@ -2,27 +2,32 @@
 
 Snapshot, plan and artifact models; where a distribution came from is in
 ``packsync.sources``, the conda packages in ``packsync.conda.model``. Every model is
-a frozen dataclass with ``to_dict``/``from_dict`` so that a snapshot or plan can be
-saved as JSON, planned elsewhere, and compared in tests. No model ever holds a
-credential: index URLs are stored redacted.
+a frozen dataclass serialised by ``packsync.serial`` (``to_dict``/``from_dict``), so
+that a snapshot or plan can be saved as JSON, planned elsewhere, and compared in tests.
+A saved snapshot or plan carries its ``format``: a reader refuses any other. No model
+ever holds a credential: index URLs are stored redacted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from packaging.utils import canonicalize_name
 
 from packsync.conda.model import CondaEnvironment, CondaPlan
-from packsync.sources import IndexSource, Source, source_from_dict
+from packsync.serial import KeyStyle, Serialisable
+from packsync.sources import IndexSource, Source
+
+SNAPSHOT_FORMAT = 1  # the JSON of `packsync scan --json`
+PLAN_FORMAT = 1
 
 # --------------------------------------------------------------------------- snapshot
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Interpreter:
+class Interpreter(Serialisable):
     """The Python that ran the scan."""
 
     implementation: str
@@ -31,28 +36,9 @@ class Interpreter:
     libc: str = ""
     executable: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "implementation": self.implementation,
-            "version": self.version,
-            "platform": self.platform,
-            "libc": self.libc,
-            "executable": self.executable,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Interpreter:
-        return cls(
-            implementation=data["implementation"],
-            version=data["version"],
-            platform=data["platform"],
-            libc=data.get("libc", ""),
-            executable=data.get("executable", ""),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class InstalledDist:
+class InstalledDist(Serialisable):
     """One installed distribution, as Python would import it."""
 
     name: str
@@ -68,34 +54,9 @@ class InstalledDist:
     def key(self) -> str:
         return canonicalize_name(self.name)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "source": self.source.to_dict(),
-            "installer": self.installer,
-            "requested": self.requested,
-            "requires": list(self.requires),
-            "location": self.location,
-            "problems": list(self.problems),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InstalledDist:
-        return cls(
-            name=data["name"],
-            version=data["version"],
-            source=source_from_dict(data.get("source", {})),
-            installer=data.get("installer", ""),
-            requested=bool(data.get("requested", False)),
-            requires=tuple(data.get("requires", ())),
-            location=data.get("location", ""),
-            problems=tuple(data.get("problems", ())),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class IndexConfig:
+class IndexConfig(Serialisable):
     """Where packages come from, as configured on the client (URLs redacted)."""
 
     index_url: str = ""
@@ -103,28 +64,12 @@ class IndexConfig:
     find_links: tuple[str, ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index_url": self.index_url,
-            "extra_index_urls": list(self.extra_index_urls),
-            "find_links": list(self.find_links),
-            "origins": dict(self.origins),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
-        return cls(
-            index_url=data.get("index_url", ""),
-            extra_index_urls=tuple(data.get("extra_index_urls", ())),
-            find_links=tuple(data.get("find_links", ())),
-            origins=dict(data.get("origins", {})),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Snapshot:
+class Snapshot(Serialisable):
     """Everything packsync knows about the client environment: its only witness."""
 
+    format: int = field(default=SNAPSHOT_FORMAT, init=False, repr=False)
     interpreter: Interpreter
     environment: Mapping[str, str]
     prefix: str
@@ -141,31 +86,6 @@ class Snapshot:
                 return dist
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "interpreter": self.interpreter.to_dict(),
-            "environment": dict(self.environment),
-            "prefix": self.prefix,
-            "dists": [d.to_dict() for d in self.dists],
-            "code_paths": list(self.code_paths),
-            "indexes": self.indexes.to_dict(),
-            "notes": list(self.notes),
-            "conda": None if self.conda is None else self.conda.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
-        return cls(
-            interpreter=Interpreter.from_dict(data["interpreter"]),
-            environment=dict(data["environment"]),
-            prefix=data.get("prefix", ""),
-            dists=tuple(InstalledDist.from_dict(d) for d in data["dists"]),
-            code_paths=tuple(data.get("code_paths", ())),
-            indexes=IndexConfig.from_dict(data.get("indexes", {})),
-            notes=tuple(data.get("notes", ())),
-            conda=CondaEnvironment.from_dict(data["conda"]) if data.get("conda") else None,
-        )
-
 
 # --------------------------------------------------------------------------- plan
 
@@ -173,7 +93,7 @@ Action = Literal["pin", "build", "upload", "ignore", "conda"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Target:
+class Target(Serialisable):
     """The platform the workers run on."""
 
     os: str = "linux"
@@ -190,18 +110,9 @@ class Target:
         """The value of uv's ``--python-platform`` for this target."""
         return f"{self.machine}-{self.libc}" if self.libc else f"{self.machine}-unknown-linux-gnu"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"os": self.os, "machine": self.machine, "libc": self.libc, "python": self.python}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Target:
-        return cls(
-            os=data["os"], machine=data["machine"], libc=data["libc"], python=data["python"]
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Decision:
+class Decision(Serialisable):
     """What the cluster gets for one local distribution, and why."""
 
     name: str
@@ -216,31 +127,6 @@ class Decision:
     @property
     def key(self) -> str:
         return canonicalize_name(self.name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "local_version": self.local_version,
-            "specifier": self.specifier,
-            "cluster_version": self.cluster_version,
-            "action": self.action,
-            "reason": self.reason,
-            "source": self.source.to_dict(),
-            "fallbacks": list(self.fallbacks),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        return cls(
-            name=data["name"],
-            local_version=data["local_version"],
-            action=data["action"],
-            specifier=data["specifier"],
-            reason=data["reason"],
-            source=source_from_dict(data.get("source", {})),
-            fallbacks=tuple(data.get("fallbacks", ())),
-            cluster_version=data.get("cluster_version", ""),
-        )
 
 
 Severity = Literal["critical", "warning", "notice"]
@@ -286,7 +172,7 @@ class PlanOptions:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Problem:
+class Problem(Serialisable):
     """Something the user should know about the plan, and how much it matters."""
 
     severity: Severity
@@ -294,58 +180,27 @@ class Problem:
     packages: tuple[str, ...] = ()
     hint: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "message": self.message,
-            "packages": list(self.packages),
-            "hint": self.hint,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
-        return cls(
-            severity=data["severity"],
-            message=data["message"],
-            packages=tuple(data.get("packages", ())),
-            hint=data.get("hint", ""),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Relaxation:
-    """A pin the target could not install, and the nearest version it got instead."""
+class Relaxation(Serialisable):
+    """A pin the target could not install, and the nearest version it got instead.
 
+    Kept in the lock's ``[tool.packsync]`` TOML table, hence PEP 751's kebab-case keys.
+    """
+
+    key_style: ClassVar[KeyStyle] = "kebab"
     name: str
     local_version: str
     specifier: str  # the looser specifier that resolved
     version: str  # what the target gets
     reason: str  # why the exact version was impossible
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "local-version": self.local_version,
-            "specifier": self.specifier,
-            "version": self.version,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Relaxation:
-        return cls(
-            name=data["name"],
-            local_version=data["local-version"],
-            specifier=data["specifier"],
-            version=data["version"],
-            reason=data["reason"],
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Plan:
+class Plan(Serialisable):
     """One decision per local distribution, for one target."""
 
+    format: int = field(default=PLAN_FORMAT, init=False, repr=False)
     target: Target
     decisions: tuple[Decision, ...]
     indexes: IndexConfig = field(default_factory=IndexConfig)
@@ -362,51 +217,15 @@ class Plan:
     def local_code(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action in ("build", "upload"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target.to_dict(),
-            "decisions": [d.to_dict() for d in self.decisions],
-            "indexes": self.indexes.to_dict(),
-            "problems": [p.to_dict() for p in self.problems],
-            "conda": None if self.conda is None else self.conda.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
-        return cls(
-            target=Target.from_dict(data["target"]),
-            decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
-            indexes=IndexConfig.from_dict(data.get("indexes", {})),
-            problems=tuple(Problem.from_dict(p) for p in data.get("problems", ())),
-            conda=CondaPlan.from_dict(data["conda"]) if data.get("conda") else None,
-        )
-
 
 # --------------------------------------------------------------------------- artifacts
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Artifact:
+class Artifact(Serialisable):
     """A wheel of local code, stored under its SHA-256."""
 
     name: str
     version: str
     filename: str
     sha256: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "filename": self.filename,
-            "sha256": self.sha256,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Artifact:
-        return cls(
-            name=data["name"],
-            version=data["version"],
-            filename=data["filename"],
-            sha256=data["sha256"],
-        )

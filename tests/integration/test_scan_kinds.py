@@ -179,15 +179,16 @@ def test_wheel_files_are_archives_with_their_path(scanned):
 
 def test_editables_of_both_layouts_and_a_local_directory(scanned):
     snapshot, facts = scanned
-    assert dist(snapshot, "srcpkg")["source"] == {"kind": "editable", "path": str(facts["src"])}
-    assert dist(snapshot, "flatpkg")["source"] == {"kind": "editable", "path": str(facts["flat"])}
+    for name, path in (("srcpkg", facts["src"]), ("flatpkg", facts["flat"])):
+        assert dist(snapshot, name)["source"] == {"kind": "editable", "path": str(path),
+                                                  "commit": ""}
     assert dist(snapshot, "dirpkg")["source"] == {"kind": "directory", "path": str(facts["dir"])}
 
 
 def test_legacy_egg_link_editable_points_at_its_project(scanned):
     snapshot, facts = scanned
     legacy = dist(snapshot, "legacypkg")
-    assert legacy["source"] == {"kind": "editable", "path": str(facts["legacy"])}
+    assert legacy["source"] == {"kind": "editable", "path": str(facts["legacy"]), "commit": ""}
     assert legacy["version"] == "0.3.0" and legacy["requires"] == ["six"]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 
 import pytest
 
 from packsync.errors import LaunchError
-from packsync.launch.verify import compare, enforce
-from packsync.launch.worker_report import environment_report
+from packsync.launch.verify import compare, compare_raw, enforce, read_report
+from packsync.launch.worker_report import environment_report, report_json
 from packsync.lock.lockfile import LocalWheel, Lock
 
 LOCK = Lock(
@@ -21,6 +22,7 @@ LOCK = Lock(
 
 def report(**changes: object) -> dict:
     base = {
+        "format": 1, "executable": "/env/bin/python", "prefix": "/env", "hostname": "node1",
         "python": "3.11.7",
         "versions": {"dask": "2026.8.0", "httpx": "0.28.1", "mylib": "0.1.0"},
         "local": {"mylib": {"wheel": "mylib-0.1.0-py3-none-any.whl", "altered": []}},
@@ -72,3 +74,30 @@ def test_report_of_this_process_sees_what_imports_see() -> None:
     mine = environment_report()
     assert mine["versions"]["packaging"] == importlib.metadata.version("packaging")
     assert mine["python"].count(".") == 2
+
+
+def test_report_of_this_process_is_read_back_as_sent() -> None:
+    text = report_json()
+    assert read_report(text) == json.loads(text) and read_report(text)["format"] == 1
+
+
+def test_an_identical_report_sent_as_json_has_no_difference() -> None:
+    assert compare_raw(LOCK, json.dumps(report()), worker="w", host="h") == []
+
+
+@pytest.mark.parametrize(("raw", "actual"), [
+    (json.dumps(report(format=2)), "report.format: expected 1, found 2"),
+    (json.dumps({k: v for k, v in report().items() if k != "format"}),
+     "report.format: missing"),
+    (json.dumps(report(local={"mylib": {"wheel": "mylib-0.1.0-py3-none-any.whl"}})),
+     'report.local["mylib"].altered: missing'),
+    (json.dumps(report(versions={"dask": 2026})),
+     'report.versions["dask"]: expected a string, found an integer'),
+    ("{not json", "report: not JSON"),
+    (None, "report: expected JSON text, found NoneType"),
+])
+def test_a_report_not_of_the_format_is_one_critical_difference(raw: object, actual: str) -> None:
+    [found] = compare_raw(LOCK, raw, worker="tcp://w1", host="node2")
+    assert (found.package, found.expected, found.severity) == (
+        "(report)", "a report of format 1", "critical")
+    assert found.actual.startswith(actual)

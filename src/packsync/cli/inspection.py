@@ -12,8 +12,9 @@ from rich.table import Table
 from packsync.cli.console import err, out
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
-from packsync.model import FAIL_ON_LEVELS, Plan, PlanOptions, Snapshot
+from packsync.model import FAIL_ON_LEVELS, SNAPSHOT_FORMAT, Plan, PlanOptions, Snapshot
 from packsync.plan import options
+from packsync.serial import FormatError
 from packsync.sources import SOURCE_KINDS
 
 
@@ -64,7 +65,14 @@ def load_snapshot(args: argparse.Namespace) -> Snapshot | None:
     path = Path(args.snapshot)
     try:
         return Snapshot.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except FormatError as error:
+        raise FormatError(
+            f"{path} is not a snapshot of format {SNAPSHOT_FORMAT}, the format this packsync "
+            f"reads: {error.message}",
+            path=str(path),
+            hint="write it again with this version's `packsync scan --json > snapshot.json`",
+        ) from error
+    except (OSError, ValueError) as error:
         raise PacksyncError(
             f"{path} is not a snapshot written by `packsync scan --json`: {error}",
             path=str(path),

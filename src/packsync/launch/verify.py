@@ -1,7 +1,8 @@
 """Every worker's environment against the lock: a full diff, not ten package names.
 
-Each worker reports what it imports (``packsync.launch.worker_report``); the client compares
-the report with the lock: every distribution's version, the local wheels (file name
+Each worker reports what it imports (``packsync.launch.worker_report``); the client checks
+the report against its schema (``WorkerReport``, with a format version), then compares it
+with the lock: every distribution's version, the local wheels (file name
 and untouched installed files) and the interpreter. Differences carry a severity, so
 ``fail_on`` decides, as for plan problems, which of them stop the cluster and which
 are logged as warnings. Dask's own ten-package version check is silenced for these
@@ -20,6 +21,7 @@ from typing import Any
 import cloudpickle
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from packsync import serial
 from packsync.errors import LaunchError
 from packsync.launch import worker_report as workerreport
 from packsync.lock.lockfile import Lock
@@ -52,8 +54,30 @@ class Difference:
                 f"has {self.actual}")
 
 
+def read_report(raw: object) -> workerreport.WorkerReport:
+    """A worker's JSON answer as a report: a ``FormatError`` naming the field if it is not one."""
+    if not isinstance(raw, (str, bytes)):
+        raise serial.FormatError(f"report: expected JSON text, found {type(raw).__name__}")
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise serial.FormatError(f"report: not JSON ({error})") from error
+    return serial.from_data(workerreport.WorkerReport, data, "report")
+
+
+def compare_raw(lock: Lock, raw: object, *, worker: str, host: str) -> list[Difference]:
+    """Every difference between the lock and a worker's answer, which may not be a report."""
+    try:
+        report = read_report(raw)
+    except serial.FormatError as error:
+        expected = f"a report of format {workerreport.REPORT_FORMAT}"
+        return [Difference(package="(report)", expected=expected, actual=error.message,
+                           severity="critical", worker=worker, host=host)]
+    return compare(lock, report, worker=worker, host=host)
+
+
 def compare(
-    lock: Lock, report: Mapping[str, Any], *, worker: str, host: str
+    lock: Lock, report: workerreport.WorkerReport, *, worker: str, host: str
 ) -> list[Difference]:
     """Every difference between ``report`` (from one worker) and ``lock``."""
     found: list[Difference] = []
@@ -62,12 +86,12 @@ def compare(
         found.append(Difference(package=package, expected=expected, actual=actual,
                                 severity=severity, worker=worker, host=host))
 
-    python = str(report.get("python", ""))
+    python = report["python"]
     if python.split(".")[:2] != lock.python.split(".")[:2]:
         add("python", lock.python, python or "unknown", "critical")
     elif python != lock.python:
         add("python", lock.python, python, "notice")
-    versions: Mapping[str, str] = report.get("versions", {})
+    versions = report["versions"]
     conditional = _conditional(lock)
     mandatory = {str(canonicalize_name(n)) for n in MANDATORY}
     for name, expected in sorted(lock.versions.items()):
@@ -79,7 +103,7 @@ def compare(
             add(name, expected, actual, _severity(name, mandatory))
     for name in sorted(set(versions) - set(lock.versions)):
         add(name, "not in the lock", versions[name], "notice")
-    local: Mapping[str, Mapping[str, Any]] = report.get("local", {})
+    local = report["local"]
     for wheel in lock.local_wheels:
         name = canonicalize_name(parse_wheel_filename(wheel.filename)[0])
         seen = local.get(name)
@@ -87,9 +111,9 @@ def compare(
             if name in versions:
                 add(name, wheel.filename, "not installed from that wheel", "critical")
             continue
-        if seen.get("wheel") != wheel.filename:
-            add(name, wheel.filename, str(seen.get("wheel")), "critical")
-        altered = list(seen.get("altered", ()))
+        if seen["wheel"] != wheel.filename:
+            add(name, wheel.filename, seen["wheel"], "critical")
+        altered = seen["altered"]
         if altered:
             shown = ", ".join(altered[:5]) + (" …" if len(altered) > 5 else "")
             add(name, f"files as in {wheel.filename}", f"altered files: {shown}", "critical")
@@ -159,8 +183,7 @@ async def verify_workers(
             continue
         result = response.get("result")
         result = getattr(result, "data", result)  # to_serialize() around it
-        report = json.loads(result if isinstance(result, (str, bytes)) else "{}")
-        differences += compare(lock, report, worker=address, host=host)
+        differences += compare_raw(lock, result, worker=address, host=host)
     return differences
 
 
@@ -169,7 +192,7 @@ def verify_client(client: Any, lock: Lock, *, fail_on: str = "critical") -> list
     reports = client.run(workerreport.report_json)
     differences: list[Difference] = []
     for address, text in reports.items():
-        differences += compare(lock, json.loads(text), worker=address, host=_host_of(address))
+        differences += compare_raw(lock, text, worker=address, host=_host_of(address))
     return enforce(differences, fail_on)
 
 

@@ -4,7 +4,8 @@ Runs inside each Dask worker (the client pickles this module by value, so the
 worker needs only the standard library): every distribution Python would import,
 first on ``sys.path`` wins, with its version; for packages installed from a local
 wheel, the wheel's file name and whether every installed file still matches the
-hash its ``RECORD`` lists; and the interpreter's version.
+hash its ``RECORD`` lists; and the interpreter's version. ``WorkerReport`` is the
+schema of that JSON; the client checks each report against it on receipt.
 """
 
 from __future__ import annotations
@@ -18,19 +19,39 @@ import platform
 import re
 import socket
 import sys
-from typing import Any
+from typing import Final, Literal, TypedDict
 
+REPORT_FORMAT: Final = 1
 _SEPARATORS = re.compile(r"[-_.]+")
+
+
+class LocalWheelReport(TypedDict):
+    """A distribution installed from a local wheel file."""
+
+    wheel: str  # the wheel's file name
+    altered: list[str]  # installed files whose content differs from RECORD's hash
+
+
+class WorkerReport(TypedDict):
+    """What one worker's environment holds, as it travels back to the client (JSON)."""
+
+    format: Literal[1]  # REPORT_FORMAT
+    python: str
+    executable: str
+    prefix: str
+    hostname: str
+    versions: dict[str, str]  # canonical name -> version, as imports see them
+    local: dict[str, LocalWheelReport]  # canonical name -> its local wheel
 
 
 def canonical(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
 
 
-def environment_report() -> dict[str, Any]:
+def environment_report() -> WorkerReport:
     """Names, versions, local-wheel checks and interpreter of this process's environment."""
     versions: dict[str, str] = {}
-    local: dict[str, dict[str, Any]] = {}
+    local: dict[str, LocalWheelReport] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if not name:
@@ -43,6 +64,7 @@ def environment_report() -> dict[str, Any]:
         if wheel:
             local[key] = {"wheel": wheel, "altered": _altered_files(dist)}
     return {
+        "format": REPORT_FORMAT,
         "python": platform.python_version(),
         "executable": sys.executable,
         "prefix": sys.prefix,
