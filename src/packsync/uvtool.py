@@ -7,6 +7,8 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from packsync.config import uv_path
+
 logger = logging.getLogger(__name__)
 
 # Inherited settings that would silently change what uv resolves or installs.
@@ -46,7 +48,7 @@ def without_index_settings(environ: Mapping[str, str]) -> dict[str, str]:
 
 def uv_binary() -> str:
     """``PACKSYNC_UV`` when set (a specific uv build), else the one the ``uv`` package ships."""
-    explicit = os.environ.get("PACKSYNC_UV")
+    explicit = uv_path()
     if explicit:
         return explicit
     from uv import find_uv_bin

@@ -18,14 +18,13 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import dask.config
 from dask.utils import parse_bytes
 
+from packsync import config
 from packsync.errors import ScanError
 from packsync.progress import NullReporter, Reporter, stage
-from packsync.scan.workdir import MAX_BUNDLE_BYTES, CodeFile, CodeRules, check_size, walk_code
+from packsync.scan.workdir import CodeFile, CodeRules, check_size, walk_code
 from packsync.store import Store, sha256_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -53,19 +52,17 @@ def code_rules(
 ) -> CodeRules:
     """Rules from the arguments given, the rest from Dask config ``packsync.include``,
     ``packsync.exclude`` and ``packsync.max-code-size`` (bytes or ``"100MB"``)."""
-    chosen_size = max_size if max_size is not None else dask.config.get(
-        "packsync.max-code-size", default=None
-    )
+    chosen_size = max_size if max_size is not None else config.max_code_size()
     try:
-        max_bytes = MAX_BUNDLE_BYTES if chosen_size is None else int(parse_bytes(chosen_size))
+        max_bytes = int(parse_bytes(chosen_size))
     except (ValueError, TypeError) as error:
         raise ScanError(
             f"{chosen_size!r} is not a size",
             hint="give packsync.max-code-size as bytes or a size such as '100MB'",
         ) from error
     return CodeRules(
-        include=_globs(include if include is not None else _config("include")),
-        exclude=_globs(exclude if exclude is not None else _config("exclude")),
+        include=_globs(include if include is not None else config.include()),
+        exclude=_globs(exclude if exclude is not None else config.exclude()),
         max_bytes=max_bytes,
     )
 
@@ -171,10 +168,6 @@ def unpack_code(bundle: CodeBundle, *, store: Store, cache: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def _config(key: str) -> Any:
-    return dask.config.get(f"packsync.{key}", default=None)
 
 
 def _globs(value: Iterable[str] | str | None) -> tuple[str, ...]:

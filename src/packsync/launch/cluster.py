@@ -24,15 +24,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import dask.config
 from dask.system import CPU_COUNT
-from dask.utils import parse_timedelta
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.deploy.utils import nprocesses_nthreads
 from distributed.scheduler import Scheduler
 from distributed.versions import VersionMismatchWarning
 
+from packsync import config
 from packsync.codesync.bundle import code_rules
 from packsync.codesync.live import LiveCode, SyncResult
 from packsync.errors import LaunchError, PacksyncError
@@ -168,10 +167,8 @@ class Cluster(SpecCluster):
         assert threads_per_worker is not None
         self._options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on)
         self._code_rules = code_rules(include=include, exclude=exclude)
-        self._watch = bool(watch if watch is not None else dask.config.get(
-            "packsync.watch", default=False))
-        self._watch_interval = float(parse_timedelta(
-            dask.config.get("packsync.watch-interval", default="500ms"), default="seconds"))
+        self._watch = bool(watch if watch is not None else config.watch())
+        self._watch_interval = config.watch_interval()
         self._watcher: asyncio.Task[None] | None = None
         self._sync_lock: asyncio.Lock | None = None
         self.live_code: LiveCode | None = None
@@ -197,7 +194,7 @@ class Cluster(SpecCluster):
         remote = self._hosts is not None and self._hosts.remote_scheduler
         self._scheduler_in_process = not remote and not bool(
             scheduler_process if scheduler_process is not None
-            else dask.config.get("packsync.scheduler-process", default=False)
+            else config.scheduler_process()
         )
         scheduler: dict[str, Any] = (
             {"cls": Scheduler, "options": scheduler_opts} if self._scheduler_in_process
@@ -285,7 +282,7 @@ class Cluster(SpecCluster):
         without a nanny, on hosts, or with a nanny port of the user's.
         """
         specs = list(self.worker_spec.values())
-        if not dask.config.get("packsync.shared-nannies", default=True) or any(
+        if not config.shared_nannies() or any(
             s["cls"] is not EnvWorker or not s["options"].get("nanny", True)
             or s["options"].get("options", {}).get("port") for s in specs
         ):

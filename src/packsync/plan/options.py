@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import dask.config
-
+from packsync import config
 from packsync.errors import PlanError
 from packsync.model import FAIL_ON_LEVELS, PlanOptions
 
@@ -23,23 +22,19 @@ def plan_options(
     fail_on: str | None = None,
 ) -> PlanOptions:
     """Options from the arguments given, the rest from ``packsync.*`` Dask config."""
-    chosen_fail_on = fail_on if fail_on is not None else _config("fail-on", "critical")
+    chosen_fail_on = fail_on if fail_on is not None else config.fail_on()
     if chosen_fail_on not in FAIL_ON_LEVELS:
         raise PlanError(
             f"fail_on={chosen_fail_on!r} is not a level packsync knows",
             hint=f"use one of: {', '.join(FAIL_ON_LEVELS)}",
         )
-    chosen_only = only if only is not None else _config("only", None)
+    chosen_only = only if only is not None else config.only()
     return PlanOptions.create(
-        ignore=_names(ignore if ignore is not None else _config("ignore", ())),
+        ignore=_names(ignore if ignore is not None else config.ignore()),
         only=None if chosen_only is None else _names(chosen_only),
-        strict=bool(strict if strict is not None else _config("strict", False)),
+        strict=bool(strict if strict is not None else config.strict()),
         fail_on=chosen_fail_on,
     )
-
-
-def _config(key: str, default: Any) -> Any:
-    return dask.config.get(f"packsync.{key}", default=default)
 
 
 def _names(value: Any) -> list[str]:

@@ -207,7 +207,6 @@ def open_fsspec_store(
 
 
 def _configured_options() -> dict[str, Any]:
-    import dask.config
+    from packsync.config import store_options
 
-    options = dask.config.get("packsync.store-options", default=None) or {}
-    return dict(options)
+    return store_options()
