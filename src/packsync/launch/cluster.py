@@ -66,9 +66,11 @@ class Cluster(SpecClusterInternals):
         importable modules (data files) and of files never to ship. Default: Dask config
         ``packsync.include`` / ``packsync.exclude``. ``.gitignore`` is honoured.
     watch:
-        Sync changed working-directory code to the running cluster on every save
-        (polled every ``packsync.watch-interval``, default 0.5 s). Default: Dask config
-        ``packsync.watch``, else False; ``sync()`` does it on demand.
+        Sync changed working-directory code to the running cluster on every save (seen
+        by watchfiles as it happens, else polled; a sync starts at most
+        ``packsync.watch-interval`` after a save, default 0.5 s: see
+        ``packsync.launch.watcher``). Default: Dask config ``packsync.watch``, else
+        False; ``sync()`` does it on demand.
     reporter:
         Receives progress events (the CLI passes a rich one).
     hosts, connect_options, scheduler_on, remote_python, host_cache_dir, shared_store:
@@ -248,7 +250,10 @@ class Cluster(SpecClusterInternals):
 
     def _start_watcher(self) -> None:
         assert self.live_code is not None
-        self._watcher = CodeWatcher(self.live_code, self._sync_code, interval=self._watch.interval)
+        self._watcher = CodeWatcher(
+            self.live_code, self._sync_code, interval=self._watch.interval,
+            method=self._watch.method,
+        )
         self._watcher.start()
 
     async def _shut_down(self) -> None:

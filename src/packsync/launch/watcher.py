@@ -1,17 +1,38 @@
 """Live code for a running ``Cluster``: ``sync()`` on demand, and syncing on every save.
 
-With ``watch=True`` the sizes and mtimes of the files that travel are polled every
-``packsync.watch-interval`` (default 0.5 s); a change syncs.
+With ``watch=True`` the code roots are watched with watchfiles (inotify on Linux,
+FSEvents on macOS, ReadDirectoryChangesW on Windows): a save is seen as it happens and
+its sync starts some 50 ms later, and an idle watcher walks nothing. Polling (a walk
+of the roots every ``packsync.watch-interval``) is used instead when watchfiles cannot
+watch them:
+
+- watchfiles is not installed;
+- a root is on a network or host-shared filesystem (NFS, SMB, sshfs, 9p, virtiofs, ...),
+  where a save made on another machine raises no event on this one;
+- watching fails to start or stops with an error (the inotify watch limit reached, a
+  root removed, a folder this process may not read): the error is logged and polling
+  takes over;
+- Dask config ``packsync.watch-method: polling`` asks for it.
+
+``packsync.watch-interval`` (default 0.5 s) bounds how long a save waits before its sync
+starts, either way: with watchfiles it is the longest a burst of saves is gathered into
+one sync (a lone save goes after 50 ms of quiet), when polling the poll period. Every
+batch of events is confirmed by ``LiveCode.touched`` (sizes and mtimes of the files
+that travel) before it syncs: an event for a file that does not travel sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import dask.config
 from dask.utils import parse_timedelta
@@ -19,18 +40,39 @@ from dask.utils import parse_timedelta
 from packsync.codesync.live import LiveCode, SyncResult
 from packsync.errors import PacksyncError
 
+try:
+    import watchfiles
+except ImportError:  # pragma: no cover - a platform without its wheel
+    watchfiles = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
+
+WatchMethod = Literal["watchfiles", "polling"]
+STEP_MS = 50  # quiet time after the last event before a batch is synced
+
+# Filesystems whose changes made elsewhere (another machine, the VM's host) raise no
+# inotify event here.
+REMOTE_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "virtiofs", "vboxsf", "fakeowner",
+    "afs", "ceph", "glusterfs", "lustre", "gpfs", "fuse.sshfs", "fuse.rclone",
+    "fuse.s3fs", "fuse.gcsfuse", "fuse.grpcfuse", "fuse.glusterfs", "fuse.ceph",
+})
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WatchSettings:
-    """Whether to sync on every save, and how often to look."""
+    """Whether to sync on every save, within how long, and whether polling is forced."""
 
     enabled: bool
     interval: float  # seconds
+    method: Literal["auto", "polling"] = "auto"
 
 
 def watch_settings(watch: bool | None) -> WatchSettings:
-    """``watch`` (default: Dask config ``packsync.watch``), and the config's interval."""
+    """``watch`` (default: Dask config ``packsync.watch``), the config's interval and method."""
+    method = dask.config.get("packsync.watch-method", default="auto")
+    if method not in ("auto", "polling"):
+        raise ValueError(f"packsync.watch-method={method!r} is not 'auto' or 'polling'")
     interval = parse_timedelta(
         dask.config.get("packsync.watch-interval", default="500ms"), default="seconds"
     )
@@ -38,6 +80,7 @@ def watch_settings(watch: bool | None) -> WatchSettings:
         enabled=bool(watch if watch is not None else dask.config.get(
             "packsync.watch", default=False)),
         interval=float(interval),
+        method=method,
     )
 
 
@@ -66,29 +109,103 @@ class LiveSync:
 
 
 class CodeWatcher:
-    """Polls the code roots and syncs when a file changed; a failed sync is logged, not fatal."""
+    """Syncs the code roots on every save until closed; a failed sync is logged, not fatal."""
 
     def __init__(
-        self, live: LiveCode, sync: Callable[[], Awaitable[object]], *, interval: float
+        self,
+        live: LiveCode,
+        sync: Callable[[], Awaitable[object]],
+        *,
+        interval: float,
+        method: Literal["auto", "polling"] = "auto",
     ) -> None:
         self.live = live
         self.sync = sync
         self.interval = interval
+        self.method, reason = choose_method(live.roots, method)
+        if reason:
+            logger.info("watching code by polling every %g s: %s", interval, reason)
+        self._stop = threading.Event()
         self._task: asyncio.Future[None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def describe(self) -> str:
+        """How saves are noticed, as the cluster's summary says it."""
+        if self.method == "polling":
+            return f"polling every {self.interval:g} s"
+        return "watchfiles"
 
     def start(self) -> None:
         """Watch from now on (call in the cluster's event loop)."""
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
+        self._stop.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        thread, self._thread = self._thread, None
+        if thread is not None:  # ends within a step once stopped: its watches go with it
+            await asyncio.to_thread(thread.join, 5.0)
 
     async def _run(self) -> None:
+        if self.method == "watchfiles":
+            try:
+                await self._on_events()
+            except WatchFailed as error:
+                logger.warning("watching code with watchfiles failed (%s): polling every %g s",
+                               error, self.interval)
+                self.method = "polling"
         while True:
             await asyncio.sleep(self.interval)
             await self._check()
+
+    async def _on_events(self) -> None:
+        """Check after each batch of events; the first check once the watches are set."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        failures: list[BaseException] = []
+
+        def notify() -> None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed: nobody is left to sync
+                pass
+
+        def watch() -> None:
+            ready = False
+            try:
+                for changes in self._events():
+                    if changes or not ready:  # the first yield (a timeout, at worst) = ready
+                        ready = True
+                        notify()
+            except Exception as error:
+                failures.append(error)
+                notify()
+
+        self._thread = threading.Thread(target=watch, name="packsync-code-watch", daemon=True)
+        self._thread.start()
+        while True:
+            await wake.wait()
+            wake.clear()
+            if failures:
+                raise WatchFailed(str(failures[0]) or type(failures[0]).__name__)
+            await self._check()
+
+    def _events(self) -> Iterable[set[Any]]:
+        interval_ms = max(STEP_MS, int(self.interval * 1000))
+        return watchfiles.watch(
+            *self.live.roots,
+            watch_filter=travelling_filter(self.live.roots),
+            debounce=interval_ms,
+            step=STEP_MS,
+            rust_timeout=interval_ms,
+            yield_on_timeout=True,
+            stop_event=self._stop,
+            raise_interrupt=False,
+            # a root removed, or a folder this process may not read: polling copes with both
+            ignore_permission_denied=False,
+        )
 
     async def _check(self) -> None:
         try:
@@ -98,3 +215,63 @@ class CodeWatcher:
             logger.warning("code not synced: %s", error)
         except Exception:
             logger.exception("code not synced")
+
+
+class WatchFailed(Exception):
+    """watchfiles could not watch the code roots, or stopped with an error."""
+
+
+def choose_method(roots: Sequence[str], requested: str) -> tuple[WatchMethod, str]:
+    """watchfiles, or polling and why."""
+    if requested == "polling":
+        return "polling", "packsync.watch-method is 'polling'"
+    if watchfiles is None:
+        return "polling", "watchfiles is not installed"
+    if not roots:
+        return "polling", "no code root to watch"
+    for root in roots:
+        kind = filesystem_type(root)
+        if kind in REMOTE_FILESYSTEMS:
+            return "polling", (f"{root} is on {kind}, where saves made on another machine "
+                               "raise no event here")
+    return "watchfiles", ""
+
+
+def travelling_filter(roots: Sequence[str]) -> Callable[[Any, str], bool]:
+    """Drop events below hidden and ``__pycache__`` folders of a root: nothing there travels
+    (``packsync.scan.workdir``), and Git, venvs and imports write there often."""
+    prefixes = tuple(os.path.join(root, "") for root in roots)
+
+    def keep(change: Any, path: str) -> bool:
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                folders = path[len(prefix):].split(os.sep)[:-1]
+                return not any(f.startswith(".") or f == "__pycache__" for f in folders)
+        return True
+
+    return keep
+
+
+def filesystem_type(path: str, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem ``path`` is on (``/proc/self/mountinfo``); None if unknown."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields[5:] or fields[-1] == "-":
+            continue
+        point = _unescape(fields[4])
+        below = point == "/" or target == point or target.startswith(point.rstrip("/") + "/")
+        if below and len(point) >= len(best):  # the deepest mount; a later one over it wins
+            best, kind = point, fields[fields.index("-", 5) + 1]
+    return kind
+
+
+def _unescape(field: str) -> str:
+    """Mount points escape space, tab, newline and backslash as octal (``\\040``)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
