@@ -51,16 +51,20 @@ class Recorded(SpecClusterInternals):
         self.calls.append("close")
         await self._dask_close()
 
+    def _summary_html(self) -> str:
+        return "<p>ours</p>"
+
 
 def test_hooks_run_in_order_and_adopted_workers_are_the_clusters_own():
     async def check() -> dict[str, Any]:
         async with Recorded() as cluster:
             workers = dict(cluster.workers)
+            html = cluster._repr_html_()
             cluster.scale(1)  # SpecCluster closes a worker by name, adopted or not
             await cluster._correct_state()
             remaining = set(cluster.workers)
             early = cluster.early
-        return {"workers": workers, "early": early, "calls": cluster.calls,
+        return {"workers": workers, "early": early, "calls": cluster.calls, "html": html,
                 "remaining": remaining, "status": cluster.status}
 
     out = asyncio.run(check())
@@ -68,6 +72,7 @@ def test_hooks_run_in_order_and_adopted_workers_are_the_clusters_own():
     assert isinstance(out["workers"]["later"], Worker)  # SpecCluster started the other
     assert out["calls"][0] == "launch" and out["calls"][1] == "match"
     assert "close" in out["calls"]  # (SpecCluster's close matches the workers to none after)
+    assert out["html"].startswith("<p>ours</p>") and "Recorded" in out["html"]
     assert len(out["remaining"]) == 1
     assert out["early"].status == Status.closed  # closed with the cluster
     assert out["status"] == Status.closed

@@ -31,6 +31,7 @@ from packsync.launch.hosts.placement import HostsLaunch, SchedulerOn
 from packsync.launch.hosts.spec import HostLike
 from packsync.launch.preparation import LaunchSettings, prepare_here
 from packsync.launch.spec_internals import SpecClusterInternals
+from packsync.launch.summary import not_ready_html, summarize
 from packsync.launch.verify import Verification
 from packsync.launch.watcher import CodeWatcher, LiveSync, watch_settings
 from packsync.launch.worker_checks import WorkerChecks, host_namer
@@ -295,3 +296,12 @@ class Cluster(SpecClusterInternals):
                 self.status != Status.running):
             raise LaunchError("sync() needs a running cluster", hint="start the cluster first")
         return await self._live_sync.sync(self.scheduler_comm)
+
+    def _summary_html(self) -> str:
+        if self.prepared is None or self.live_code is None:
+            return not_ready_html()
+        return summarize(
+            self.prepared, verify=self._checks.enabled, verification=self.verification,
+            code_id=self.live_code.code_id, code_files=len(self.live_code.manifest),
+            watch=self._watcher.describe() if self._watcher is not None else "",
+        ).to_html()

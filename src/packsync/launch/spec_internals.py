@@ -12,7 +12,9 @@ with what it relies on, so that a new ``distributed`` release is checked here (a
   ``_lock``) are overridden: each hands over to a hook of the subclass, whose default
   is ``SpecCluster``'s own step;
 - ``_created`` (the processes ``_close`` expects closed) and each worker's ``_cluster``
-  weak reference are set for workers started outside ``_correct_state_internal``.
+  weak reference are set for workers started outside ``_correct_state_internal``;
+- ``_repr_html_`` of ``distributed.deploy.Cluster`` (its notebook widget) is shown below
+  the subclass's own summary.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class SpecClusterInternals(SpecCluster):
     async def _correct_state_internal(self) -> None:
         await self._match_workers()
 
+    def _repr_html_(self, cluster_status: Any = None) -> str:
+        dask_widget: str = super()._repr_html_(cluster_status=cluster_status)
+        return self._summary_html() + dask_widget
+
     # --- hooks for the subclass: SpecCluster's own behaviour by default ---------------------
 
     async def _launch(self) -> None:
@@ -54,6 +60,10 @@ class SpecClusterInternals(SpecCluster):
     async def _match_workers(self) -> None:
         """Make the workers match ``worker_spec`` (after the start, ``scale()``, ``adapt()``)."""
         await self._dask_match_workers()
+
+    def _summary_html(self) -> str:
+        """HTML shown above Dask's own widget in a notebook."""
+        return ""
 
     # --- SpecCluster's steps, for the hooks to call ------------------------------------------
 
