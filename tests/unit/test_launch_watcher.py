@@ -164,9 +164,15 @@ def test_filesystem_type_is_the_deepest_mount(path, kind):
     assert filesystem_type(path, MOUNTINFO) == kind
 
 
-def test_filesystem_type_of_a_network_mount():
+def test_polling_on_a_network_filesystem():
     nfs_only = "\n".join(line for line in MOUNTINFO.splitlines() if "tmpfs" not in line)
     assert filesystem_type("/home/alice/shared/project", nfs_only) == "nfs4"
+    method, reason = choose_method(["/home/alice/project", "/home/alice/shared/project"],
+                                   "auto", nfs_only)
+    assert method == "polling"
+    assert reason.startswith("/home/alice/shared/project is on nfs4, where saves made on "
+                             "another machine raise no event here")
+    assert choose_method(["/home/alice/project"], "auto", nfs_only) == ("watchfiles", "")
     assert filesystem_type("/x", "garbage line\n") is None
 
 

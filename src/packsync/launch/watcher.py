@@ -145,8 +145,11 @@ class CodeWatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         thread, self._thread = self._thread, None
-        if thread is not None:  # ends within a step once stopped: its watches go with it
-            await asyncio.to_thread(thread.join, 5.0)
+        # it ends within a step once stopped, and its watches with it; waited for here
+        # without an executor thread, as close() may run at interpreter exit
+        deadline = time.monotonic() + 5.0
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(STEP_MS / 1000)
 
     async def _run(self) -> None:
         if self.method == "watchfiles":
@@ -221,8 +224,10 @@ class WatchFailed(Exception):
     """watchfiles could not watch the code roots, or stopped with an error."""
 
 
-def choose_method(roots: Sequence[str], requested: str) -> tuple[WatchMethod, str]:
-    """watchfiles, or polling and why."""
+def choose_method(
+    roots: Sequence[str], requested: str, mountinfo: str | None = None
+) -> tuple[WatchMethod, str]:
+    """watchfiles, or polling and why (``mountinfo``: as ``filesystem_type`` takes it)."""
     if requested == "polling":
         return "polling", "packsync.watch-method is 'polling'"
     if watchfiles is None:
@@ -230,7 +235,7 @@ def choose_method(roots: Sequence[str], requested: str) -> tuple[WatchMethod, st
     if not roots:
         return "polling", "no code root to watch"
     for root in roots:
-        kind = filesystem_type(root)
+        kind = filesystem_type(root, mountinfo)
         if kind in REMOTE_FILESYSTEMS:
             return "polling", (f"{root} is on {kind}, where saves made on another machine "
                                "raise no event here")
