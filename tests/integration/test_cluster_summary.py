@@ -41,13 +41,13 @@ def test_repr_html_shows_what_was_synced(client_env: ClientEnv, tmp_path):
 
     out = client_env.json_run(SUMMARY)
     first, second = out["first"], out["second"]
-    assert first.startswith('<div class="packsync-summary">')
+    assert first.startswith('<div class="packsync-summary"')
     assert f'<code title="{out["digest"]}">{out["digest"][:12]}</code>' in first
     assert f"{out['packages']} packages · built for this launch" in first
     assert out["kinds"]["editable"] == 1
     assert f"index {out['kinds']['index']} · editable 1" in first
-    assert "Relaxed pins</th><td style=\"text-align:left\">none" in first
-    assert len(out["verified"]) == 1 and "✓ 1 worker match the lock" in first
+    assert 'Relaxed pins</th><td style="text-align:left">none' in first
+    assert len(out["verified"]) == 1 and "✓ 1 worker matches the lock" in first
     assert f"version <code>{out['first_code'][:12]}</code> · 2 files" in first  # with _script.py
     assert "synced on save (watchfiles)" in first
     # the new version once synced

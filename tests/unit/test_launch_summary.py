@@ -89,7 +89,7 @@ def test_verification_states():
                         differences=(difference("notice"),))
     assert "✓ 2 workers match the lock, 1 notice" in summary(verification=fine).to_html()
     one = Verification(verified=("tcp://a:1",))
-    assert "✓ 1 worker match" in summary(verification=one).to_html()
+    assert "✓ 1 worker matches the lock" in summary(verification=one).to_html()
     bad = Verification(verified=("tcp://a:1", "tcp://b:1"),
                        differences=(difference("notice", "pip"), difference("critical")),
                        retired=("tcp://b:1",))

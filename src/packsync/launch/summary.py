@@ -47,12 +47,11 @@ class SyncSummary:
             ("Live code", self._code_html()),
         ]
         body = "".join(
-            f'<tr><th style="text-align:left;vertical-align:top">{name}</th>'
+            f'<tr><th style="text-align:left;vertical-align:top;white-space:nowrap">{name}</th>'
             f'<td style="text-align:left">{value}</td></tr>'
             for name, value in rows
         )
-        return (f'<div class="packsync-summary"><h3 style="margin-bottom:0.3em">packsync</h3>'
-                f"<table>{body}</table></div>")
+        return _box(f"<table>{body}</table>")
 
     def _environment_html(self) -> str:
         where = "reused from the cache" if self.reused else "built for this launch"
@@ -85,7 +84,8 @@ class SyncSummary:
         notices = sum(d.severity == "notice" for d in found.differences)
         if found.ok:
             extra = f", {notices} notice{'s' if notices != 1 else ''}" if notices else ""
-            return f"✓ {checked} match the lock{extra}"
+            verb = "matches" if len(found.verified) == 1 else "match"
+            return f"✓ {checked} {verb} the lock{extra}"
         retired = f"; retired: {_e(', '.join(found.retired))}" if found.retired else ""
         shown = [d for d in found.differences if d.severity != "notice"][:_MAX_DIFFERENCES]
         items = "".join(f"<li>{_e(d.severity)}: {_e(d.describe())}</li>" for d in shown)
@@ -129,8 +129,12 @@ def summarize(
 
 
 def not_ready_html() -> str:
-    return ('<div class="packsync-summary"><h3 style="margin-bottom:0.3em">packsync</h3>'
-            "<p>The environment is not ready yet.</p></div>")
+    return _box("<p>The environment is not ready yet.</p>")
+
+
+def _box(inner: str) -> str:
+    return ('<div class="packsync-summary" style="margin-bottom:1em">'
+            f'<h3 style="margin-bottom:0.3em">packsync</h3>{inner}</div>')
 
 
 def _e(text: str) -> str:
