@@ -34,7 +34,8 @@ from packsync.launch.spec_internals import SpecClusterInternals
 from packsync.launch.summary import not_ready_html, summarize
 from packsync.launch.verify import Verification
 from packsync.launch.watcher import CodeWatcher, LiveSync, watch_settings
-from packsync.launch.worker_checks import WorkerChecks, host_namer
+from packsync.launch.worker_checks import HostOf, WorkerChecks, host_namer
+from packsync.lock.resolve import Lock
 from packsync.pipeline import Prepared
 from packsync.plan.options import plan_options
 from packsync.progress import Reporter, StageClock, stage
@@ -287,7 +288,8 @@ class Cluster(SpecClusterInternals):
         if dropped:
             await self._dask_match_workers()  # closes the workers no spec names
 
-    def _check_args(self) -> tuple[Any, Any, Any]:
+    def _check_args(self) -> tuple[Lock | None, Any, HostOf]:
+        """What checking the workers needs: the lock, the scheduler, the hosts' names."""
         lock = self.prepared.locked.lock if self.prepared is not None else None
         return lock, self.scheduler_comm, host_namer(self._hosts, self.worker_spec)
 
