@@ -156,6 +156,17 @@ def uv_binary() -> str:
         return found
 
 
+def packsync_venv(venv: Path, env: dict[str, str], *extra: str) -> Path:
+    """A venv with packsync from this checkout (and ``extra``), byte-compiled; its python."""
+    base = str(Path(getattr(sys, "_base_executable", "") or sys.executable).resolve())
+    uv = uv_binary()
+    run([uv, "venv", "--quiet", "--python", base, str(venv)], env, venv.parent)
+    python = venv / "bin" / "python"
+    run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
+         str(REPO), *extra], env, venv.parent)
+    return python
+
+
 def freeze_times(
     commands: dict[str, list[str]], env: dict[str, str], cwd: Path
 ) -> dict[str, float]:

@@ -150,6 +150,16 @@ def watch_interval() -> float:
     return _duration(value, source, LaunchError)
 
 
+def watch_method() -> str:
+    """How ``watch`` sees saves: ``auto`` (inotify where it can) or ``polling``."""
+    return _choice("watch-method", ("auto", "polling"), LaunchError)
+
+
+def host_install() -> str:
+    """How SSH hosts get the environment: ``artifact`` or ``index``."""
+    return _choice("host-install", ("artifact", "index"), LaunchError)
+
+
 def scheduler_process() -> bool:
     """Run the scheduler as a process of its own in the environment."""
     return _flag("scheduler-process", LaunchError)
@@ -178,6 +188,14 @@ def _path(key: str, error: type[PacksyncError]) -> str | None:
     if value is None or isinstance(value, (str, os.PathLike)):
         return None if value is None else os.fspath(value)
     raise _bad(error, source, value, "a path or URL", "a string")
+
+
+def _choice(key: str, choices: tuple[str, ...], error: type[PacksyncError]) -> str:
+    value, source = _setting(key)
+    if value not in choices:
+        raise _bad(error, source, value, " or ".join(repr(c) for c in choices),
+                   " or ".join(choices))
+    return str(value)
 
 
 def _flag(key: str, error: type[PacksyncError]) -> bool:
