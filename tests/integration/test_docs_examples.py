@@ -17,8 +17,9 @@ A fenced block's info string says what it is:
 - ``text``, ``yaml``, ``toml`` and an empty info string are not code. Any other info string
   is an error, so that a typo cannot hide an example from this test.
 
-The ``python`` blocks are checked like the ``py`` ones too, without running them, by the
-first test; the second test runs them.
+``test_python_examples_compile_and_name_what_exists`` checks ``python`` and ``py`` blocks
+alike without running them; ``test_runnable_examples_run`` runs the ``python`` and ``sh``
+ones.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+from .conftest import REPO, ClientEnv, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -185,14 +186,10 @@ for block in json.load(open(sys.argv[1])):
 def docs_client(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
     """A client venv with what the runnable examples import, and one cache for all pages."""
     root = tmp_path_factory.mktemp("docs")
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
     package = root / "my_local_package"
     shutil.copytree(REPO / "examples" / "seed_demo" / "my_local_package", package,
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    client = ClientEnv(path=venv, cache=root / "cache", workdir=root)
-    client.install(str(REPO), "httpx", "dask-jobqueue", "-e", str(package))
+    client = make_client(root, "httpx", "dask-jobqueue", "-e", str(package))
     return client
 
 
