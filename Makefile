@@ -6,8 +6,9 @@ UV_DEMO := $(DEMO_VENV)/bin/uv
 UV_TEST := $(TEST_VENV)/bin/uv
 # The machine's pip configuration must not leak into our own environments.
 HERMETIC := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
-# The docs site: every warning an error, built offline into site/ (ignored by git).
-MKDOCS := $(HERMETIC) NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --quiet --site-dir site
+# The docs site: every warning an error (--quiet would hide them from --strict), built
+# offline into site/ (ignored by git).
+MKDOCS := $(HERMETIC) NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --site-dir site
 
 .PHONY: demo test test-unit docs lint bench clean system-packages
 
