@@ -6,8 +6,11 @@ UV_DEMO := $(DEMO_VENV)/bin/uv
 UV_TEST := $(TEST_VENV)/bin/uv
 # The machine's pip configuration must not leak into our own environments.
 HERMETIC := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+# The docs site: every warning an error (--quiet would hide them from --strict), built
+# offline into site/ (ignored by git).
+MKDOCS := $(HERMETIC) NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --site-dir site
 
-.PHONY: demo test test-unit lint bench clean system-packages
+.PHONY: demo test test-unit docs lint bench clean system-packages
 
 # git for Git installs; OpenSSH for SSH hosts and SSH-served repositories in tests
 system-packages:
@@ -28,13 +31,18 @@ demo: system-packages $(UV_DEMO)
 	cd examples/seed_demo && $(HERMETIC) ../../$(DEMO_VENV)/bin/python run_demo.py
 
 test: system-packages $(UV_TEST)
-	$(HERMETIC) $(UV_TEST) pip install --quiet --python $(TEST_VENV)/bin/python -e '.[test]'
-	$(HERMETIC) $(TEST_VENV)/bin/ruff check src tests benchmarks examples
+	$(HERMETIC) $(UV_TEST) pip install --quiet --python $(TEST_VENV)/bin/python -e '.[test,docs]'
+	$(HERMETIC) $(TEST_VENV)/bin/ruff check src tests benchmarks examples docs/hooks
 	$(HERMETIC) $(TEST_VENV)/bin/mypy
+	$(MKDOCS)
 	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q tests/unit
+
+docs: $(UV_TEST)
+	$(HERMETIC) $(UV_TEST) pip install --quiet --python $(TEST_VENV)/bin/python -e '.[docs]'
+	$(MKDOCS)
 
 bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_launch.py

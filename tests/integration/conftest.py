@@ -91,14 +91,19 @@ def make_project(root: Path, name: str, body: str, version: str = "0.1.0") -> Pa
     return root
 
 
+def make_client(root: Path, *install: str) -> ClientEnv:
+    """A fresh venv under ``root`` holding packsync (from this checkout) and ``install``."""
+    venv = root / "client"
+    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                   env=hermetic_env())
+    workdir = root / "work"
+    workdir.mkdir()
+    env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
+    env.install(str(REPO), *install)
+    return env
+
+
 @pytest.fixture
 def client_env(tmp_path: Path) -> ClientEnv:
     """A fresh venv holding packsync (from this checkout) and httpx."""
-    venv = tmp_path / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    env = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=workdir)
-    env.install(str(REPO), "httpx")
-    return env
+    return make_client(tmp_path, "httpx")
