@@ -20,18 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
 from packaging.utils import (
     InvalidWheelFilename,
     parse_wheel_filename,
 )
 
-from packsync.errors import BuildError, tail
 from packsync.build.git import Unreachable, checkout, resolve_revision
-from packsync.lock.index_failures import scrubbed_tail
-from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
-from packsync.progress import NullReporter, Reporter, stage
-from packsync.redact import redact_text
 from packsync.build.repack import (
     NotFaithful,
     installed_dist_info,
@@ -41,10 +35,15 @@ from packsync.build.repack import (
     wheel_filename_from_zip,
     wheel_identity,
 )
+from packsync.build.treehash import tree_hash
+from packsync.errors import BuildError, tail
+from packsync.lock.index_failures import scrubbed_tail
+from packsync.model import Artifact, Decision, Interpreter, Plan, Snapshot, Target
+from packsync.progress import NullReporter, Reporter, stage
+from packsync.redact import redact_text
 from packsync.scan.dists import file_url_to_path
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, VcsSource
 from packsync.store import Store, sha256_file
-from packsync.build.treehash import tree_hash
 from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
@@ -119,6 +118,11 @@ def _artifact_for(decision: Decision, context: _Context) -> tuple[Artifact, bool
     records = context.cache / "builds"
     records.mkdir(parents=True, exist_ok=True)
     record = records / f"{key}.json"
+    known = _read_record(record)  # written by a rename: whole or absent, no lock needed
+    if known is not None and context.store.touch(known.sha256):
+        return known, False
+    from filelock import FileLock  # a build only: a relaunch stops above
+
     with FileLock(str(records / f"{key}.lock")):
         known = _read_record(record)
         if known is not None and context.store.touch(known.sha256):

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name
 
@@ -282,6 +281,8 @@ def _resolve(
     if conda is not None:
         meta["conda"] = conda.to_dict()
     data["tool"] = {"packsync": meta}
+    import tomli_w  # a new resolve only: a relaunch reads the lock resolved before
+
     return tomli_w.dumps(data)
 
 

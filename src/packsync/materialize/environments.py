@@ -22,9 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
-from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
 from packsync.lock.index_failures import explain, scrubbed_tail
 from packsync.lock.resolve import WHEELS_DIR, Lock
@@ -90,6 +87,8 @@ def materialize(
             return found
         path = environment_dir(lock, cache)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # a build only: a relaunch stops at the cache hit
+
         with FileLock(str(path.with_name(path.name + ".lock"))):
             found = ready_environment(lock, cache)
             if found is not None:
@@ -127,6 +126,8 @@ def _build(
     if conda is not None:
         # before the pip part, which may build on it; Python too when conda provides it
         reporter.step("materialize", f"installing {len(conda.packages)} conda packages")
+        from packsync.conda.install import install_conda
+
         install_conda(conda, path, cache=cache, channels=conda_channels, digest=lock.digest)
     record = path / RECORD_DIR
     record.mkdir()
