@@ -11,14 +11,13 @@ in the same byte-compiled client venv. It also times what ``import packsync`` ad
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_launch import REPO, hermetic_env, run, stop_strays, uv_binary, verdict
+from bench_launch import client_venv, hermetic_env, run, stop_strays, verdict
 from rich.console import Console
 from rich.table import Table
 
@@ -82,13 +81,9 @@ def main(runs: int = RUNS) -> int:
         packsync_script.write_text(PACKSYNC_SCRIPT)
         bare_script.write_text(BARE_SCRIPT)
         env = hermetic_env(cache)
-        uv = uv_binary()
-        base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
-        console.print(f"building the byte-compiled client venv from {base} …")
-        run([uv, "venv", "--quiet", "--python", base, str(venv)], env, tmp)
-        python = venv / "bin" / "python"
-        install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python"]
-        run([*install, str(python), str(REPO)], env, tmp)
+        console.print("building the byte-compiled client venv …")
+        python = client_venv(venv, env, tmp)
+        # uv compiled site-packages; the rest of lib too, as TESTBED's fair baseline has it
         run([str(python), "-m", "compileall", "-q", "-j", "0", str(venv / "lib")], env, tmp)
 
         console.print("warming the packsync cache (cold launch, then one warm) …")
