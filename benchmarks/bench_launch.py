@@ -156,14 +156,15 @@ def uv_binary() -> str:
         return found
 
 
-def packsync_venv(venv: Path, env: dict[str, str], *extra: str) -> Path:
-    """A venv with packsync from this checkout (and ``extra``), byte-compiled; its python."""
-    base = str(Path(getattr(sys, "_base_executable", "") or sys.executable).resolve())
+def client_venv(venv: Path, env: dict[str, str], cwd: Path, *packages: str) -> Path:
+    """A byte-compiled venv of this interpreter's Python with packsync (this checkout) and
+    ``packages``; its interpreter."""
     uv = uv_binary()
-    run([uv, "venv", "--quiet", "--python", base, str(venv)], env, venv.parent)
+    base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
+    run([uv, "venv", "--quiet", "--python", base, str(venv)], env, cwd)
     python = venv / "bin" / "python"
-    run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
-         str(REPO), *extra], env, venv.parent)
+    install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
+    run([*install, str(REPO), *packages], env, cwd)
     return python
 
 
@@ -216,10 +217,7 @@ def main() -> int:
         uv = uv_binary()
         base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
         console.print(f"building the benchmark venv from {base} …")
-        run([uv, "venv", "--quiet", "--python", base, str(venv)], env, tmp)
-        install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python"]
-        run([*install, str(venv / "bin" / "python"), str(REPO), "httpx"], env, tmp)
-        python = venv / "bin" / "python"
+        python = client_venv(venv, env, tmp, "httpx")
         _, purelib = run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env, tmp
         )

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_launch import child, hermetic_env, packsync_venv, stop_strays
+from bench_launch import child, client_venv, hermetic_env, stop_strays
 from rich.console import Console
 from rich.table import Table
 
@@ -99,7 +99,7 @@ def main() -> int:
         make_project(work)
         env = hermetic_env(cache)
         console.print("building the benchmark venv …")
-        python = packsync_venv(venv, env)
+        python = client_venv(venv, env, venv.parent)
         results: dict[str, dict[str, Any]] = {}
         for method in ("off", "polling", "watchfiles"):
             console.print(f"watch: {method} …")

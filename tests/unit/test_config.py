@@ -34,7 +34,9 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
 
 def test_importing_packsync_puts_every_declared_default_into_dask_config(tmp_path):
     declared = yaml.safe_load((SRC / "packsync.yaml").read_text())["packsync"]
-    probe = "import dask.config, json, packsync; print(json.dumps(dask.config.get('packsync')))"
+    # any stage reads its settings through packsync.config, which loads the defaults
+    probe = ("import dask.config, json, packsync.config; "
+             "print(json.dumps(dask.config.get('packsync')))")
     result = subprocess.run([sys.executable, "-c", probe], env=_clean_environment(tmp_path),
                             capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == declared

@@ -134,3 +134,31 @@ def test_rules_from_arguments_and_dask_config():
         assert code_rules(include=[], exclude=["x.py"]).include == ()
     with dask.config.set({"packsync.max-code-size": "lots"}), pytest.raises(ScanError):
         code_rules()
+
+
+def test_negated_globs_take_back_part_of_include_and_exclude(tmp_path):
+    touch(tmp_path / "model.py")
+    touch(tmp_path / "model_test.py")
+    touch(tmp_path / "keep_test.py")
+    touch(tmp_path / "data" / "table.csv")
+    touch(tmp_path / "data" / "huge.csv")
+    assert relpaths(tmp_path, include=("data/*.csv", "!huge.csv"),
+                    exclude=("*_test.py", "!keep_test.py")) == [
+        "keep_test.py", "model.py", "data/table.csv"
+    ]
+
+
+def test_a_deeper_gitignore_overrides_the_root_one(tmp_path):
+    touch(tmp_path / ".gitignore", "gen_*.py\n")
+    touch(tmp_path / "gen_top.py")
+    touch(tmp_path / "pkg" / ".gitignore", "!gen_keep.py\n")
+    touch(tmp_path / "pkg" / "gen_keep.py")
+    touch(tmp_path / "pkg" / "gen_drop.py")
+    assert relpaths(tmp_path) == ["pkg/gen_keep.py"]
+
+
+def test_a_linked_directory_inside_the_root_is_not_entered(tmp_path):
+    touch(tmp_path / "pkg" / "mod.py")
+    os.symlink(tmp_path / "pkg", tmp_path / "alias")
+    os.symlink(tmp_path / "pkg" / "mod.py", tmp_path / "alias_mod.py")  # a file link inside
+    assert relpaths(tmp_path) == ["alias_mod.py", "pkg/mod.py"]

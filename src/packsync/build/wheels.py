@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
 from packaging.utils import (
     InvalidWheelFilename,
     parse_wheel_filename,
@@ -119,6 +118,11 @@ def _artifact_for(decision: Decision, context: _Context) -> tuple[Artifact, bool
     records = context.cache / "builds"
     records.mkdir(parents=True, exist_ok=True)
     record = records / f"{key}.json"
+    known = _read_record(record)  # written by a rename: whole or absent, no lock needed
+    if known is not None and context.store.touch(known.sha256):
+        return known, False
+    from filelock import FileLock  # a build only: a relaunch stops above
+
     with FileLock(str(records / f"{key}.lock")):
         known = _read_record(record)
         if known is not None and context.store.touch(known.sha256):

@@ -170,8 +170,21 @@ FORKSERVER_VARIABLE = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
 # workers, stops the forkserver and waits for it: a forkserver left to exit on its own
 # would be an orphan (a zombie where the init process does not reap, as in many
 # containers). Runs with only ``distributed``.
+# Closing is on the path of every cluster's close: the forkserver, whose workers are gone
+# by then, is killed rather than left to tear its interpreter down, and this process ends
+# with ``os._exit`` once every exit handler ran (registered first, ``end`` runs last), so
+# that neither pays for unloading ``distributed`` module by module.
 NANNIES_MAIN = f"""
-import os
+import atexit, os, signal, sys
+status = 1
+def end():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
+atexit.register(end)
 from multiprocessing import forkserver
 if os.environ.get("{FORKSERVER_VARIABLE}") == "forkserver":
     forkserver.set_forkserver_preload(["distributed"])
@@ -179,8 +192,15 @@ if os.environ.get("{FORKSERVER_VARIABLE}") == "forkserver":
 from distributed.cli.dask_spec import main
 try:
     main()
+except SystemExit as done:
+    status = done.code if isinstance(done.code, int) else int(done.code is not None)
+    raise
 finally:
-    stop = getattr(forkserver._forkserver, "_stop", None)
+    server = forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    stop = getattr(server, "_stop", None)
     if stop is not None:
         stop()
 """
@@ -239,6 +259,7 @@ class EnvNannies(WorkerRole, EnvProcess):
         }
         self._open_workers = set(workers)
         self._starting: asyncio.Future[None] | None = None
+        self._terminating: set[asyncio.Future[None]] = set()
 
     def command(self) -> list[str]:
         return [self.interpreter, "-c", NANNIES_MAIN, *self.args, "--spec", json.dumps(self.spec)]
@@ -282,10 +303,22 @@ class EnvNannies(WorkerRole, EnvProcess):
         """Close one worker: its nanny alone, or the whole process once it is the last."""
         self._open_workers.discard(name)
         if not self._open_workers:
+            # the nannies still being terminated one by one go with the process: a call
+            # to a nanny of a process closing under it would wait out its timeout
+            for terminating in self._terminating:
+                terminating.cancel()
             await self.close()
             return
         if self.proc is None or self.proc.returncode is not None:
             return
+        terminating = asyncio.ensure_future(self._terminate(name))
+        self._terminating.add(terminating)
+        try:
+            await asyncio.wait({terminating})
+        finally:
+            self._terminating.discard(terminating)
+
+    async def _terminate(self, name: Any) -> None:
         try:
             async with rpc(self.addresses[name]) as nanny:
                 await asyncio.wait_for(nanny.terminate(reason="cluster-scale"), STOP_GRACE)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import tomli_w
 from packaging.pylock import Package, Pylock, PylockValidationError
 
 from packsync.conda.locked import CondaLock
@@ -168,6 +167,8 @@ class Lock:
 
 def render(document: Mapping[str, Any], table: PacksyncTable) -> str:
     """The text of a lock: a PEP 751 document (uv's) with ``table`` as ``[tool.packsync]``."""
+    import tomli_w  # a new resolve only: a relaunch reads the lock resolved before
+
     return tomli_w.dumps({**document, "tool": {"packsync": table.to_dict()}})
 
 

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from packsync.errors import MaterializeError
-from packsync.hostside import artifact
+from packsync.hostside import artifact, install
 from packsync.lock.lockfile import Lock
 from packsync.materialize.environments import Environment
 from packsync.progress import NullReporter, Reporter, stage
@@ -70,7 +68,7 @@ def environment_artifact(
             current.detail = "packed before"
             return found
         record.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(record) + ".lock"):
+        with install.locked(str(record) + ".lock"):
             found = _recorded(record, store)
             if found is None:
                 found = _pack(environment, lock, store, record)

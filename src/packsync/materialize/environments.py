@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packsync.conda.install import install_conda
 from packsync.errors import MaterializeError, tail
 from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.protocol import HostError
@@ -120,6 +119,8 @@ def _build(
     if conda is not None:
         # before the pip part, which may build on it; Python too when conda provides it
         reporter.step("materialize", f"installing {len(conda.packages)} conda packages")
+        from packsync.conda.install import install_conda
+
         install_conda(conda, path, cache=cache, channels=conda_channels, digest=lock.digest)
     record = path / RECORD_DIR
     record.mkdir()

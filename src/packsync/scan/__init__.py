@@ -1,4 +1,8 @@
-"""The only reader of the user's environment: ``scan()`` turns it into a ``Snapshot``."""
+"""The only reader of the user's environment: ``scan()`` turns it into a ``Snapshot``.
+
+Its modules are imported by the call, not by the package: ``import packsync`` imports this
+package (``packsync.scan`` names the function) and has to stay cheap.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,18 @@ import site
 import sys
 import sysconfig
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from packaging.markers import default_environment
-
-from packsync.conda.scan import is_conda_prefix, scan_conda
-from packsync.model import Interpreter, Snapshot
-from packsync.scan.dists import find_dists
-from packsync.scan.indexes import discover
-from packsync.scan.workdir import code_paths, stdlib_paths
-from packsync.sources import DirectorySource, EditableSource
+if TYPE_CHECKING:
+    from packsync.model import Interpreter, Snapshot
 
 __all__ = ["scan", "current_interpreter"]
 
 
 def current_interpreter() -> Interpreter:
     """The running interpreter, with the base executable a venv was made from."""
+    from packsync.model import Interpreter
+
     libc_name, libc_version = platform.libc_ver()
     libc = ""
     if libc_name == "glibc" and libc_version:
@@ -48,6 +49,15 @@ def site_dirs() -> list[str]:
 
 def scan(path: Sequence[str] | None = None) -> Snapshot:
     """A snapshot of the environment importable from ``path`` (default ``sys.path``)."""
+    from packaging.markers import default_environment
+
+    from packsync.conda.scan import is_conda_prefix, scan_conda
+    from packsync.model import Snapshot
+    from packsync.scan.dists import find_dists
+    from packsync.scan.indexes import discover
+    from packsync.scan.workdir import code_paths, stdlib_paths
+    from packsync.sources import DirectorySource, EditableSource
+
     search_path = list(sys.path if path is None else path)
     result = find_dists(search_path, site_dirs())
     dists, notes = result.dists, result.notes

@@ -1,137 +1,134 @@
 """Git-style path patterns: ``.gitignore`` files, and the ``include=``/``exclude=`` globs.
 
-One syntax for both, so users need learn only Git's: ``*`` and ``?`` stay within a
-path component, ``**`` crosses components, a pattern without a slash matches a name at
-any depth, a leading or inner slash anchors it to its base directory, a trailing slash
-matches directories only and ``!`` re-includes. No dependency, no subprocess: the
-watcher polls with these rules, so they have to be cheap.
+One syntax for both, so users need learn only Git's, and one implementation of it:
+pathspec's ``GitIgnoreSpec`` (``*``, ``?`` and ``[...]`` within a path component, ``**``
+across them, anchoring by a leading or inner slash, directory-only patterns, ``!``
+re-inclusion, and the cases where Git does other than its manual says).
+
+What stays here is what pathspec leaves to its caller. A set of patterns belongs to a
+directory (a ``.gitignore`` applies below its own directory, relative to it), several sets
+apply to one path, and the deepest set with a matching pattern decides, as Git has it.
+A line Git would skip (an invalid pattern) is skipped in a ``.gitignore`` and refused,
+named, in ``include=``/``exclude=``. pathspec is imported by the first pattern compiled:
+a working directory without ``.gitignore`` files or globs does not pay for it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from packsync.errors import ScanError
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Pattern:
-    """One compiled pattern, matched against a path relative to ``base`` (posix form)."""
+class Patterns:
+    """The patterns of one ``.gitignore`` (or one list of globs), for paths below a directory.
 
-    text: str
-    base: str
-    regex: re.Pattern[str]
-    negated: bool = False
-    directory_only: bool = False
-
-    def matches(self, path: str, *, is_dir: bool) -> bool:
-        if self.directory_only and not is_dir:
-            return False
-        if self.base:
-            if not path.startswith(self.base + os.sep):
-                return False
-            path = path[len(self.base) + 1 :]
-        return self.regex.fullmatch(path.replace(os.sep, "/")) is not None
-
-
-def compile_pattern(text: str, base: str = "") -> Pattern | None:
-    """A pattern from one line of a ``.gitignore`` (or one glob); None for blanks/comments.
-
-    ``base`` is the directory the pattern is relative to ("" when paths are given
-    relative to that directory already).
+    ``prefix`` is that directory and a separator, which paths are given with in front;
+    ``""`` when paths are given relative to the patterns' directory already.
     """
-    line = text.rstrip("\n")
-    if not line.endswith("\\ "):
-        line = line.rstrip(" ")
-    if not line or line.startswith("#"):
-        return None
-    negated = line.startswith("!")
-    if negated:
-        line = line[1:]
-    elif line.startswith("\\!") or line.startswith("\\#"):
-        line = line[1:]
-    directory_only = line.endswith("/")
-    line = line.rstrip("/")
-    if not line:
-        return None
-    anchored = "/" in line
-    line = line.lstrip("/")
-    body = _translate(line)
-    regex = re.compile(body if anchored else f"(?:.*/)?{body}")
-    return Pattern(
-        text=text.strip(),
-        base=base.rstrip(os.sep),
-        regex=regex,
-        negated=negated,
-        directory_only=directory_only,
-    )
+
+    prefix: str
+    spec: GitIgnoreSpec
+
+    def decide(self, path: str, *, is_dir: bool) -> bool | None:
+        """True: the last pattern that matches ``path`` ignores it; False: it re-includes
+        it (``!``); None: no pattern matches (or ``path`` is not below the directory)."""
+        if self.prefix:
+            if not path.startswith(self.prefix):
+                return None
+            path = path[len(self.prefix) :]
+        result: bool | None = self.spec.check_file(path + "/" if is_dir else path).include
+        return result
+
+    def matches(self, path: str, *, is_dir: bool = False) -> bool:
+        return self.decide(path, is_dir=is_dir) is True
 
 
-def compile_globs(globs: Iterable[str], base: str = "") -> tuple[Pattern, ...]:
-    return tuple(p for p in (compile_pattern(g, base) for g in globs) if p is not None)
+def compile_globs(globs: Iterable[str], base: str = "") -> Patterns | None:
+    """The user's ``include=``/``exclude=`` globs; None when there are none.
+
+    An invalid glob is a ``ScanError`` naming it.
+    """
+    return _compile_globs(tuple(globs), base)
 
 
-def read_ignore_file(path: str, base: str) -> tuple[Pattern, ...]:
-    """The patterns of a ``.gitignore`` (or ``.git/info/exclude``); none if it is unreadable."""
+@lru_cache(maxsize=64)
+def _compile_globs(globs: tuple[str, ...], base: str) -> Patterns | None:
+    # the watcher walks with the same globs on every poll: they are compiled once
+
+    def refuse(line: str, error: Exception) -> None:
+        raise ScanError(
+            f"{line!r} is not a Git-style pattern: {error}",
+            hint="fix the glob in include=/exclude= (or dask config packsync.include / "
+            "packsync.exclude); patterns follow .gitignore syntax",
+        )
+
+    return _compile(globs, base, refuse)
+
+
+def read_ignore_file(path: str, base: str) -> Patterns | None:
+    """The patterns of a ``.gitignore`` (or ``.git/info/exclude``); None if it is unreadable
+    or has none. Lines Git would skip are skipped (and logged)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return compile_globs(handle.read().splitlines(), base)
+            lines = handle.read().splitlines()
     except OSError:
-        return ()
+        return None
+
+    def skip(line: str, error: Exception) -> None:
+        logger.debug("%s: skipping %r, not a pattern Git accepts: %s", path, line, error)
+
+    return _compile(lines, base, skip)
 
 
-def ignored(patterns: Sequence[Pattern], path: str, *, is_dir: bool) -> bool:
-    """Git's rule: the last pattern that matches decides; ``!`` un-ignores."""
-    decision = False
-    for pattern in patterns:
-        if pattern.matches(path, is_dir=is_dir):
-            decision = not pattern.negated
-    return decision
+def ignored(chain: Sequence[Patterns], path: str, *, is_dir: bool) -> bool:
+    """Git's rule over ``chain``, outermost set first: the deepest set with a pattern that
+    matches decides, by its last such pattern; ``!`` un-ignores."""
+    for patterns in reversed(chain):
+        decision = patterns.decide(path, is_dir=is_dir)
+        if decision is not None:
+            return decision
+    return False
 
 
-def any_match(patterns: Sequence[Pattern], path: str, *, is_dir: bool = False) -> bool:
-    return any(p.matches(path, is_dir=is_dir) for p in patterns if not p.negated)
+def matches(patterns: Patterns | None, path: str, *, is_dir: bool = False) -> bool:
+    """Whether ``patterns`` (None: no globs) select ``path``."""
+    return patterns is not None and patterns.matches(path, is_dir=is_dir)
 
 
-def _translate(glob: str) -> str:
-    """A glob in Git's syntax as a regular expression over a ``/``-separated path."""
-    out: list[str] = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if c == "*":
-            if glob.startswith("**", i):
-                before_ok = i == 0 or glob[i - 1] == "/"
-                after = glob[i + 2 : i + 3]
-                if before_ok and after == "/":
-                    out.append("(?:.*/)?")
-                    i += 3
-                    continue
-                if before_ok and after == "":
-                    out.append(".*")
-                    i += 2
-                    continue
-                out.append("[^/]*")
-                i += 2
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = glob.find("]", i + 2 if glob[i + 1 : i + 2] in ("!", "^") else i + 1)
-            if end == -1:
-                out.append(re.escape(c))
+def _compile(
+    lines: Iterable[str], base: str, invalid: Callable[[str, Exception], None]
+) -> Patterns | None:
+    texts = [line for line in lines if line.strip() and not line.startswith("#")]
+    if not texts:
+        return None  # nothing to match: no need of pathspec
+    from pathspec import GitIgnoreSpec
+
+    try:
+        spec = GitIgnoreSpec.from_lines(texts)
+    except (ValueError, re.error):  # one by one then, so that a bad line loses no other
+        valid = []
+        for line in texts:
+            try:
+                GitIgnoreSpec.from_lines([line])
+            except (ValueError, re.error) as error:
+                invalid(line, error)
             else:
-                inner = glob[i + 1 : end]
-                if inner[:1] in ("!", "^"):
-                    inner = "^" + inner[1:]
-                out.append("[" + inner.replace("\\", "\\\\") + "]")
-                i = end
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(glob[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+                valid.append(line)
+        spec = GitIgnoreSpec.from_lines(valid)
+    if all(p.include is None for p in spec.patterns):
+        return None
+    prefix = base.rstrip(os.sep) + os.sep if base else ""
+    return Patterns(prefix=prefix, spec=spec)

@@ -15,13 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from packsync.errors import ScanError
-from packsync.scan.patterns import (
-    Pattern,
-    any_match,
-    compile_globs,
-    ignored,
-    read_ignore_file,
-)
+from packsync.scan.patterns import Patterns, compile_globs, ignored, matches, read_ignore_file
 
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 _SKIP_DIRS = frozenset({"__pycache__", "site-packages", "node_modules", "build", "dist"})
@@ -44,7 +38,9 @@ class CodeRules:
 
     ``include`` and ``exclude`` are Git-style globs relative to each code root (a glob
     without ``/`` matches a file name at any depth): ``include=["data/*.csv"]``,
-    ``exclude=["scratch/", "*_test.py"]``. An explicit include beats ``.gitignore``.
+    ``exclude=["scratch/", "*_test.py"]``; as in a ``.gitignore``, the last glob that
+    matches decides, so ``"!keep_test.py"`` after them takes it back. An explicit include
+    beats ``.gitignore``.
     """
 
     include: tuple[str, ...] = ()
@@ -88,74 +84,131 @@ def collect_code(
 def walk_code(root: str, rules: CodeRules) -> tuple[CodeFile, ...]:
     """The files of ``root`` that travel, without the size check (the watcher polls this)."""
     root = os.path.realpath(root)
-    include = compile_globs(rules.include)
-    exclude = compile_globs(rules.exclude)
-    ignores: dict[str, tuple[Pattern, ...]] = {
-        root: _ancestor_ignores(root) if rules.gitignore else ()
-    }
-    importable_dirs = {root}
-    files: list[CodeFile] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        depth = 0 if rel_dir == "." else rel_dir.count(os.sep) + 1
-        patterns = ignores.pop(dirpath, ())
-        if rules.gitignore and ".gitignore" in filenames:
-            patterns += read_ignore_file(os.path.join(dirpath, ".gitignore"), dirpath)
-        importable = dirpath in importable_dirs
-        kept: list[str] = []
-        for name in sorted(dirnames):
-            path = os.path.join(dirpath, name)
-            relpath = name if depth == 0 else os.path.join(rel_dir, name)
+    walk = _Walk(
+        root=root,
+        rules=rules,
+        include=compile_globs(rules.include),
+        exclude=compile_globs(rules.exclude),
+    )
+    walk.directory(root, "", (_ancestor_ignores(root) if rules.gitignore else ()), True)
+    return tuple(walk.files)
+
+
+class _Walk:
+    """One walk of a root, top-down and sorted as ``os.walk`` goes, never into a link.
+
+    ``os.scandir`` tells links and directories apart without a system call per entry,
+    so only a link pays for resolving where it leads.
+    """
+
+    def __init__(
+        self, *, root: str, rules: CodeRules, include: Patterns | None, exclude: Patterns | None
+    ) -> None:
+        self.root = root
+        self.rules = rules
+        self.include = include
+        self.exclude = exclude
+        self.files: list[CodeFile] = []
+
+    def directory(
+        self, path: str, rel_dir: str, ignores: tuple[Patterns, ...], importable: bool
+    ) -> None:
+        try:
+            with os.scandir(path) as scan:
+                entries = list(scan)
+        except OSError:
+            return  # removed while we walked, or unreadable: as os.walk does
+        dirs: dict[str, os.DirEntry[str]] = {}
+        others: dict[str, os.DirEntry[str]] = {}
+        for entry in entries:
+            (dirs if _is_dir(entry) else others)[entry.name] = entry
+        if self.rules.gitignore and ".gitignore" in others:
+            own = read_ignore_file(os.path.join(path, ".gitignore"), path)
+            ignores = ignores + (own,) if own is not None else ignores
+        subdirs = self._subdirectories(path, rel_dir, dirs, ignores, importable)
+        has_code = self._files(path, rel_dir, others, ignores, importable)
+        depth = rel_dir.count(os.sep) + 1 if rel_dir else 0
+        if not has_code and depth >= _MAX_EMPTY_DEPTH:
+            return
+        for name, code_dir in subdirs:
+            if not dirs[name].is_symlink():  # a linked directory is listed, never entered
+                self.directory(
+                    os.path.join(path, name), os.path.join(rel_dir, name), ignores, code_dir
+                )
+
+    def _subdirectories(
+        self,
+        path: str,
+        rel_dir: str,
+        dirs: dict[str, os.DirEntry[str]],
+        ignores: tuple[Patterns, ...],
+        importable: bool,
+    ) -> list[tuple[str, bool]]:
+        """The directories to walk into, and whether each holds importable code."""
+        kept = []
+        for name in sorted(dirs):
+            full = os.path.join(path, name)
+            relpath = os.path.join(rel_dir, name)
             if (
                 name.startswith(".")
                 or name in _SKIP_DIRS
-                or any_match(exclude, relpath, is_dir=True)
-                or _is_environment(path)
-                or _is_project(path)
+                or matches(self.exclude, relpath, is_dir=True)
+                or _is_environment(full)
+                or _is_project(full)
             ):
                 continue
             code_dir = importable and name.isidentifier() and not ignored(
-                patterns, path, is_dir=True
+                ignores, full, is_dir=True
             )
-            if not code_dir and not include:
-                continue  # nothing importable below, and nothing asked for
-            if code_dir:
-                importable_dirs.add(path)
-            ignores[path] = patterns
-            kept.append(name)
-        dirnames[:] = kept
-        has_code = False
-        for filename in sorted(filenames):
-            path = os.path.join(dirpath, filename)
-            relpath = filename if depth == 0 else os.path.join(rel_dir, filename)
-            if any_match(exclude, relpath):
+            if code_dir or self.include is not None:  # else nothing below is asked for
+                kept.append((name, code_dir))
+        return kept
+
+    def _files(
+        self,
+        path: str,
+        rel_dir: str,
+        others: dict[str, os.DirEntry[str]],
+        ignores: tuple[Patterns, ...],
+        importable: bool,
+    ) -> bool:
+        """Add the files of one directory that travel; whether there was any."""
+        top = not rel_dir
+        found = False
+        for name in sorted(others):
+            full = os.path.join(path, name)
+            relpath = os.path.join(rel_dir, name)
+            if matches(self.exclude, relpath):
                 continue
-            if any_match(include, relpath):
-                wanted = True
-            else:
-                stem, ext = os.path.splitext(filename)
-                wanted = (
+            if not matches(self.include, relpath):
+                stem, ext = os.path.splitext(name)
+                if not (
                     importable
                     and ext == ".py"
                     and stem.isidentifier()
-                    and not (depth == 0 and stem == "__main__")
-                    and not ignored(patterns, path, is_dir=False)
-                )
-            if not wanted or not _inside(os.path.realpath(path), root):
+                    and not (top and stem == "__main__")
+                    and not ignored(ignores, full, is_dir=False)
+                ):
+                    continue
+            entry = others[name]
+            if entry.is_symlink() and not _inside(os.path.realpath(full), self.root):
                 continue
             try:
-                info = os.stat(path)
+                info = entry.stat()
             except OSError:
                 continue  # removed while we walked, or a dangling link
-            has_code = True
-            files.append(
-                CodeFile(relpath=relpath, path=path, size=info.st_size, mtime_ns=info.st_mtime_ns)
+            found = True
+            self.files.append(
+                CodeFile(relpath=relpath, path=full, size=info.st_size, mtime_ns=info.st_mtime_ns)
             )
-        if not has_code and depth >= _MAX_EMPTY_DEPTH:
-            for name in dirnames:
-                ignores.pop(os.path.join(dirpath, name), None)
-            dirnames[:] = []
-    return tuple(files)
+        return found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # a link to a directory counts, as in os.walk
+    except OSError:
+        return False
 
 
 def check_size(files: Sequence[CodeFile], max_bytes: int, *, where: str) -> None:
@@ -182,7 +235,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _ancestor_ignores(root: str) -> tuple[Pattern, ...]:
+def _ancestor_ignores(root: str) -> tuple[Patterns, ...]:
     """Ignore rules that reach ``root`` from above: its Git work tree's, down to it."""
     chain = [root]
     while not os.path.exists(os.path.join(chain[-1], ".git")):
@@ -191,10 +244,10 @@ def _ancestor_ignores(root: str) -> tuple[Pattern, ...]:
             return ()  # not in a Git work tree: only .gitignore files inside the root count
         chain.append(parent)
     top = chain[-1]
-    patterns = read_ignore_file(os.path.join(top, ".git", "info", "exclude"), top)
+    found = [read_ignore_file(os.path.join(top, ".git", "info", "exclude"), top)]
     for directory in reversed(chain[1:]):  # the root's own .gitignore is read by the walk
-        patterns += read_ignore_file(os.path.join(directory, ".gitignore"), directory)
-    return patterns
+        found.append(read_ignore_file(os.path.join(directory, ".gitignore"), directory))
+    return tuple(p for p in found if p is not None)
 
 
 def _inside(path: str, root: str) -> bool:
