@@ -72,7 +72,8 @@ def build_wheel(directory: Path) -> Path:
 
 
 def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
-    """Serve ``root/packages`` (with the probe wheel) to these ``{username: password}``."""
+    """Serve ``root/packages`` (with the probe wheel) to these ``{username: password}``;
+    ``root/server.log`` logs every request."""
     from passlib.apache import HtpasswdFile
 
     packages = root / "packages"
@@ -84,7 +85,7 @@ def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
     port = free_port()
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+        [sys.executable, "-m", "pypiserver", "run", "-v", "-i", "127.0.0.1", "-p", str(port),
          "-a", "download,list,update", "-P", str(root / "htpasswd"), "--disable-fallback",
          str(packages)],
         stdout=log, stderr=subprocess.STDOUT,

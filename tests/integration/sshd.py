@@ -54,6 +54,8 @@ class SshHost:
     key: Path
     hidden: tuple[str, ...]
     set_env: dict[str, str] = field(default_factory=dict)
+    address: str = "127.0.0.1"
+    netns: str | None = None  # a network namespace of its own (see netns.py)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,7 +71,7 @@ class SshHost:
         return {"known_hosts": None, "client_keys": [str(key or self.key)], "username": "root"}
 
     def spec(self, **extra: Any) -> dict[str, Any]:
-        return {"address": "127.0.0.1", "port": self.port, "connect_options": self.options(),
+        return {"address": self.address, "port": self.port, "connect_options": self.options(),
                 **extra}
 
     def start(self) -> None:
@@ -82,7 +84,7 @@ class SshHost:
                            check=True)
         config = self.root / "sshd_config"
         lines = [
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"Port {self.port}", f"ListenAddress {self.address}", f"HostKey {host_key}",
             f"PidFile {self.root / 'sshd.pid'}", "AuthorizedKeysFile .ssh/authorized_keys",
             "StrictModes no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "UsePAM no", "LogLevel ERROR",
@@ -99,8 +101,9 @@ class SshHost:
                    if os.path.isdir(d)]
         script = " && ".join([*mounts, f"exec {SSHD} -D -e -f {shlex.quote(str(config))}"])
         self.log = open(self.root / "sshd.log", "ab")  # noqa: SIM115
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            [*inside, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             stdout=self.log, stderr=self.log, start_new_session=True,
         )
         deadline = time.monotonic() + 10
@@ -108,7 +111,7 @@ class SshHost:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd {self.name} exited: {(self.root / 'sshd.log').read_text()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.address, self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -150,7 +153,7 @@ class SshHost:
         return subprocess.run(
             ["ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
+             "-o", "LogLevel=ERROR", f"root@{self.address}", command],
             capture_output=True, text=True, timeout=60, check=False,
         )
 

@@ -1,0 +1,151 @@
+"""Build once, ship one archive: many hosts, a logging index, hosts without any index.
+
+The client builds the environment once and packs it; hosts unpack it, fetching it from
+each other, so the index sees the client's downloads only, whatever the number of hosts,
+and hosts on a network of their own (no route to the index) run workers all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import netns, sshd
+from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+from .private_index import MODULE, PACKAGE, PrivateIndex, start_index
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sys.platform != "linux" or netns.available() is not None,
+                       reason=str(netns.available())),
+]
+
+USER = "fanout"
+PASSWORD = "pw-" + secrets.token_hex(12)
+
+LAUNCH = """
+import json, os, packsync
+HOSTS = json.loads(os.environ["TEST_HOSTS"])
+OPTIONS = json.loads(os.environ.get("TEST_OPTIONS", "{}"))
+
+def report():
+    import importlib.metadata as md, sys, psprivate_probe
+    return {"prefix": sys.prefix, "message": psprivate_probe.MESSAGE,
+            "httpx": md.version("httpx"), "probe": md.version("psprivate-probe")}
+
+with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
+                      **OPTIONS) as cluster:
+    with cluster.get_client() as client:
+        workers = list(client.run(report).values())
+    hosts = [{"name": h.name, "hit": h.cache_hit, "sent": h.sent_bytes,
+              "received": h.received_bytes} for h in cluster._hosts.prepared]
+print(json.dumps({"workers": workers, "hosts": hosts}))
+"""
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory):
+    served = start_index(tmp_path_factory.mktemp("fanout-index"), {USER: PASSWORD})
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def client(index: PrivateIndex, tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
+    root = tmp_path_factory.mktemp("fanout-client")
+    venv = root / "client"
+    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                   env=hermetic_env())
+    (root / "work").mkdir()
+    env = ClientEnv(path=venv, cache=root / "cache", workdir=root / "work")
+    env.install(str(REPO), "httpx", "asyncssh")
+    subprocess.run([UV, "pip", "install", "--quiet", "--python", str(env.python), "--no-deps",
+                    "--index-url", index.url_with(USER, PASSWORD), PACKAGE],
+                   check=True, env=hermetic_env(), capture_output=True)
+    return env
+
+
+def launch(client: ClientEnv, index: PrivateIndex, hosts: list[dict], uv_cache: Path,
+           **options: object) -> dict:
+    completed = client.run(
+        LAUNCH, check=False, timeout=600, TEST_HOSTS=json.dumps(hosts),
+        TEST_OPTIONS=json.dumps(options), UV_INDEX=f"private={index.url}",
+        UV_INDEX_PRIVATE_USERNAME=USER, UV_INDEX_PRIVATE_PASSWORD=PASSWORD,
+        UV_CACHE_DIR=str(uv_cache),  # every install downloads: the index log counts them
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert PASSWORD not in completed.stdout + completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def downloads(index_root: Path) -> int:
+    """Downloads of the private wheel the index has logged so far."""
+    log = (index_root / "server.log").read_text(errors="replace")
+    return len(re.findall(rf'"GET /packages/{MODULE}-[^ ]*\.whl HTTP/1\.1" 200', log))
+
+
+def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: PrivateIndex,
+                                                 tmp_path_factory, tmp_path):
+    index_root = Path(index.process.args[-1]).parent
+    root = tmp_path_factory.mktemp("fanout-hosts")
+    key = sshd.client_key(root / "key")
+    hidden = (str(client.path), str(client.cache), str(REPO))
+    hosts = [sshd.start_host(f"h{n}", root, key, hidden) for n in range(4)]
+    try:
+        def specs(count: int, cache: str) -> list[dict]:
+            return [h.spec(python=BASE_PYTHON, cache_dir=cache) for h in hosts[:count]]
+
+        before = downloads(index_root)
+        one = launch(client, index, specs(1, "~/.cache/ps-one"), tmp_path / "uv1")
+        by_client = downloads(index_root) - before  # the client's own build
+        assert by_client >= 1
+
+        before = downloads(index_root)
+        four = launch(client, index, specs(4, "~/.cache/ps-four"), tmp_path / "uv4")
+        assert downloads(index_root) - before == 0  # the client's build is reused; hosts unpack
+
+        before = downloads(index_root)
+        launch(client, index, specs(4, "~/.cache/ps-index"), tmp_path / "uv-idx",
+               host_install="index")
+        assert downloads(index_root) - before == 4  # each host installs from the index
+
+        for result in (one, four):
+            assert {w["message"] for w in result["workers"]} == {"served by the private index"}
+            assert all(w["prefix"].startswith("/root/.cache/ps-") for w in result["workers"])
+        # the client sends the archive to one host; the others get it from each other
+        direct = [h for h in four["hosts"] if h["sent"] > 1_000_000]
+        assert len(direct) == 1, four["hosts"]
+        assert all(h["received"] > 1_000_000 for h in four["hosts"] if h not in direct)
+        for host in hosts:
+            assert host.wait_no_processes() == {}
+            leaked = subprocess.run(["grep", "-rl", PASSWORD, str(host.root)],
+                                    capture_output=True, text=True)
+            assert leaked.stdout == "", leaked.stdout
+    finally:
+        for host in hosts:
+            host.stop()
+
+
+def test_hosts_without_a_route_to_the_index_run_the_environment(client: ClientEnv,
+                                                               index: PrivateIndex,
+                                                               tmp_path_factory, tmp_path):
+    root = tmp_path_factory.mktemp("air-gapped")
+    key = sshd.client_key(root / "key")
+    hidden = (str(client.path), str(client.cache), str(REPO))
+    with netns.isolated_hosts(["gap1", "gap2"], root, key, hidden) as hosts:
+        reach = hosts[0].ssh(f"{BASE_PYTHON} -c \"import urllib.request; urllib.request."
+                             f"urlopen('{index.url}', timeout=3)\"")
+        assert reach.returncode != 0  # no route to the index from there
+        result = launch(client, index, [h.spec(python=BASE_PYTHON) for h in hosts],
+                        tmp_path / "uv")
+        assert len(result["workers"]) == 2
+        assert {w["message"] for w in result["workers"]} == {"served by the private index"}
+        assert sorted(h["sent"] > 1_000_000 for h in result["hosts"]) == [False, True]
+        for host in hosts:
+            assert host.wait_no_processes() == {}
