@@ -113,3 +113,59 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_host_side_package_imports_nothing_but_the_standard_library() -> None:
+    import ast
+    import sys
+
+    from packsync.hostside import loader
+
+    modules = loader.module_names()
+    assert "packsync.hostside.main" in modules and "packsync.hostside.pyc_reuse" in modules
+    root = Path(loader.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or name.startswith(
+                    "packsync.hostside") or name == "__future__", f"{path.name} imports {name}"
+
+
+def test_the_loader_runs_the_package_from_memory_and_the_bootstrap_checks_its_hash(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from packsync.hostside import loader, protocol
+
+    python = getattr(sys, "_base_executable", "") or sys.executable
+    header = {"version": protocol.VERSION, "action": "probe", "cache": str(tmp_path / "c"),
+              "env_id": "e" * 32, "uv_sha256": "0" * 64}
+    probe = subprocess.run([python, "-I", "-c", loader.LOADER], capture_output=True,
+                           input=loader.stdin_prefix() + json.dumps(header).encode() + b"\n",
+                           check=True, timeout=60)
+    event = json.loads(probe.stdout)
+    assert event["event"] == "probe" and event["ready"] is False
+    assert event["cache"] == str(tmp_path / "c")
+    old = subprocess.run([python, "-I", "-c", loader.LOADER], capture_output=True, timeout=60,
+                         input=loader.stdin_prefix() + b'{"version": 1, "action": "probe"}\n')
+    assert json.loads(old.stdout)["kind"] == "protocol"  # an older client is refused
+
+    package = tmp_path / "package.zip"
+    package.write_bytes(loader.package())
+    sha = hashlib.sha256(package.read_bytes()).hexdigest()
+    args = ["worker", "--store", str(tmp_path / "none"), "--lock", "a" * 64, "--artifact",
+            "b" * 64, "--", "-c", "pass"]
+    fine = subprocess.run([python, "-I", "-c", loader.BOOTSTRAP, str(package), sha, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert fine.returncode == 2 and "lock sha256:" + "a" * 64 in fine.stderr  # it ran
+    package.write_bytes(package.read_bytes() + b"\0")
+    altered = subprocess.run([python, "-I", "-c", loader.BOOTSTRAP, str(package), sha, *args],
+                             capture_output=True, text=True, timeout=60)
+    assert altered.returncode == 1 and "refusing to run it" in altered.stderr

@@ -1,0 +1,93 @@
+"""The archive's fan-out: a constant number of copies from the client, O(log N) rounds, and
+a peer that dies while serving does not stall anybody."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from packsync.launch.hosts.fanout import fan_out
+
+ROUND = 0.01  # seconds one transfer takes in these runs
+
+
+class PeerDown(Exception):
+    pass
+
+
+class World:
+    """Hosts that take one round per transfer; some of them die once they serve."""
+
+    def __init__(self, dying: frozenset[str] = frozenset(), broken: frozenset[str] = frozenset()):
+        self.dying = dying
+        self.broken = broken
+        self.rounds: dict[str, int] = {}
+        self.loop_start = 0.0
+
+    def _round(self) -> int:
+        return round((asyncio.get_running_loop().time() - self.loop_start) / ROUND)
+
+    async def send(self, host: str) -> str:
+        await asyncio.sleep(ROUND)
+        if host in self.broken:
+            raise RuntimeError(f"{host}: disk full")
+        self.rounds[host] = self._round()
+        return host
+
+    async def fetch(self, host: str, peer: str) -> str:
+        await asyncio.sleep(ROUND)
+        if peer in self.dying:
+            raise PeerDown(peer)
+        if host in self.broken:
+            raise RuntimeError(f"{host}: disk full")
+        self.rounds[host] = self._round()
+        return host
+
+    async def serve(self, host: str) -> str:
+        return host
+
+
+def run(world: World, hosts: list[str], **options: int):
+    async def main():
+        world.loop_start = asyncio.get_running_loop().time()
+        return await fan_out(hosts, send=world.send, fetch=world.fetch, serve=world.serve,
+                             blames_peer=lambda e: isinstance(e, PeerDown), **options)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 16, 64])
+def test_the_client_sends_one_copy_and_holders_double_each_round(count):
+    world = World()
+    hosts = [f"h{n}" for n in range(count)]
+    result = run(world, hosts)
+    assert sorted(result.ready) == sorted(hosts) and not result.failed
+    assert result.direct_sends == 1 and result.peer_sends == count - 1
+    rounds = max(world.rounds.values())
+    assert rounds <= 2 + 2 * math.ceil(math.log2(count) if count > 1 else 0)
+    assert set(result.serving) <= set(hosts)
+
+
+def test_a_peer_that_dies_is_replaced_and_nobody_waits_for_it():
+    world = World(dying=frozenset({"h0"}))  # the first holder dies as soon as it serves
+    hosts = [f"h{n}" for n in range(6)]
+    result = run(world, hosts)
+    assert sorted(result.ready) == hosts and not result.failed
+    assert result.direct_sends >= 2  # the client took over until another holder served
+
+
+def test_a_host_that_fails_itself_is_reported_and_the_others_go_on():
+    world = World(broken=frozenset({"h3"}))
+    hosts = [f"h{n}" for n in range(6)]
+    result = run(world, hosts)
+    assert sorted(result.ready) == [h for h in hosts if h != "h3"]
+    [(host, error)] = result.failed
+    assert host == "h3" and "disk full" in str(error)
+
+
+def test_more_direct_copies_when_asked():
+    world = World()
+    result = run(world, [f"h{n}" for n in range(8)], direct=2)
+    assert result.direct_sends == 2 and len(result.ready) == 8
