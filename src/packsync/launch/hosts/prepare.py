@@ -167,7 +167,11 @@ async def prepare_hosts(
 
 async def _make_ready(todo: list[_Probed], payload: Payload, link: str,
                       reporter: Reporter) -> tuple[list[PreparedHost], list[BaseException]]:
-    if payload.install == "index":
+    if payload.install == "artifact" and payload.lock.conda is not None:
+        logger.warning("environment %s has conda packages, which are not shipped as archives "
+                       "yet: each host installs its pip part from the indexes",
+                       payload.lock.env_id[:12])
+    if payload.install == "index" or payload.lock.conda is not None:
         outcomes = await asyncio.gather(
             *(_install_from_indexes(p, payload, link, reporter) for p in todo),
             return_exceptions=True)

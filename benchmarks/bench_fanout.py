@@ -1,0 +1,106 @@
+"""Cold launches on 1, 2, 4 (and more) SSH hosts: artifact mode against index mode, and
+against Dask's ``SSHCluster`` on an environment already built there.
+
+For each number of hosts every launch starts from empty host caches. Printed per row:
+seconds to a ready cluster, the bytes the client itself sent (its uplink), and the bytes
+the hosts downloaded from the package indexes (the size of their uv caches afterwards:
+index load). The client's own cache is warm (its environment built once, before), as on a
+laptop that already ran the cluster locally. Usage: ``python bench_fanout.py [MAX_HOSTS]``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_ssh import DASK, REPO, run
+from tests.integration import sshd
+from tests.integration.conftest import BASE_PYTHON, UV, hermetic_env
+
+LAUNCH = r"""
+import json, os, time, packsync
+hosts = json.loads(os.environ["HOSTS"])
+start = time.perf_counter()
+with packsync.Cluster(hosts=hosts, threads_per_worker=1, dashboard_address=None,
+                      host_install=os.environ["MODE"]) as cluster:
+    with cluster.get_client() as client:
+        client.wait_for_workers(len(hosts))
+        ready = time.perf_counter() - start
+    prepared = cluster._hosts.prepared
+print(json.dumps({"seconds": ready, "sent": sum(h.sent_bytes for h in prepared),
+                  "envs": [h.env_python for h in prepared]}))
+"""
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def main(max_hosts: int) -> None:
+    counts = [n for n in (1, 2, 4, 8, 16) if n <= max_hosts]
+    rows: list[tuple[int, str, float, int, int]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        root = Path(tmp)
+        venv = root / "client"
+        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
+                       env=hermetic_env())
+        python = venv / "bin" / "python"
+        subprocess.run([UV, "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                        str(python), str(REPO), "httpx", "asyncssh"], check=True,
+                       env=hermetic_env())
+        work = root / "work"
+        work.mkdir()
+        key = sshd.client_key(root / "key")
+        hosts = [sshd.start_host(f"h{n}", root, key, (str(venv), str(REPO)))
+                 for n in range(max(counts))]
+        common = {"PACKSYNC_CACHE_DIR": str(root / "cache")}
+        try:
+            warm_up = [hosts[0].spec(python=BASE_PYTHON, cache_dir="~/.cache/warm-up")]
+            run(python, LAUNCH, work, HOSTS=json.dumps(warm_up), MODE="artifact", **common)
+            for count in counts:
+                for mode in ("artifact", "index"):
+                    cache = f".cache/bench-{mode}-{count}"
+                    specs = [h.spec(python=BASE_PYTHON, cache_dir=f"~/{cache}")
+                             for h in hosts[:count]]
+                    for host in hosts[:count]:  # each host's uv cache counts its downloads
+                        subprocess.run(["rm", "-rf", str(host.home / ".cache" / "uv")])
+                    done = run(python, LAUNCH, work, HOSTS=json.dumps(specs), MODE=mode,
+                               **common)
+                    downloaded = sum(tree_bytes(h.home / ".cache" / "uv")
+                                     for h in hosts[:count] if (h.home / ".cache" / "uv").exists())
+                    rows.append((count, mode, float(done["seconds"]),  # type: ignore[arg-type]
+                                 int(done["sent"]), downloaded))  # type: ignore[call-overload]
+                    if mode == "artifact":
+                        envs = done["envs"]
+                dask = [run(python, DASK, work, HOSTS=json.dumps(specs), ENVS=json.dumps(envs),
+                            **common) for _ in range(2)]
+                rows.append((count, "Dask SSHCluster, env pre-built",
+                             min(float(d["seconds"]) for d in dask), 0, 0))  # type: ignore[arg-type]
+        finally:
+            for host in hosts:
+                host.stop()
+    print("cold launches on empty host caches (client cache warm):")
+    print(f"{'hosts':>5}  {'how':<32} {'ready':>8} {'vs Dask':>8} {'client sent':>12} "
+          f"{'hosts from index':>17}")
+    baseline = {n: s for n, how, s, _, _ in rows if how.startswith("Dask")}
+    for count, how, seconds, sent, downloaded in rows:
+        print(f"{count:>5}  {how:<32} {seconds:7.2f}s {seconds / baseline[count]:7.1f}x "
+              f"{sent / 1e6:10.1f}MB {downloaded / 1e6:15.1f}MB")
+    artifact = {n: (s, sent) for n, how, s, sent, _ in rows if how == "artifact"}
+    index = {n: d for n, how, _, _, d in rows if how == "index"}
+    first, last = counts[0], counts[-1]
+    print(f"client upload, {last} hosts / {first} host (artifact): "
+          f"{artifact[last][1] / max(artifact[first][1], 1):.2f}x")
+    print(f"index downloads by hosts, {last} hosts (index mode): {index[last] / 1e6:.1f} MB; "
+          f"artifact mode: 0 MB")
+    if 2 in artifact:
+        print(f"2 hosts cold, artifact: {artifact[2][0] / baseline[2]:.2f}x Dask SSHCluster on a "
+              f"pre-built env (target <= 2x)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 4)
