@@ -12,10 +12,12 @@ MKDOCS := $(HERMETIC) NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --stri
 
 .PHONY: demo test test-unit docs lint bench clean system-packages
 
-# git for Git installs; OpenSSH for SSH hosts and SSH-served repositories in tests
+# git for Git installs; OpenSSH for SSH hosts and SSH-served repositories in tests;
+# iproute2 for hosts in network namespaces of their own
 system-packages:
-	@command -v git >/dev/null && test -x /usr/sbin/sshd && command -v ssh >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq git openssh-server openssh-client)
+	@command -v git >/dev/null && test -x /usr/sbin/sshd && command -v ssh >/dev/null && \
+		command -v ip >/dev/null || (apt-get update -qq && \
+		apt-get install -y -qq git openssh-server openssh-client iproute2)
 
 $(UV_DEMO):
 	$(PYTHON) -m venv $(DEMO_VENV)
@@ -49,6 +51,10 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_sync.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_rebuild.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_ssh.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_fanout.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_watch.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_relaunch_process.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)
