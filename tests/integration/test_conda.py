@@ -162,3 +162,31 @@ print(json.dumps({"same": first.lock.digest == again.lock.digest,
     out = _run(prefix, workdir, cache, code)
     assert out["same"] and out["built"] and out["hit"]
     assert out["conda"] == sorted(SPECS) and out["python"] == PYTHON_FULL
+
+
+def test_a_conda_environment_reaches_an_ssh_host_whole(conda_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration import sshd
+
+    if sshd.available() is not None:
+        pytest.skip(str(sshd.available()))
+    prefix, workdir, cache, _ = conda_client
+    key = sshd.client_key(tmp_path / "key")
+    host = sshd.start_host("condahost", tmp_path / "hosts", key, (str(prefix), str(cache)))
+    try:
+        code = WORKER_TASK + f"""
+import json, packsync
+with packsync.Cluster(hosts=[{host.spec(python=str(sshd.PYENV) + '/versions/' + PYTHON_FULL + '/bin/python3')!r}],
+                      threads_per_worker=1, dashboard_address=None) as cluster, \\
+        cluster.get_client() as client:
+    result = client.submit(use_libgreet, pure=False).result()
+print(json.dumps({{"result": result}}))
+"""
+        result = _run(prefix, workdir, cache, code)["result"]
+        assert result["answer"] == 31 and result["greet"] == "greet 43"  # its native library
+        assert result["prefix"].startswith("/root/.cache/packsync/envs/")  # the host's cache
+        assert any(n.startswith(f"python-{PYTHON_FULL}-") for n in result["conda_meta"])
+        assert result["python"].startswith(result["prefix"])  # conda's Python, not the host's
+        assert _files_with(host.root, TOKEN) == []
+        assert host.wait_no_processes() == {}
+    finally:
+        host.stop()

@@ -194,3 +194,39 @@ def test_leftovers_of_a_killed_build_do_not_stop_the_next_one(tmp_path):
     path, hit = install.materialize(cache, "e1", "d1", lambda p: os.makedirs(p))
     assert not hit and sorted(os.listdir(os.path.join(cache, "envs"))) == ["e1", "e1.lock"]
     assert json.dumps(os.listdir(path)) == json.dumps([layout.READY_MARKER])
+
+
+def test_files_that_name_the_builders_path_name_the_hosts(tmp_path, small_chunks):
+    env = fake_environment(tmp_path / "built")
+    old = str(env)
+    record = env / "lib/python3.11/site-packages/pkg-1.0.dist-info"
+    record.mkdir()
+    (record / "direct_url.json").write_text(json.dumps({"url": f"file://{old}/x.whl"}))
+    (env / "bin" / "conda-script").write_text(f"#!{old}/bin/python3.11\nprint(1)\n")
+    (record / "RECORD").write_text("../../../bin/conda-script,sha256=stale,40\n"
+                                   "pkg-1.0.dist-info/RECORD,,\n")
+    library = b"\x7fELF" + b"\0" * 10 + old.encode() + b"/lib:/usr/lib\0" + b"tail"
+    (env / "lib" / "libthing.so").write_bytes(library)
+    manifest = artifact.pack(str(env), str(tmp_path / "chunks"), env_id="e" * 32,
+                             digest="d" * 64, python="3.11.7", platform="Linux-x86_64")
+    assert manifest["prefixed"] == {"bin/conda-script": "text", "lib/libthing.so": "binary",
+                                    "lib/python3.11/site-packages/pkg-1.0.dist-info/"
+                                    "direct_url.json": "text"}
+    target = tmp_path / "h" / "e"  # shorter than the builder's path
+    unpack(manifest, tmp_path / "chunks", target)
+    assert (target / "bin/conda-script").read_text().startswith(f"#!{target}/bin/python3.11")
+    assert str(target) in (target / record.relative_to(env) / "direct_url.json").read_text()
+    script = (target / "bin/conda-script").read_bytes()
+    import base64
+    import hashlib
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(script).digest()).rstrip(b"=").decode()
+    assert (target / record.relative_to(env) / "RECORD").read_text().splitlines() == [
+        f"../../../bin/conda-script,sha256={digest},{len(script)}", "pkg-1.0.dist-info/RECORD,,"]
+    rewritten = (target / "lib" / "libthing.so").read_bytes()
+    assert len(rewritten) == len(library) and rewritten.endswith(b"tail")
+    assert f"{target}/lib:/usr/lib".encode() + b"\0" in rewritten
+    longer = tmp_path / ("x" * 200) / "e"
+    with pytest.raises(artifact.ArtifactError) as refused:
+        unpack(manifest, tmp_path / "chunks", longer)
+    assert refused.value.kind == "relocate" and "lib/libthing.so" in str(refused.value)

@@ -11,16 +11,23 @@ half-unpacked is ever used.
 
 Environments are made relocatable (``uv venv --relocatable``: scripts find their
 interpreter next to themselves), so a host unpacks one at its own path and only points
-it at its own Python: the ``bin/python`` link and ``pyvenv.cfg``. Byte code stays valid:
-sources keep their modification times, and the import system corrects the path compiled
-into a ``.pyc`` when it loads it.
+it at its own Python: the ``bin/python`` link and ``pyvenv.cfg``. Every other file that
+names the builder's path (``direct_url.json`` records; in a conda environment, which
+carries its own Python, script shebangs and files with a prefix placeholder) is listed in
+the manifest and rewritten for the host's path: text in full, binary files padded with
+NUL bytes as conda does, which needs the host's path to be no longer than the builder's.
+Byte code stays valid: sources keep their modification times, and the import system
+corrects the path compiled into a ``.pyc`` when it loads it.
 
 Standard library only: this runs on hosts that have nothing but Python.
 """
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import csv
+import glob
 import hashlib
 import json
 import os
@@ -66,6 +73,7 @@ def pack(path: str, out_dir: str, *, env_id: str, digest: str, python: str, plat
                           format=tarfile.PAX_FORMAT) as tar:
             tar.add(path, arcname=".", filter=_packed_member)
         chunks = writer.finish()
+    prefix = os.path.abspath(path)
     return {
         "format": FORMAT,
         "codec": CODEC,
@@ -74,9 +82,29 @@ def pack(path: str, out_dir: str, *, env_id: str, digest: str, python: str, plat
         "python": python,
         "platform": platform,
         "chunks": chunks,
+        "prefix": prefix,
+        "prefixed": _naming(prefix),
         "raw_size": sum(c["raw_size"] for c in chunks),
         "size": sum(c["size"] for c in chunks),
     }
+
+
+def _naming(prefix: str) -> dict[str, str]:
+    """The files under ``prefix`` that contain it: relative path -> "text" or "binary"."""
+    needle = prefix.encode()
+    found: dict[str, str] = {}
+    for root, dirs, files in os.walk(prefix):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]  # .pyc paths are fixed at import
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path) or name in (READY_MARKER, READY_MARKER + ".partial"):
+                continue
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if needle in data:
+                relative = os.path.relpath(path, prefix).replace(os.sep, "/")
+                found[relative] = "binary" if b"\0" in data else "text"
+    return dict(sorted(found.items()))
 
 
 def _packed_member(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -143,6 +171,10 @@ def check_manifest(manifest: Any, origin: str) -> dict[str, Any]:
     if manifest.get("codec") != CODEC:
         raise ArtifactError(f"{origin} uses codec {manifest.get('codec')!r}, not {CODEC!r}",
                             kind="format")
+    prefixed = manifest.get("prefixed") or {}
+    if not isinstance(prefixed, dict) or not all(
+            isinstance(k, str) and v in ("text", "binary") for k, v in prefixed.items()):
+        raise ArtifactError(f"{origin}: prefixed is malformed", kind="format")
     for index, chunk in enumerate(manifest.get("chunks") or []):
         if not (isinstance(chunk, dict) and _is_digest(chunk.get("sha256"))
                 and isinstance(chunk.get("size"), int) and isinstance(chunk.get("raw_size"), int)):
@@ -170,7 +202,9 @@ def unpack(manifest: dict[str, Any], chunk_file: Callable[[str], str], destinati
                 for member in tar:
                     _check_member(member, links)
                     tar.extract(member, staging, set_attrs=True, **_TRUSTED)
-        relocate(staging, python, python_version)
+        rewrite_prefix(staging, manifest, destination)
+        if os.path.exists(os.path.join(staging, "pyvenv.cfg")):  # a conda one has its Python
+            relocate(staging, python, python_version)
         os.rename(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -263,6 +297,78 @@ def _check_member(member: tarfile.TarInfo, links: list[str]) -> None:
             raise ArtifactError(f"archive link {member.name!r} -> {member.linkname!r} points "
                                 "outside the environment", kind="hostile")
     member.mode &= 0o755  # no set-id bits, nothing writable by others
+
+
+def rewrite_prefix(staging: str, manifest: dict[str, Any], destination: str) -> None:
+    """Make the files that name the builder's path name ``destination`` instead."""
+    old, new = str(manifest.get("prefix", "")), os.path.abspath(destination)
+    if not old or old == new:
+        return
+    rewritten: list[str] = []
+    for relative, kind in dict(manifest.get("prefixed") or {}).items():
+        path = os.path.join(staging, *relative.split("/"))
+        if _escapes(relative) or os.path.islink(path) or not os.path.isfile(path):
+            raise ArtifactError(f"archive lists {relative!r} to rewrite, which is not one of "
+                                "its files", kind="hostile")
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if kind == "binary":
+            if len(new) > len(old):
+                raise ArtifactError(
+                    f"{relative} names the builder's path {old} in binary code, and this "
+                    f"machine's path {new} is longer: it cannot be rewritten in place",
+                    kind="relocate")
+            data = _replace_padded(data, old.encode(), new.encode())
+        else:
+            data = data.replace(old.encode(), new.encode())
+        mode = os.stat(path).st_mode
+        with open(path, "wb") as handle:
+            handle.write(data)
+        os.chmod(path, mode)
+        rewritten.append(relative)
+    _update_records(staging, set(rewritten))
+
+
+def _update_records(staging: str, rewritten: set[str]) -> None:
+    """The ``RECORD`` hashes of rewritten files, as an installer writes them for their path."""
+    if not rewritten:
+        return
+    for record in glob.glob(os.path.join(staging, "lib", "python*", "site-packages",
+                                         "*.dist-info", "RECORD")):
+        site = os.path.dirname(os.path.dirname(record))
+        with open(record, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        changed = False
+        for row in rows:
+            if not row:
+                continue
+            target = os.path.relpath(os.path.normpath(os.path.join(site, row[0])), staging)
+            if target.replace(os.sep, "/") in rewritten:
+                with open(os.path.join(staging, target), "rb") as handle:
+                    data = handle.read()
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                row[1:3] = [f"sha256={digest.decode()}", str(len(data))]
+                changed = True
+        if changed:
+            with open(record, "w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _replace_padded(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Each NUL-terminated string holding ``old`` gets ``new``, padded to its length."""
+    out, start = bytearray(), 0
+    while (found := data.find(old, start)) >= 0:
+        end = data.find(b"\0", found)
+        end = len(data) if end < 0 else end
+        text = data[found:end].replace(old, new)
+        out += data[start:found] + text + b"\0" * (end - found - len(text))
+        start = end
+    return bytes(out + data[start:])
+
+
+def _escapes(relative: str) -> bool:
+    name = posixpath.normpath(relative)
+    return name.startswith(("/", "../")) or name == ".."
 
 
 def relocate(path: str, python: str, version: str) -> None:

@@ -77,12 +77,6 @@ def environment_artifact(
 
 
 def _check_builder(lock: Lock, workers_platform: str) -> None:
-    if lock.conda is not None:
-        raise MaterializeError(
-            "environments with conda packages are not shipped to hosts as archives yet",
-            digest=lock.digest,
-            hint="use host_install='index' (the pip part only), or a pip/uv environment",
-        )
     here = builder_platform()
     if here.lower() != workers_platform.lower():
         raise MaterializeError(

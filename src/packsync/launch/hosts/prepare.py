@@ -167,11 +167,7 @@ async def prepare_hosts(
 
 async def _make_ready(todo: list[_Probed], payload: Payload, link: str,
                       reporter: Reporter) -> tuple[list[PreparedHost], list[BaseException]]:
-    if payload.install == "artifact" and payload.lock.conda is not None:
-        logger.warning("environment %s has conda packages, which are not shipped as archives "
-                       "yet: each host installs its pip part from the indexes",
-                       payload.lock.env_id[:12])
-    if payload.install == "index" or payload.lock.conda is not None:
+    if payload.install == "index":
         outcomes = await asyncio.gather(
             *(_install_from_indexes(p, payload, link, reporter) for p in todo),
             return_exceptions=True)
@@ -247,8 +243,10 @@ async def _connect(spec: HostSpec, payload: Payload, link: str, reporter: Report
                 hint=f"install Python {_major_minor(lock.python)} there, or name it with "
                 "python= (per host: hosts=[{'address': ..., 'python': '/path/to/python'}])",
             ) from None
-        _check_version(spec, str(probe["python_version"]), lock.python,
-                       str(probe["executable"]), reporter)
+        if not (lock.conda and lock.conda.python and payload.install == "artifact"):
+            # a conda environment brings its own Python: the host's only runs the host side
+            _check_version(spec, str(probe["python_version"]), lock.python,
+                           str(probe["executable"]), reporter)
         return _Probed(spec=spec, connection=connection, probe=probe)
     except BaseException:
         connection.close()
