@@ -169,3 +169,21 @@ def test_the_loader_runs_the_package_from_memory_and_the_bootstrap_checks_its_ha
     altered = subprocess.run([python, "-I", "-c", loader.BOOTSTRAP, str(package), sha, *args],
                              capture_output=True, text=True, timeout=60)
     assert altered.returncode == 1 and "refusing to run it" in altered.stderr
+
+
+def test_the_cache_layout_is_defined_once_for_the_client_and_the_hosts() -> None:
+    """Markers and layout names are written only in ``packsync.hostside``: every other
+    module (the client's materialize, code sync, the store) imports them from there."""
+    import ast
+
+    source = Path(__file__).parents[2] / "src" / "packsync"
+    defined_there = {".packsync-ready", ".packsync-manifest.json", ".packsync", "wheels",
+                     "envs"}
+    for path in source.rglob("*.py"):
+        if path.parent.name == "hostside":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                assert node.value.value not in defined_there, (
+                    f"{path.relative_to(source)}:{node.lineno} defines {node.value.value!r}; "
+                    "import it from packsync.hostside.layout")

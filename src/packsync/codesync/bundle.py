@@ -10,9 +10,7 @@ can reuse its unchanged files and a live update sends only what changed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -23,13 +21,14 @@ from dask.utils import parse_bytes
 
 from packsync import config
 from packsync.errors import ScanError
+from packsync.hostside import layout, livecode
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.scan.workdir import CodeFile, CodeRules, check_size, walk_code
 from packsync.store import Store, sha256_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-READY = ".packsync-ready"
-MANIFEST = ".packsync-manifest.json"
+READY = layout.CODE_READY
+MANIFEST = layout.CODE_MANIFEST
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CodeBundle:
@@ -133,41 +132,17 @@ def publish_code(
 
 
 def unpack_code(bundle: CodeBundle, *, store: Store, cache: Path) -> Path:
-    """The bundle's files in ``<cache>/code/<code_id>``, unpacked once and reused."""
-    target = cache / "code" / bundle.code_id
-    try:
-        os.utime(target / READY)  # a use: old versions nobody used are pruned
+    """The bundle's files in ``<cache>/code/<code_id>``, unpacked once and reused, as every
+    host unpacks them (``packsync.hostside.livecode``)."""
+    target = Path(layout.code_dir(str(cache), bundle.code_id))
+    if layout.is_ready(str(target)):  # a use: old versions nobody used are pruned
         return target
-    except FileNotFoundError:
-        pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
-    try:
-        archive = staging.parent / (staging.name + ".zip")
-        store.fetch(bundle.sha256, archive)
-        contents: dict[str, bytes] = {}
-        try:
-            with zipfile.ZipFile(archive) as opened:
-                for name in opened.namelist():
-                    if name.startswith("/") or ".." in Path(name).parts:
-                        continue
-                    contents[name] = opened.read(name)
-        finally:
-            archive.unlink()
-        for name, data in contents.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        (staging / MANIFEST).write_text(json.dumps(manifest_of(contents), indent=0))
-        (staging / READY).write_text(bundle.sha256 + "\n")
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not (target / READY).exists():  # not a concurrent unpack that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
+        archive = Path(tmp) / "code.zip"
+        store.fetch(bundle.sha256, archive)  # verified against its SHA-256
+        return Path(livecode.unpack_code(str(cache), bundle.code_id, bundle.sha256,
+                                         str(archive)))
 
 
 def _globs(value: Iterable[str] | str | None) -> tuple[str, ...]:

@@ -25,7 +25,6 @@ from distributed.protocol import pickle as dask_pickle
 
 from packsync.codesync import plugin as codeplugin
 from packsync.codesync.bundle import (
-    MANIFEST,
     READY,
     CodeBundle,
     collect_files,
@@ -36,6 +35,7 @@ from packsync.codesync.bundle import (
 from packsync.codesync.plugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
 from packsync.config import store_expiry
 from packsync.errors import SyncError
+from packsync.hostside import layout, livecode
 from packsync.scan.workdir import CodeRules, walk_code
 from packsync.store import Store
 
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 # Workers may not have packsync installed (``only=``, ``ignore=``): the plugin travels by value.
 cloudpickle.register_pickle_by_value(codeplugin)
 
-_EMPTY = "empty"
+_EMPTY = layout.EMPTY_CODE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,7 +88,8 @@ class LiveCode:
         _remove_dead_links(live)
         _prune_versions(self.code_root, store_expiry())
         self.link = live / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        os.symlink(version_dir or _empty_version(self.code_root), self.link)
+        empty = livecode.empty_version(str(self.code_root.parent))
+        os.symlink(version_dir or empty, self.link)
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
@@ -193,15 +194,6 @@ def dumps(value: object) -> bytes:
     data: bytes = dask_pickle.dumps(value)  # type: ignore[no-untyped-call]
     return data
 
-
-def _empty_version(code_root: Path) -> Path:
-    """The version of a working directory without code (a file may appear later)."""
-    empty = code_root / _EMPTY
-    if not (empty / READY).exists():
-        empty.mkdir(parents=True, exist_ok=True)
-        (empty / MANIFEST).write_text("{}")
-        (empty / READY).write_text("\n")
-    return empty
 
 
 def _remove_dead_links(live: Path) -> None:

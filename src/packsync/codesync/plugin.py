@@ -37,12 +37,15 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from packsync.hostside import layout
+
 logger = logging.getLogger("packsync.codesync.plugin")
 
 PLUGIN_NAME = "packsync-code"
 LINK_VARIABLE = "PACKSYNC_CODE_LINK"
-READY = ".packsync-ready"  # as in packsync.codesync.bundle (not imported: see the docstring)
-MANIFEST = ".packsync-manifest.json"
+# values captured when this module is pickled by value: workers need no packsync
+READY = layout.CODE_READY
+MANIFEST = layout.CODE_MANIFEST
 _STATE_MODULE = "_packsync_code_state"  # survives by-value unpickling: one per process
 
 

@@ -21,6 +21,7 @@ RECORD_DIR = ".packsync"  # inside an environment: its lock, and its wheels whil
 WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"
 CODE_MANIFEST = ".packsync-manifest.json"
+EMPTY_CODE = "empty"  # the code version of a cluster without working-directory code
 OBJECTS = "sha256"
 STAGING_PREFIX = ".unpack-"
 

@@ -53,7 +53,7 @@ def unpack_code(cache: str, code_id: str, sha256: str, archive: str) -> str:
 
 def empty_version(cache: str) -> str:
     """The version with no file: what a cluster without working-directory code links to."""
-    target = layout.code_dir(cache, "empty")
+    target = layout.code_dir(cache, layout.EMPTY_CODE)
     if not os.path.exists(os.path.join(target, layout.CODE_READY)):
         os.makedirs(target, exist_ok=True)
         with open(os.path.join(target, layout.CODE_MANIFEST), "w", encoding="utf-8") as handle:

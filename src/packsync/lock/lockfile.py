@@ -21,6 +21,7 @@ from packaging.pylock import Package, Pylock, PylockValidationError
 
 from packsync.conda.locked import CondaLock
 from packsync.errors import LockError
+from packsync.hostside import layout
 from packsync.model import Relaxation
 
 if sys.version_info >= (3, 11):
@@ -29,7 +30,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LOCK_FORMAT = 1
-WHEELS_DIR = "wheels"
+WHEELS_DIR = layout.WHEELS_DIR  # wheels beside a lock, as in an environment's record
 _TABLE = "tool.packsync"
 _REWRITE = "write a new lock with `packsync lock -o pylock.toml`"
 _RELAXATION_FIELDS = ("name", "local-version", "specifier", "version", "reason")

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Protocol
 
 from packsync.errors import IntegrityError, StoreError
+from packsync.hostside import layout
 
 Clock = Callable[[], float]
 """Seconds since the epoch; ``time.time`` unless a test injects another."""
 
-OBJECTS = "sha256"
+OBJECTS = layout.OBJECTS  # the layout every host reads a store directory with
 INCOMING = ".incoming-"
 _HEX = frozenset("0123456789abcdef")
 
