@@ -27,7 +27,8 @@ from packsync.hostside import install, protocol
 manifest, chunks, cache = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 def build(path):
     install.install_artifact(path, manifest, lambda sha: f"{chunks}/{sha}",
-                             python=sys.executable, python_version="3.11.7")
+                             python=sys.executable, python_version="3.11.7",
+                             platform="Linux-x86_64")
 try:
     install.materialize(cache, "e" * 32, "d" * 64, build)
     print(json.dumps({"ok": True}))

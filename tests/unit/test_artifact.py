@@ -136,6 +136,10 @@ HOSTILE = {
                                          _file(tar, "bin/python/escaped")),
     "hard link out": lambda tar: _link(tar, "lib/passwd", "../../etc/passwd", tarfile.LNKTYPE),
     "device": lambda tar: tar.addfile(_device("dev")),
+    "the interpreter link, then a file of its name": lambda tar: (
+        _link(tar, "bin/python", "/tmp/packsync-escaped"), _file(tar, "bin/python")),
+    "a link chain, then a file of its name": lambda tar: (
+        _link(tar, "a/b", ".."), _link(tar, "s", "a/b/../escaped"), _file(tar, "s")),
 }
 
 
@@ -154,6 +158,7 @@ def test_a_hostile_archive_is_refused_with_nothing_written(tmp_path, case):
     assert refused.value.kind == "hostile"
     assert not target.exists() and list(target.parent.iterdir()) == []
     assert not Path("/tmp/packsync-escaped").exists() and not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "host" / "escaped").exists()
 
 
 @pytest.mark.parametrize("manifest", [
@@ -190,7 +195,7 @@ def test_leftovers_of_a_killed_build_do_not_stop_the_next_one(tmp_path):
     (unfinished / "lib").mkdir(parents=True)  # a build killed half-way: no marker
     staging = Path(cache, "envs", artifact.staging_prefix("e1") + "x")
     staging.mkdir()
-    Path(cache, "envs", ".discarded-old").mkdir()
+    Path(cache, "envs", ".discarded-e1-old").mkdir()
     path, hit = install.materialize(cache, "e1", "d1", lambda p: os.makedirs(p))
     assert not hit and sorted(os.listdir(os.path.join(cache, "envs"))) == ["e1", "e1.lock"]
     assert json.dumps(os.listdir(path)) == json.dumps([layout.READY_MARKER])
@@ -230,3 +235,15 @@ def test_files_that_name_the_builders_path_name_the_hosts(tmp_path, small_chunks
     with pytest.raises(artifact.ArtifactError) as refused:
         unpack(manifest, tmp_path / "chunks", longer)
     assert refused.value.kind == "relocate" and "lib/libthing.so" in str(refused.value)
+
+
+def test_an_archive_for_another_platform_or_python_minor_is_refused(tmp_path):
+    manifest = {"platform": "Linux-x86_64", "python": "3.12.1", "own_python": False}
+    artifact.check_compatible(manifest, python_version="3.12.4", platform="linux-x86_64")
+    with pytest.raises(artifact.ArtifactError, match="Python 3.12.1.*Python 3.11.7"):
+        artifact.check_compatible(manifest, python_version="3.11.7", platform="Linux-x86_64")
+    with pytest.raises(artifact.ArtifactError, match="Linux-x86_64, this machine is Linux-aarch64"):
+        artifact.check_compatible(manifest, python_version="3.12.1", platform="Linux-aarch64")
+    # a conda environment brings its own Python: the host's version does not matter
+    artifact.check_compatible({**manifest, "own_python": True}, python_version="3.10.2",
+                              platform="Linux-x86_64")

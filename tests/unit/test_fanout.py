@@ -91,3 +91,11 @@ def test_more_direct_copies_when_asked():
     world = World()
     result = run(world, [f"h{n}" for n in range(8)], direct=2)
     assert result.direct_sends == 2 and len(result.ready) == 8
+
+
+def test_hosts_that_cannot_reach_each_other_get_it_from_the_client():
+    world = World(dying=frozenset(f"h{n}" for n in range(10)))  # every peer is unreachable
+    hosts = [f"h{n}" for n in range(10)]
+    result = run(world, hosts)
+    assert sorted(result.ready) == hosts and not result.failed
+    assert result.direct_sends <= len(hosts) + 1  # N copies: slow, but the launch works

@@ -84,6 +84,7 @@ def pack(path: str, out_dir: str, *, env_id: str, digest: str, python: str, plat
         "chunks": chunks,
         "prefix": prefix,
         "prefixed": _naming(prefix),
+        "own_python": not os.path.exists(os.path.join(path, "pyvenv.cfg")),  # conda's
         "raw_size": sum(c["raw_size"] for c in chunks),
         "size": sum(c["size"] for c in chunks),
     }
@@ -182,6 +183,18 @@ def check_manifest(manifest: Any, origin: str) -> dict[str, Any]:
     return manifest
 
 
+def check_compatible(manifest: dict[str, Any], *, python_version: str, platform: str) -> None:
+    """Refuse an archive built for another platform, or for another Python minor when the
+    environment runs this machine's Python (a conda one brings its own)."""
+    if str(manifest.get("platform", "")).lower() != platform.lower():
+        raise ArtifactError(f"the environment was built for {manifest.get('platform')}, this "
+                            f"machine is {platform}", kind="platform")
+    built, here = str(manifest.get("python", "")), python_version
+    if not manifest.get("own_python") and built.split(".")[:2] != here.split(".")[:2]:
+        raise ArtifactError(f"the environment was built for Python {built}, this machine's "
+                            f"interpreter is Python {here}", kind="platform")
+
+
 def unpack(manifest: dict[str, Any], chunk_file: Callable[[str], str], destination: str, *,
            python: str, python_version: str, threads: int = 0) -> None:
     """Unpack the environment to ``destination`` (which must not exist), for ``python``.
@@ -197,17 +210,37 @@ def unpack(manifest: dict[str, Any], chunk_file: Callable[[str], str], destinati
         threads = threads or min(4, os.cpu_count() or 1)
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             stream = _ChunkReader(manifest["chunks"], chunk_file, pool, ahead=threads)
-            links: list[str] = []
-            with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
-                for member in tar:
-                    _check_member(member, links)
-                    tar.extract(member, staging, set_attrs=True, **_TRUSTED)
+            try:
+                _extract(cast(IO[bytes], stream), staging)
+            except (tarfile.TarError, EOFError) as error:
+                raise ArtifactError(f"the archive is not a valid tar stream: {error}",
+                                    kind="format") from None
         rewrite_prefix(staging, manifest, destination)
-        if os.path.exists(os.path.join(staging, "pyvenv.cfg")):  # a conda one has its Python
+        if os.path.isfile(os.path.join(staging, "pyvenv.cfg")):  # conda brings its Python
             relocate(staging, python, python_version)
         os.rename(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _extract(stream: IO[bytes], staging: str) -> None:
+    """Extract every member below ``staging``; symbolic links last, so that nothing is ever
+    written through one, and the builder's interpreter link not at all (``relocate``
+    makes this machine's)."""
+    seen: set[str] = set()
+    link_names: set[str] = set()
+    links: list[tarfile.TarInfo] = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = _checked(member, seen, link_names)
+            if member.issym():
+                if not (name == _PYTHON_LINK and member.linkname.startswith("/")):
+                    links.append(member)
+                continue
+            tar.extract(member, staging, set_attrs=True, **_TRUSTED)
+    for link in links:
+        os.symlink(link.linkname, os.path.join(staging, *posixpath.normpath(link.name)
+                                               .split("/")))
 
 
 def staging_prefix(env_id: str) -> str:
@@ -273,30 +306,33 @@ def _read_chunk(chunk: dict[str, Any], chunk_file: Callable[[str], str]) -> byte
     return raw
 
 
-def _check_member(member: tarfile.TarInfo, links: list[str]) -> None:
-    """Refuse anything that would land outside the environment or is not a plain file.
-
-    ``links`` are the symbolic links extracted so far: nothing is written through one.
-    """
+def _checked(member: tarfile.TarInfo, seen: set[str], links: set[str]) -> str:
+    """The member's normalised name, if it stays inside the environment and is a plain file,
+    directory or link there, named once; else the whole archive is refused."""
     name = posixpath.normpath(member.name)
-    if name.startswith("/") or name == ".." or name.startswith("../") or any(
-            name.startswith(link + "/") for link in links):
+    if name.startswith("/") or name == ".." or name.startswith("../"):
         raise ArtifactError(f"archive member {member.name!r} points outside the environment",
                             kind="hostile")
+    if name in seen and name != ".":
+        raise ArtifactError(f"archive member {member.name!r} comes twice", kind="hostile")
+    if any(name.startswith(f"{link}/") for link in links):
+        raise ArtifactError(f"archive member {member.name!r} lies below a link",
+                            kind="hostile")
+    seen.add(name)
+    if member.issym():
+        links.add(name)
     if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
         raise ArtifactError(f"archive member {member.name!r} is not a file, directory or link",
                             kind="hostile")
-    if member.issym():
-        links.append(name)
-    if member.islnk() or member.issym():
-        if member.issym() and name == _PYTHON_LINK and member.linkname.startswith("/"):
-            return  # the builder's interpreter: relocate() points it at this host's
+    if member.islnk() or (member.issym() and not (
+            name == _PYTHON_LINK and member.linkname.startswith("/"))):
         base = "." if member.islnk() else posixpath.dirname(name)
         target = posixpath.normpath(posixpath.join(base, member.linkname))
         if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
             raise ArtifactError(f"archive link {member.name!r} -> {member.linkname!r} points "
                                 "outside the environment", kind="hostile")
     member.mode &= 0o755  # no set-id bits, nothing writable by others
+    return name
 
 
 def rewrite_prefix(staging: str, manifest: dict[str, Any], destination: str) -> None:
@@ -307,7 +343,8 @@ def rewrite_prefix(staging: str, manifest: dict[str, Any], destination: str) -> 
     rewritten: list[str] = []
     for relative, kind in dict(manifest.get("prefixed") or {}).items():
         path = os.path.join(staging, *relative.split("/"))
-        if _escapes(relative) or os.path.islink(path) or not os.path.isfile(path):
+        inside = os.path.realpath(path).startswith(os.path.realpath(staging) + os.sep)
+        if _escapes(relative) or not inside or os.path.islink(path) or not os.path.isfile(path):
             raise ArtifactError(f"archive lists {relative!r} to rewrite, which is not one of "
                                 "its files", kind="hostile")
         with open(path, "rb") as handle:
@@ -375,10 +412,14 @@ def relocate(path: str, python: str, version: str) -> None:
     """Point the environment at ``path`` at this host's interpreter ``python``."""
     real = os.path.realpath(python)
     link = os.path.join(path, "bin", "python")
+    if os.path.isdir(link) and not os.path.islink(link):
+        raise ArtifactError("the archive's bin/python is a directory", kind="hostile")
     if os.path.lexists(link):
         os.unlink(link)
     os.symlink(real, link)
     config = os.path.join(path, "pyvenv.cfg")
+    if os.path.islink(config):
+        raise ArtifactError("the archive's pyvenv.cfg is a link", kind="hostile")
     lines = []
     with open(config, encoding="utf-8") as handle:
         for line in handle:

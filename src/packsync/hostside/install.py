@@ -73,7 +73,8 @@ def discard(path: str) -> None:
     """Remove an unfinished environment, even while an orphaned child still writes to it."""
     if not os.path.lexists(path):
         return
-    aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".discarded-")
+    aside = tempfile.mkdtemp(dir=os.path.dirname(path),
+                             prefix=f".discarded-{os.path.basename(path)}-")
     os.rename(path, os.path.join(aside, "env"))
     shutil.rmtree(aside, ignore_errors=True)
 
@@ -87,16 +88,17 @@ def clear_leftovers(cache: str, env_id: str) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        if name.startswith((".discarded-", artifact.staging_prefix(env_id))):
+        if name.startswith((f".discarded-{env_id}-", artifact.staging_prefix(env_id))):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 # --- from the artifact ---------------------------------------------------------------------
 
 def install_artifact(path: str, manifest: dict[str, Any], chunk_file: Callable[[str], str], *,
-                     python: str, python_version: str) -> None:
+                     python: str, python_version: str, platform: str) -> None:
     """Unpack the environment's archive at ``path``, pointed at this host's ``python``."""
     try:
+        artifact.check_compatible(manifest, python_version=python_version, platform=platform)
         artifact.unpack(manifest, chunk_file, path, python=python, python_version=python_version)
     except artifact.ArtifactError as error:
         raise HostError(str(error), kind=error.kind) from None

@@ -24,6 +24,7 @@ Every message to the client is one JSON event per line on stdout (``protocol``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ from typing import IO, Any
 from packsync.hostside import artifact, install, layout, livecode, peers, protocol
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
-from packsync.hostside.transfer import copy_verified, download, receive
+from packsync.hostside.transfer import copy_verified, disk_error, download, receive
 
 LOG_LINES = 40
 _INDEX_VARIABLES = (  # a long-running process needs no index secret
@@ -110,12 +111,15 @@ def _fetch_chunks(header: protocol.Header, store: str) -> int:
         sha256 = str(chunk["sha256"])
         destination = layout.blob_path(store, sha256)
         if os.path.exists(destination):
-            continue
+            if header.get("store") or layout.sha256_file(destination) == sha256:
+                continue  # a shared store's chunks are checked as they are unpacked
+            os.unlink(destination)  # a damaged leftover of this machine's: fetched anew
         if peer is None:
             raise HostError(f"chunk sha256:{sha256[:12]} is neither here nor sent",
                             kind="store")
         received += download(peers.chunk_url(peer["url"], sha256), sha256, destination,
-                             origin=f"host {peer['name']}", token=peer["token"])
+                             origin=f"host {peer['name']}", token=peer["token"],
+                             size=int(chunk["size"]))
     return received
 
 
@@ -141,7 +145,8 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
             emit("step", message=f"unpacking {manifest['size'] / 1e6:.1f} MB")
             install.install_artifact(
                 path, manifest, lambda sha: layout.blob_path(store, sha),
-                python=info["base_executable"], python_version=info["python_version"])
+                python=info["base_executable"], python_version=info["python_version"],
+                    platform=info["platform"])
     else:
         uv = layout.uv_path(cache, str(header["uv_sha256"]))
         if not os.access(uv, os.X_OK) and shared:
@@ -160,11 +165,24 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
         _remove_chunks(header.get("manifest", {}), store)
     code_id = str(header.get("code_id") or "")
     if code_id:
-        code_sha = str(header["code_sha256"])
-        livecode.unpack_code(cache, code_id, code_sha, layout.blob_path(store, code_sha))
+        _unpack_code(cache, store, code_id, str(header["code_sha256"]))
     link = livecode.make_link(cache, code_id, str(header["link"])) if header.get("link") else ""
     emit("done", env_python=layout.env_python(path), cache_hit=hit, link=link,
          received=received)
+
+
+def _unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
+    """The code bundle unpacked, from a copy in this machine's own store that was checked
+    against its SHA-256 as it was copied (a shared store may change under us)."""
+    if layout.is_ready(layout.code_dir(cache, code_id)):
+        return layout.code_dir(cache, code_id)
+    own = layout.blob_path(os.path.join(cache, "store"), sha256)
+    if os.path.abspath(layout.blob_path(store, sha256)) != os.path.abspath(own):
+        copy_verified(layout.blob_path(store, sha256), sha256, own)
+    elif not os.path.exists(own) or layout.sha256_file(own) != sha256:
+        raise HostError(f"code bundle sha256:{sha256} is missing or altered in {store}",
+                        kind="integrity")
+    return livecode.unpack_code(cache, code_id, sha256, own)
 
 
 def serve_chunks(header: protocol.Header, stdin: IO[bytes]) -> None:
@@ -293,12 +311,16 @@ def job_index_environment(indexes: list[str], environ: Any) -> dict[str, str]:
 
 
 def _verified_text(store: str, sha256: str, what: str) -> str:
-    path = layout.blob_path(store, sha256)
-    if not os.path.exists(path) or layout.sha256_file(path) != sha256:
+    """An object of the store read once, and used only if those bytes have its hash."""
+    try:
+        with open(layout.blob_path(store, sha256), "rb") as handle:
+            data = handle.read()
+    except OSError:
+        data = b""
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise HostError(f"{what} sha256:{sha256} is missing or altered in {store}",
                         kind="store")
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+    return data.decode("utf-8")
 
 
 def worker_main(argv: list[str]) -> int:
@@ -334,7 +356,8 @@ def worker_main(argv: list[str]) -> int:
                 emit("step", message=f"unpacking environment {options.lock[:12]}")
                 install.install_artifact(
                     path, manifest, lambda sha: layout.blob_path(store, sha),
-                    python=info["base_executable"], python_version=info["python_version"])
+                    python=info["base_executable"], python_version=info["python_version"],
+                    platform=info["platform"])
         else:
             uv = layout.uv_path(cache, options.uv)
             if not os.access(uv, os.X_OK):
@@ -352,14 +375,19 @@ def worker_main(argv: list[str]) -> int:
                if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"
         if options.code:
-            code_path = layout.blob_path(store, options.code)
-            if not os.path.exists(code_path) or layout.sha256_file(code_path) != options.code:
+            try:
+                env["PYTHONPATH"] = _unpack_code(cache, store, options.code[:32], options.code)
+            except HostError as error:
                 raise HostError(f"code bundle sha256:{options.code} is missing or altered in "
-                                f"{store}", kind="store")
-            env["PYTHONPATH"] = livecode.unpack_code(cache, options.code[:32], options.code,
-                                                     code_path)
+                                f"{store}: {error}", kind="store") from None
     except (HostError, artifact.ArtifactError) as error:
         sys.stderr.write(f"packsync: {error}\n{getattr(error, 'log', '')[-4000:]}")
+        return 2
+    except OSError as error:  # the cache: unwritable, full, or not a directory
+        sys.stderr.write(f"packsync: {disk_error(error, error.filename or cache)}\n")
+        return 2
+    except ValueError as error:
+        sys.stderr.write(f"packsync: bad worker command arguments: {error}\n")
         return 2
     python = layout.env_python(path)
     os.execve(python, [python, *args], env)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ class ChunkServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: str, chunks: Mapping[str, str], token: str) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         super().__init__((address, 0), _Handler)
         self.chunks = dict(chunks)
         self.expected = f"Bearer {token}".encode()

@@ -81,18 +81,21 @@ def copy_verified(source: str, sha256: str, destination: str, mode: int = 0o600)
 
 
 def download(url: str, sha256: str, destination: str, mode: int = 0o600, *,
-             origin: str = "the store", token: str = "") -> int:
+             origin: str = "the store", token: str = "", size: int | None = None) -> int:
     """An object fetched over HTTP(S), refused if it was altered.
 
     ``url`` may be a presigned URL and ``token`` a peer's secret: both are credentials,
-    so no message names them (urllib's errors do not).
+    so no message names them (urllib's errors do not). A peer is reached directly, never
+    through a proxy, which would see the token; with ``size``, no more is read than that.
     """
     request = urllib.request.Request(url)
+    opener = urllib.request.build_opener()
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-            return receive(response, None, sha256, destination, mode, origin=origin)
+        with opener.open(request, timeout=TIMEOUT) as response:
+            return receive(response, size, sha256, destination, mode, origin=origin)
     except urllib.error.HTTPError as error:
         raise HostError(f"downloading sha256:{sha256} from {origin} failed: HTTP "
                         f"{error.code} {error.reason}", kind="transfer") from None

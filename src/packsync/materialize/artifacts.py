@@ -100,6 +100,14 @@ def _recorded(record: Path, store: Store) -> Artifact | None:
 
 
 def _pack(environment: Environment, lock: Lock, store: Store, record: Path) -> Artifact:
+    config = environment.path / "pyvenv.cfg"
+    if config.exists() and "relocatable = true" not in config.read_text(encoding="utf-8"):
+        raise MaterializeError(
+            f"environment {lock.env_id[:12]} was built before environments were relocatable, "
+            "and cannot be shipped to other machines as it is",
+            path=str(environment.path), digest=lock.digest,
+            hint=f"remove {environment.path} so that the next launch builds it again",
+        )
     with tempfile.TemporaryDirectory(prefix="packsync-pack-", dir=record.parent) as tmp:
         try:
             manifest = artifact.pack(

@@ -71,6 +71,7 @@ async def fan_out(
     client: _Source[R, P] = _Source(holder=None, peer=None, capacity=max(1, direct))
     sources: list[_Source[R, P]] = []
     pending: deque[tuple[T, int]] = deque((t, 0) for t in targets)
+    direct_only: deque[tuple[T, int]] = deque()  # peers failed it too often: the client sends
     running: dict[asyncio.Future[Any], tuple[T, int, _Source[R, P]]] = {}
     serving: dict[asyncio.Future[Any], R] = {}
 
@@ -78,6 +79,11 @@ async def fan_out(
         live = [s for s in sources if s.alive]
         # past its budget the client sends only when no holder serves or is about to
         client_may_send = result.direct_sends < direct or not (live or serving)
+        while direct_only and client.busy < client.capacity:
+            target, tries = direct_only.popleft()
+            client.busy += 1
+            result.direct_sends += 1
+            running[asyncio.ensure_future(send(target))] = (target, tries, client)
         for source in [*live, *([client] if client_may_send else [])]:
             while pending and source.busy < source.capacity:
                 target, tries = pending.popleft()
@@ -92,7 +98,7 @@ async def fan_out(
 
     try:
         assign()
-        while running or (serving and pending):
+        while running or direct_only or (serving and pending):
             done, _ = await asyncio.wait([*running, *serving],
                                          return_when=asyncio.FIRST_COMPLETED)
             for job in done:
@@ -108,11 +114,14 @@ async def fan_out(
                     result.ready.append(ready)
                     if pending:
                         serving[asyncio.ensure_future(serve(ready))] = ready
-                elif source.peer is not None and blames_peer(error) and tries + 1 < attempts:
+                elif source.peer is not None and blames_peer(error):
                     logger.warning("a peer failed while serving the environment (%s); "
                                    "another source takes over", error)
                     source.alive = False
-                    pending.append((target, tries + 1))
+                    # after too many failing peers (hosts that cannot reach each other),
+                    # the client sends it itself
+                    (pending if tries + 1 < attempts else direct_only).append(
+                        (target, tries + 1))
                 else:
                     result.failed.append((target, error))
             assign()
@@ -127,7 +136,7 @@ async def fan_out(
             if not job.cancelled() and job.exception() is None:
                 result.serving.append(job.result())
     result.failed += [(t, RuntimeError("no host or client was left to send it"))
-                      for t, _ in pending]
+                      for t, _ in [*pending, *direct_only]]
     return result
 
 

@@ -49,6 +49,7 @@ from packsync.uvtool import uv_binary
 logger = logging.getLogger(__name__)
 
 PRESIGN_SECONDS = 3600  # presigned URLs outlive one preparation, not much more
+SERVE_TIMEOUT = 60.0  # a host that does not start or stop serving by then is left alone
 HostInstall = Literal["artifact", "index"]
 HOST_INSTALLS = ("artifact", "index")
 
@@ -390,25 +391,29 @@ class _Sender:
         }
         process = await host.connection.start([host.host_python], header)
         try:
-            async for event in events(process.stdout):
-                if event.get("event") == "serving":
-                    url = str(event["url"])
-                    return _Serving(host=host, process=process,
-                                    peer={"name": host.name, "url": url, "token": self.token})
-                if event.get("event") == "error":
-                    raise LaunchError(f"host {host.name} cannot serve: {event.get('message')}",
-                                      host=host.name)
-            raise LaunchError(f"host {host.name} ended before serving", host=host.name)
+            url = await asyncio.wait_for(self._serving_url(host, process), SERVE_TIMEOUT)
         except BaseException:
             process.close()
             raise
+        return _Serving(host=host, process=process,
+                        peer={"name": host.name, "url": url, "token": self.token})
+
+    @staticmethod
+    async def _serving_url(host: PreparedHost, process: Any) -> str:
+        async for event in events(process.stdout):
+            if event.get("event") == "serving":
+                return str(event["url"])
+            if event.get("event") == "error":
+                raise LaunchError(f"host {host.name} cannot serve: {event.get('message')}",
+                                  host=host.name)
+        raise LaunchError(f"host {host.name} ended before serving", host=host.name)
 
     async def stop_serving(self, serving: Sequence[_Serving]) -> None:
         """End the peers' servers: each then removes the chunks it kept."""
         for server in serving:
             server.process.stdin.write_eof()
-        await asyncio.gather(*(s.process.wait_closed() for s in serving),
-                             return_exceptions=True)
+        await asyncio.gather(*(asyncio.wait_for(s.process.wait_closed(), SERVE_TIMEOUT)
+                               for s in serving), return_exceptions=True)
         for server in serving:
             server.process.close()
         kept = [p for name, p in self.probed.items()
