@@ -10,39 +10,53 @@ import pytest
 
 from packsync.launch.hosts.fanout import fan_out
 
-ROUND = 0.01  # seconds one transfer takes in these runs
-
 
 class PeerDown(Exception):
     pass
 
 
 class World:
-    """Hosts that take one round per transfer; some of them die once they serve."""
+    """Hosts where every transfer takes one tick of a virtual clock (no wall time: the
+    clock moves only once everything that can start has started); some hosts die once
+    they serve, some fail themselves."""
 
     def __init__(self, dying: frozenset[str] = frozenset(), broken: frozenset[str] = frozenset()):
         self.dying = dying
         self.broken = broken
         self.rounds: dict[str, int] = {}
-        self.loop_start = 0.0
+        self.now = 0
+        self.ticked: asyncio.Event | None = None
 
-    def _round(self) -> int:
-        return round((asyncio.get_running_loop().time() - self.loop_start) / ROUND)
+    async def clock(self) -> None:
+        while True:
+            for _ in range(50):  # let every finished transfer start the next ones
+                await asyncio.sleep(0)
+            self.now += 1
+            ticked, self.ticked = self.ticked, asyncio.Event()
+            if ticked is not None:
+                ticked.set()
+
+    async def _transfer(self) -> None:
+        start = self.now
+        while self.now < start + 1:
+            if self.ticked is None:
+                self.ticked = asyncio.Event()
+            await self.ticked.wait()
 
     async def send(self, host: str) -> str:
-        await asyncio.sleep(ROUND)
+        await self._transfer()
         if host in self.broken:
             raise RuntimeError(f"{host}: disk full")
-        self.rounds[host] = self._round()
+        self.rounds[host] = self.now
         return host
 
     async def fetch(self, host: str, peer: str) -> str:
-        await asyncio.sleep(ROUND)
+        await self._transfer()
         if peer in self.dying:
             raise PeerDown(peer)
         if host in self.broken:
             raise RuntimeError(f"{host}: disk full")
-        self.rounds[host] = self._round()
+        self.rounds[host] = self.now
         return host
 
     async def serve(self, host: str) -> str:
@@ -51,9 +65,12 @@ class World:
 
 def run(world: World, hosts: list[str], **options: int):
     async def main():
-        world.loop_start = asyncio.get_running_loop().time()
-        return await fan_out(hosts, send=world.send, fetch=world.fetch, serve=world.serve,
-                             blames_peer=lambda e: isinstance(e, PeerDown), **options)
+        clock = asyncio.ensure_future(world.clock())
+        try:
+            return await fan_out(hosts, send=world.send, fetch=world.fetch, serve=world.serve,
+                                 blames_peer=lambda e: isinstance(e, PeerDown), **options)
+        finally:
+            clock.cancel()
 
     return asyncio.run(main())
 
@@ -65,8 +82,8 @@ def test_the_client_sends_one_copy_and_holders_double_each_round(count):
     result = run(world, hosts)
     assert sorted(result.ready) == sorted(hosts) and not result.failed
     assert result.direct_sends == 1 and result.peer_sends == count - 1
-    rounds = max(world.rounds.values())
-    assert rounds <= 2 + 2 * math.ceil(math.log2(count) if count > 1 else 0)
+    # holders triple each round (each serves two at a time): about log3(N) rounds
+    assert max(world.rounds.values()) <= 1 + math.ceil(math.log(count, 3))
     assert set(result.serving) <= set(hosts)
 
 
