@@ -160,6 +160,15 @@ def host_install() -> str:
     return _choice("host-install", ("artifact", "index"), LaunchError)
 
 
+def builder() -> str:
+    """Who builds the archive SSH hosts unpack: ``client``, ``first-host`` or a host name."""
+    value, source = _setting("builder")
+    if not isinstance(value, str) or not value:
+        raise _bad(LaunchError, source, value, "'client', 'first-host' or a host name",
+                   "a string")
+    return value
+
+
 def scheduler_process() -> bool:
     """Run the scheduler as a process of its own in the environment."""
     return _flag("scheduler-process", LaunchError)

@@ -149,3 +149,32 @@ def test_hosts_without_a_route_to_the_index_run_the_environment(client: ClientEn
         assert sorted(h["sent"] > 1_000_000 for h in result["hosts"]) == [False, True]
         for host in hosts:
             assert host.wait_no_processes() == {}
+
+
+def test_a_host_builds_for_the_others_and_the_client_uploads_no_environment(
+        client: ClientEnv, index: PrivateIndex, tmp_path_factory, tmp_path):
+    index_root = Path(index.process.args[-1]).parent
+    root = tmp_path_factory.mktemp("builder-hosts")
+    key = sshd.client_key(root / "key")
+    hidden = (str(client.path), str(client.cache), str(REPO))
+    hosts = [sshd.start_host(f"b{n}", root, key, hidden) for n in range(3)]
+    try:
+        client_built = any((client.cache / "envs").glob("*/.packsync-ready"))
+        before = downloads(index_root)
+        result = launch(client, index, [h.spec(python=BASE_PYTHON, cache_dir="~/.cache/ps-b")
+                                        for h in hosts], tmp_path / "uv", builder="first-host")
+        # the builder host's own install (and the client's, for its scheduler, when cold)
+        assert downloads(index_root) - before == 1 + (not client_built)
+        assert {w["message"] for w in result["workers"]} == {"served by the private index"}
+        builder, *others = result["hosts"]
+        assert builder["sent"] > 1_000_000  # uv and the code: it installs from the index
+        assert all(h["sent"] < 100_000 and h["received"] > 1_000_000 for h in others)
+        [record] = (hosts[0].home / ".cache" / "ps-b" / "artifacts").glob("*.json")
+        chunks = {c["sha256"] for c in json.loads(record.read_text())["chunks"]}
+        for host in hosts:
+            assert host.wait_no_processes() == {}
+            kept = {p.name for p in (host.home / ".cache" / "ps-b" / "store").rglob("*")}
+            assert not kept & chunks  # the archive's chunks are gone once the launch is ready
+    finally:
+        for host in hosts:
+            host.stop()

@@ -116,3 +116,11 @@ def test_hosts_that_cannot_reach_each_other_get_it_from_the_client():
     result = run(world, hosts)
     assert sorted(result.ready) == hosts and not result.failed
     assert result.direct_sends <= len(hosts) + 1  # N copies: slow, but the launch works
+
+
+def test_a_host_that_built_the_archive_serves_everybody_and_the_client_sends_nothing():
+    world = World()
+    hosts = [f"h{n}" for n in range(7)]
+    result = run(world, hosts, direct=0, holders=[("builder", "builder")])
+    assert sorted(result.ready) == hosts and result.direct_sends == 0
+    assert max(world.rounds.values()) <= 1 + math.ceil(math.log(8, 3))

@@ -10,6 +10,8 @@ batch job runs it from a shared store (``packsync worker-command``). Actions:
   chunks arrive on stdin, from a store (a directory, or presigned URLs), or from another
   host of the same launch, each verified, and are unpacked at the host's own path. In
   index mode uv installs the lock from the package indexes there;
+* ``pack``: pack this host's ready environment into an archive in its store (a host that
+  built the environment for the others, when the client cannot);
 * ``serve``: serve the archive's chunks to the other hosts of this launch until the
   client closes the channel (``peers``);
 * ``run``: supervise one Dask process in a process group of its own, ended when the SSH
@@ -29,9 +31,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import IO, Any
 
@@ -185,6 +189,55 @@ def _unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
     return livecode.unpack_code(cache, code_id, sha256, own)
 
 
+def pack_environment(header: protocol.Header) -> None:
+    """Pack the ready environment into this host's store, once; its manifest."""
+    cache = layout.cache_root(str(header["cache"]))
+    store = _store(header, cache)
+    env_id = str(header["env_id"])
+    path = layout.env_dir(cache, env_id)
+    if not layout.is_ready(path):
+        raise HostError(f"environment {env_id[:12]} is not ready here to be packed",
+                        kind="store")
+    record = os.path.join(cache, "artifacts", f"{env_id}.json")
+    with install.locked(record + ".lock"):
+        manifest = _packed_before(record, store)
+        if manifest is None:
+            emit("step", message="packing the environment")
+            manifest = _pack_into(path, store, env_id, str(header["digest"]))
+            with open(record + ".partial", "w", encoding="utf-8") as handle:
+                json.dump(manifest, handle)
+            os.replace(record + ".partial", record)
+    emit("packed", manifest=manifest)
+
+
+def _packed_before(record: str, store: str) -> dict[str, Any] | None:
+    try:
+        with open(record, encoding="utf-8") as handle:
+            manifest = artifact.check_manifest(json.load(handle), record)
+    except (OSError, ValueError, artifact.ArtifactError):
+        return None
+    chunks = [layout.blob_path(store, str(c["sha256"])) for c in manifest["chunks"]]
+    return manifest if all(os.path.exists(c) for c in chunks) else None
+
+
+def _pack_into(path: str, store: str, env_id: str, digest: str) -> dict[str, Any]:
+    os.makedirs(store, mode=0o700, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=store, prefix=".pack-")
+    try:
+        manifest = artifact.pack(path, staging, env_id=env_id, digest=digest,
+                                 python=install.venv_version(path),
+                                 platform=interpreter()["platform"])
+        for chunk in manifest["chunks"]:
+            sha256 = str(chunk["sha256"])
+            os.makedirs(os.path.dirname(layout.blob_path(store, sha256)), exist_ok=True)
+            os.replace(os.path.join(staging, sha256), layout.blob_path(store, sha256))
+    except OSError as error:
+        raise disk_error(error, store) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
 def serve_chunks(header: protocol.Header, stdin: IO[bytes]) -> None:
     """Serve this launch's chunks to its other hosts until the client closes the channel."""
     cache = layout.cache_root(str(header["cache"]))
@@ -271,6 +324,8 @@ def serve(stdin: IO[bytes]) -> int:
             probe(header)
         elif action == "prepare":
             prepare(header, stdin)
+        elif action == "pack":
+            pack_environment(header)
         elif action == "serve":
             serve_chunks(header, stdin)
         elif action == "run":

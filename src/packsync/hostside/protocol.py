@@ -14,8 +14,8 @@ from typing import Any, Literal, TypedDict
 
 VERSION = 2  # a host side of another version refuses the header instead of guessing
 
-Action = Literal["probe", "prepare", "run", "cleanup", "serve"]
-FINAL_EVENTS = ("probe", "done", "serving", "cleaned", "error")
+Action = Literal["probe", "prepare", "pack", "run", "cleanup", "serve"]
+FINAL_EVENTS = ("probe", "done", "packed", "serving", "cleaned", "error")
 
 
 class Sent(TypedDict):
@@ -107,6 +107,11 @@ class Done(TypedDict, total=False):
     cache_hit: bool
     link: str
     received: int  # bytes of chunks fetched from peers or the store
+
+
+class Packed(TypedDict):
+    event: Literal["packed"]
+    manifest: dict[str, Any]  # the archive this host packed of its ready environment
 
 
 class Serving(TypedDict):

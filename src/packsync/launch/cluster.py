@@ -81,13 +81,20 @@ class Cluster(SpecClusterInternals):
         ``connect_options``). ``connect_options`` go to ``asyncssh.connect`` (one dict,
         or one per host). The scheduler runs on the client, or on the first host with
         ``scheduler_on="first-host"``. A host needs only SSH and Python of the client's
-        major.minor (``python<major.minor>`` or ``python3`` there, or ``remote_python``);
-        packsync sends uv, the lock, local wheels and code into its cache
-        (``host_cache_dir``, default ``~/.cache/packsync``), or the hosts read the store
-        from ``shared_store`` (its directory as the hosts see it, or an ``s3://`` URL for
-        which the client presigns a download URL per object a host lacks; also the
-        client's ``store`` unless that is given).
-        ``n_workers`` defaults to one per host, spread round-robin.
+        major.minor (``python<major.minor>`` or ``python3`` there, or ``remote_python``).
+        The environment built here is packed once into an archive that each host
+        unpacks into its cache (``host_cache_dir``, default ``~/.cache/packsync``): sent
+        to one host, passed on between hosts, or read from ``shared_store`` (its
+        directory as the hosts see it, or an ``s3://`` URL for which the client presigns
+        a download URL per object a host lacks; also the client's ``store`` unless that
+        is given). ``n_workers`` defaults to one per host, spread round-robin.
+    host_install, builder:
+        ``host_install="index"`` makes each host install the lock from the package
+        indexes instead of unpacking the archive (default: Dask config
+        ``packsync.host-install``, ``"artifact"``). ``builder="first-host"`` (or a host's
+        name) lets that host install from the indexes and pack the archive for the
+        others, so this machine uploads nothing (default ``packsync.builder``,
+        ``"client"``).
     scheduler_process:
         Run the scheduler as a process of its own in the environment (as the workers
         run) instead of in this process. Default: Dask config
@@ -130,6 +137,7 @@ class Cluster(SpecClusterInternals):
         host_cache_dir: str | None = None,
         shared_store: str | None = None,
         host_install: str | None = None,
+        builder: str | None = None,
         scheduler_process: bool | None = None,
         verify: bool = True,
         asynchronous: bool = False,
@@ -141,6 +149,7 @@ class Cluster(SpecClusterInternals):
             hosts, connect_options=connect_options, python=remote_python,
             cache_dir=host_cache_dir, scheduler_on=scheduler_on, shared_store=shared_store,
             install=host_install or config.host_install(),  # type: ignore[arg-type]
+            builder=builder or config.builder(),
         ) if hosts else None
         if self._hosts is not None:
             n_workers, threads_per_worker, host = layout.on_hosts(

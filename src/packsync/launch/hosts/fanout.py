@@ -61,15 +61,19 @@ async def fan_out(
     direct: int = DIRECT,
     per_peer: int = PER_PEER,
     attempts: int = ATTEMPTS,
+    holders: Sequence[tuple[R, P]] = (),
 ) -> FanOut[T, R, P]:
     """Make every target ready: from the client (``send``) or a serving peer (``fetch``).
 
     ``serve(ready_host)`` starts a holder serving; ``blames_peer(error)`` tells a failure
     of the peer (unreachable, altered bytes) from one of the receiving host itself.
+    ``holders`` serve from the start (a host that built the archive itself); with
+    ``direct=0`` the client sends only when none of them is left.
     """
     result: FanOut[T, R, P] = FanOut()
     client: _Source[R, P] = _Source(holder=None, peer=None, capacity=max(1, direct))
-    sources: list[_Source[R, P]] = []
+    sources: list[_Source[R, P]] = [_Source(holder=h, peer=p, capacity=per_peer)
+                                    for h, p in holders]
     pending: deque[tuple[T, int]] = deque((t, 0) for t in targets)
     direct_only: deque[tuple[T, int]] = deque()  # peers failed it too often: the client sends
     running: dict[asyncio.Future[Any], tuple[T, int, _Source[R, P]]] = {}

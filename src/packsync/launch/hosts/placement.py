@@ -44,12 +44,14 @@ class HostsLaunch:
         scheduler_on: SchedulerOn = "client",
         shared_store: str | None = None,
         install: HostInstall = "artifact",
+        builder: str = "client",
     ) -> None:
         if scheduler_on not in ("client", "first-host"):
             raise ValueError(f"scheduler_on={scheduler_on!r} is not 'client' or 'first-host'")
         if install not in HOST_INSTALLS:
             raise ValueError(f"host_install={install!r} is not 'artifact' or 'index'")
         self.install: HostInstall = install
+        self.builder = builder
         self.specs: tuple[HostSpec, ...] = parse_hosts(
             hosts, connect_options=connect_options, python=python, cache_dir=cache_dir
         )
@@ -82,6 +84,7 @@ class HostsLaunch:
             environment=prepared.environment,
             cache=locked.cache,
             install=self.install,
+            builder=self.builder,
         )
         self.prepared = await prepare_hosts(self.specs, payload, reporter=reporter)
         return self.prepared

@@ -19,6 +19,7 @@ the host, both versions and ``python=``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import platform
@@ -32,6 +33,7 @@ from typing import Any, Literal
 
 from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
+from packsync.hostside import artifact as artifact_format
 from packsync.hostside import protocol
 from packsync.launch.hosts.fanout import fan_out
 from packsync.launch.hosts.spec import HostSpec
@@ -96,6 +98,7 @@ class Payload:
     environment: Environment | None = None  # the client's build of the lock (artifact mode)
     cache: Path | None = None  # the client's cache (where it records packed archives)
     install: HostInstall = "artifact"
+    builder: str = "client"  # or "first-host", or a host's name: who builds the archive
 
     @property
     def store_directory(self) -> str:
@@ -149,7 +152,7 @@ async def prepare_hosts(
             reporter.step("hosts", f"{hit.name}: cache hit")
         if todo and not failures:
             try:
-                made, failed = await _make_ready(todo, payload, link, reporter)
+                made, failed = await _make_ready(todo, payload, link, reporter, probed)
             except BaseException:
                 await close_hosts(prepared, links=True)
                 for waiting in todo:
@@ -166,19 +169,23 @@ async def prepare_hosts(
     return sorted(prepared, key=lambda p: order[p.name])
 
 
-async def _make_ready(todo: list[_Probed], payload: Payload, link: str,
-                      reporter: Reporter) -> tuple[list[PreparedHost], list[BaseException]]:
+async def _make_ready(todo: list[_Probed], payload: Payload, link: str, reporter: Reporter,
+                      probed: list[_Probed]) -> tuple[list[PreparedHost], list[BaseException]]:
     if payload.install == "index":
         outcomes = await asyncio.gather(
             *(_install_from_indexes(p, payload, link, reporter) for p in todo),
             return_exceptions=True)
     else:
-        outcomes = await _install_artifact(todo, payload, link, reporter)
+        builder = _builder(probed, payload.builder)
+        if builder is None:
+            outcomes = await _install_artifact(todo, payload, link, reporter)
+        else:
+            outcomes = await _install_built_on_host(builder, todo, payload, link, reporter)
     made = [o for o in outcomes if isinstance(o, PreparedHost)]
     failed = [o for o in outcomes if isinstance(o, BaseException)]
-    for probed in todo:
-        if not any(m.spec is probed.spec for m in made):
-            probed.connection.close()
+    for waiting in todo:
+        if not any(m.spec is waiting.spec for m in made):
+            waiting.connection.close()
     return made, failed
 
 
@@ -281,6 +288,69 @@ async def _install_artifact(todo: list[_Probed], payload: Payload, link: str,
                 "between hosts", payload.lock.env_id[:12], len(todo), outcome.direct_sends,
                 outcome.peer_sends)
     return [*outcome.ready, *(_as_error(t, e) for t, e in outcome.failed)]
+
+
+def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
+    """The host that builds the archive for the others, or None for this machine."""
+    if name == "client":
+        return None
+    if name == "first-host":
+        return probed[0]
+    for host in probed:
+        if name in (host.spec.name, host.spec.address):
+            return host
+    raise LaunchError(f"builder={name!r} names none of the hosts",
+                      hint="give 'client', 'first-host' or the name of one of hosts=")
+
+
+async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload: Payload,
+                                 link: str, reporter: Reporter
+                                 ) -> list[PreparedHost | BaseException]:
+    """A host installs from the indexes and packs the archive; the others get it from it."""
+    made: list[PreparedHost | BaseException] = []
+    if builder in todo:
+        built = await _install_from_indexes(builder, payload, link, reporter)
+        made.append(built)
+        todo = [t for t in todo if t is not builder]
+    else:
+        built = builder.prepared({**builder.probe, "cache_hit": True})
+    if not todo:
+        return made
+    if _is_url(payload.shared_store):
+        raise LaunchError(f"a host ({builder.spec.name}) cannot build into the object store "
+                          f"{payload.shared_store}", host=builder.spec.name,
+                          hint="let this machine build (builder='client'), or give "
+                          "shared_store= a directory every host mounts")
+    reporter.step("hosts", f"{builder.spec.name}: packing the environment for the others")
+    try:
+        packed = await builder.connection.call([builder.host_python], {
+            "action": "pack", "cache": builder.spec.cache_dir, "env_id": payload.lock.env_id,
+            "digest": payload.lock.digest, "store": payload.store_directory})
+    except HostFailure as failure:
+        raise _materialize_error(builder.spec, payload.lock, failure, payload.uv_env) from None
+    manifest = artifact_format.check_manifest(packed.get("manifest"),
+                                              f"the archive packed on {builder.spec.name}")
+    archive = Artifact(manifest=manifest,
+                       sha256=hashlib.sha256(artifact_format.manifest_bytes(manifest)).hexdigest())
+    if payload.store_directory:
+        return [*made, *await asyncio.gather(
+            *(_artifact_from_store(p, payload, archive, link, reporter) for p in todo),
+            return_exceptions=True)]
+    with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
+        sender = _Sender(payload, archive, Path(tmp), link, reporter)
+        serving = await sender.serve(built)
+
+        async def no_copy_here(probed: _Probed) -> PreparedHost:
+            raise LaunchError(
+                f"host {probed.spec.name} could not get the environment from "
+                f"{builder.spec.name}, which built it, nor from any other host",
+                host=probed.spec.name, hint="check that the hosts can reach each other")
+
+        outcome = await fan_out(todo, send=no_copy_here, fetch=sender.fetch,
+                                serve=sender.serve, blames_peer=lambda e: isinstance(e, _PeerFault),
+                                direct=0, holders=[(built, serving)])
+        await sender.stop_serving([serving, *outcome.serving])
+    return [*made, *outcome.ready, *(_as_error(t, e) for t, e in outcome.failed)]
 
 
 def _check_platform(probed: _Probed) -> None:
