@@ -118,9 +118,9 @@ def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: Priva
         for result in (one, four):
             assert {w["message"] for w in result["workers"]} == {"served by the private index"}
             assert all(w["prefix"].startswith("/root/.cache/ps-") for w in result["workers"])
-        # the client sends the archive to one host; the others get it from each other
+        # the client sends the archive to two hosts; the others get it from those
         direct = [h for h in four["hosts"] if h["sent"] > 1_000_000]
-        assert len(direct) == 1, four["hosts"]
+        assert len(direct) == 2, four["hosts"]
         assert all(h["received"] > 1_000_000 for h in four["hosts"] if h not in direct)
         for host in hosts:
             assert host.wait_no_processes() == {}
@@ -138,15 +138,17 @@ def test_hosts_without_a_route_to_the_index_run_the_environment(client: ClientEn
     root = tmp_path_factory.mktemp("air-gapped")
     key = sshd.client_key(root / "key")
     hidden = (str(client.path), str(client.cache), str(REPO))
-    with netns.isolated_hosts(["gap1", "gap2"], root, key, hidden) as hosts:
+    with netns.isolated_hosts(["gap1", "gap2", "gap3"], root, key, hidden) as hosts:
         reach = hosts[0].ssh(f"{BASE_PYTHON} -c \"import urllib.request; urllib.request."
                              f"urlopen('{index.url}', timeout=3)\"")
         assert reach.returncode != 0  # no route to the index from there
         result = launch(client, index, [h.spec(python=BASE_PYTHON) for h in hosts],
                         tmp_path / "uv")
-        assert len(result["workers"]) == 2
+        assert len(result["workers"]) == 3
         assert {w["message"] for w in result["workers"]} == {"served by the private index"}
-        assert sorted(h["sent"] > 1_000_000 for h in result["hosts"]) == [False, True]
+        # two from the client; the third from one of them, across the namespaces
+        assert sorted(h["sent"] > 1_000_000 for h in result["hosts"]) == [False, True, True]
+        assert sum(h["received"] > 1_000_000 for h in result["hosts"]) == 1
         for host in hosts:
             assert host.wait_no_processes() == {}
 

@@ -135,6 +135,9 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
     mode = header.get("mode", "index")
     if mode == "artifact":
         received += _fetch_chunks(header, store)
+    if header.get("fetch_only"):
+        emit("done", received=received)
+        return
     emit("step", message="received")
     watchdog = Watchdog()
     watchdog.start(stdin)

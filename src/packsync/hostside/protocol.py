@@ -68,6 +68,7 @@ class Header(TypedDict, total=False):
     fetch: list[Fetched]
     peer: Peer  # artifact mode: fetch the chunks the host lacks from this peer
     keep_chunks: bool  # the host will serve the chunks to others: keep them for now
+    fetch_only: bool  # only put the chunks (and code) into the host's store: it serves them
     lock: str  # index mode: the lock's text
     wheels_detail: list[Wheel]
     uv_env: dict[str, str]  # index mode: what the host's uv needs (credentials included)

@@ -26,7 +26,7 @@ T = TypeVar("T")  # a host that needs the archive
 R = TypeVar("R")  # a host that has it
 P = TypeVar("P")  # a serving peer (what receivers are pointed at)
 
-DIRECT = 1
+DIRECT = 2  # copies the client sends itself: a constant, whatever the number of hosts
 PER_PEER = 2
 ATTEMPTS = 3
 

@@ -283,11 +283,12 @@ async def _install_artifact(todo: list[_Probed], payload: Payload, link: str,
             todo, send=sender.send, fetch=sender.fetch, serve=sender.serve,
             blames_peer=lambda e: isinstance(e, _PeerFault),
         )
+        installed = await sender.installed(outcome.ready)
         await sender.stop_serving(outcome.serving)
     logger.info("archive of environment %s to %d hosts: %d sent by the client, %d passed "
                 "between hosts", payload.lock.env_id[:12], len(todo), outcome.direct_sends,
                 outcome.peer_sends)
-    return [*outcome.ready, *(_as_error(t, e) for t, e in outcome.failed)]
+    return [*installed, *(_as_error(t, e) for t, e in outcome.failed)]
 
 
 def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
@@ -309,11 +310,8 @@ async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload:
     """A host installs from the indexes and packs the archive; the others get it from it."""
     made: list[PreparedHost | BaseException] = []
     if builder in todo:
-        built = await _install_from_indexes(builder, payload, link, reporter)
-        made.append(built)
+        made.append(await _install_from_indexes(builder, payload, link, reporter))
         todo = [t for t in todo if t is not builder]
-    else:
-        built = builder.prepared({**builder.probe, "cache_hit": True})
     if not todo:
         return made
     if _is_url(payload.shared_store):
@@ -338,9 +336,9 @@ async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload:
             return_exceptions=True)]
     with tempfile.TemporaryDirectory(prefix="packsync-send-") as tmp:
         sender = _Sender(payload, archive, Path(tmp), link, reporter)
-        serving = await sender.serve(built)
+        serving = await sender.serve(builder)
 
-        async def no_copy_here(probed: _Probed) -> PreparedHost:
+        async def no_copy_here(probed: _Probed) -> _Probed:
             raise LaunchError(
                 f"host {probed.spec.name} could not get the environment from "
                 f"{builder.spec.name}, which built it, nor from any other host",
@@ -348,9 +346,10 @@ async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload:
 
         outcome = await fan_out(todo, send=no_copy_here, fetch=sender.fetch,
                                 serve=sender.serve, blames_peer=lambda e: isinstance(e, _PeerFault),
-                                direct=0, holders=[(built, serving)])
+                                direct=0, holders=[(builder, serving)])
+        installed = await sender.installed(outcome.ready)
         await sender.stop_serving([serving, *outcome.serving])
-    return [*made, *outcome.ready, *(_as_error(t, e) for t, e in outcome.failed)]
+    return [*made, *installed, *(_as_error(t, e) for t, e in outcome.failed)]
 
 
 def _check_platform(probed: _Probed) -> None:
@@ -391,13 +390,14 @@ class _PeerFault(Exception):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Serving:
-    host: PreparedHost
+    host: _Probed
     process: Any
     peer: protocol.Peer
 
 
 class _Sender:
-    """The three ways an archive reaches a host, for ``fan_out``."""
+    """How the archive reaches hosts, for ``fan_out``: a transfer makes a host a holder at
+    once (it serves the others), while it unpacks the archive for itself in parallel."""
 
     def __init__(self, payload: Payload, artifact: Artifact, tmp: Path, link: str,
                  reporter: Reporter) -> None:
@@ -409,6 +409,8 @@ class _Sender:
         self.token = secrets.token_urlsafe(32)
         self.probed: dict[str, _Probed] = {}
         self.files: dict[str, Path] = {}
+        self.sent: dict[str, int] = {}
+        self.unpacking: dict[str, asyncio.Future[PreparedHost]] = {}
 
     def _header(self, probed: _Probed) -> protocol.Header:
         self.probed[probed.spec.name] = probed
@@ -428,33 +430,46 @@ class _Sender:
             self.files[sha256] = path
         return self.files[sha256]
 
-    async def _code(self, probed: _Probed) -> list[Path]:
+    async def _transfer(self, probed: _Probed, blobs: list[Path],
+                        peer: protocol.Peer | None = None) -> _Probed:
+        """The chunks (and the code) into the host's store; then it unpacks, and serves."""
+        header = self._header(probed)
         code = self.payload.code
-        if code is None or probed.probe["code_ready"]:
-            return []
-        return [await self._file(code.sha256)]
-
-    async def send(self, probed: _Probed) -> PreparedHost:
-        blobs = [await self._file(s) for s in self.artifact.chunks] + await self._code(probed)
-        header = self._header(probed)
+        if code is not None and not probed.probe["code_ready"]:
+            blobs = [*blobs, await self._file(code.sha256)]
         header["send"] = [{"kind": "object", "sha256": p.name, "size": p.stat().st_size}
                           for p in blobs]
-        sent = sum(p.stat().st_size for p in blobs)
-        self.reporter.step("hosts", f"{probed.spec.name}: sending {_size(sent)}")
-        done = await _call(probed, header, blobs, self.payload, self.reporter)
-        return probed.prepared(done, sent=sent)
+        header["fetch_only"] = True
+        if peer is not None:
+            header["peer"] = peer
+        self.sent[probed.spec.name] = sum(p.stat().st_size for p in blobs)
+        done = await _call(probed, header, blobs, self.payload, self.reporter,
+                           from_peer=peer is not None, announce=False)
+        self.unpacking[probed.spec.name] = asyncio.ensure_future(
+            self._unpack(probed, int(done.get("received", 0))))
+        return probed
 
-    async def fetch(self, probed: _Probed, serving: _Serving) -> PreparedHost:
-        blobs = await self._code(probed)
-        header = self._header(probed)
-        header["send"] = [{"kind": "object", "sha256": p.name, "size": p.stat().st_size}
-                          for p in blobs]
-        header["peer"] = serving.peer
-        self.reporter.step("hosts", f"{probed.spec.name}: from {serving.host.name}")
-        done = await _call(probed, header, blobs, self.payload, self.reporter, from_peer=True)
-        return probed.prepared(done, sent=sum(p.stat().st_size for p in blobs))
+    async def _unpack(self, probed: _Probed, received: int) -> PreparedHost:
+        done = await _call(probed, self._header(probed), [], self.payload, self.reporter)
+        return probed.prepared({**done, "received": received},
+                               sent=self.sent[probed.spec.name])
 
-    async def serve(self, host: PreparedHost) -> _Serving:
+    async def send(self, probed: _Probed) -> _Probed:
+        blobs = [await self._file(s) for s in self.artifact.chunks]
+        self.reporter.step("hosts", f"{probed.spec.name}: sending "
+                           f"{_size(sum(p.stat().st_size for p in blobs))}")
+        return await self._transfer(probed, blobs)
+
+    async def fetch(self, probed: _Probed, serving: _Serving) -> _Probed:
+        self.reporter.step("hosts", f"{probed.spec.name}: from {serving.host.spec.name}")
+        return await self._transfer(probed, [], serving.peer)
+
+    async def installed(self, holders: Sequence[_Probed]) -> list[PreparedHost | BaseException]:
+        """Every holder's environment, unpacked (or the error that stopped it)."""
+        return list(await asyncio.gather(*(self.unpacking[h.spec.name] for h in holders),
+                                         return_exceptions=True))
+
+    async def serve(self, host: _Probed) -> _Serving:
         header: protocol.Header = {
             "action": "serve", "cache": host.spec.cache_dir, "store": "",
             "chunks": list(self.artifact.chunks), "token": self.token,
@@ -466,17 +481,18 @@ class _Sender:
             process.close()
             raise
         return _Serving(host=host, process=process,
-                        peer={"name": host.name, "url": url, "token": self.token})
+                        peer={"name": host.spec.name, "url": url, "token": self.token})
 
     @staticmethod
-    async def _serving_url(host: PreparedHost, process: Any) -> str:
+    async def _serving_url(host: _Probed, process: Any) -> str:
+        name = host.spec.name
         async for event in events(process.stdout):
             if event.get("event") == "serving":
                 return str(event["url"])
             if event.get("event") == "error":
-                raise LaunchError(f"host {host.name} cannot serve: {event.get('message')}",
-                                  host=host.name)
-        raise LaunchError(f"host {host.name} ended before serving", host=host.name)
+                raise LaunchError(f"host {name} cannot serve: {event.get('message')}",
+                                  host=name)
+        raise LaunchError(f"host {name} ended before serving", host=name)
 
     async def stop_serving(self, serving: Sequence[_Serving]) -> None:
         """End the peers' servers: each then removes the chunks it kept."""
@@ -487,7 +503,7 @@ class _Sender:
         for server in serving:
             server.process.close()
         kept = [p for name, p in self.probed.items()
-                if name not in {s.host.name for s in serving}]
+                if name not in {s.host.spec.name for s in serving}]
         await asyncio.gather(*(self._forget_chunks(p) for p in kept), return_exceptions=True)
 
     async def _forget_chunks(self, probed: _Probed) -> None:
@@ -521,8 +537,8 @@ async def _artifact_from_store(probed: _Probed, payload: Payload, artifact: Arti
 
 
 async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
-                payload: Payload, reporter: Reporter, *, from_peer: bool = False
-                ) -> dict[str, Any]:
+                payload: Payload, reporter: Reporter, *, from_peer: bool = False,
+                announce: bool = True) -> dict[str, Any]:
     """Run ``prepare`` on a host; a failure becomes an error that names it (wrapped as a
     ``_PeerFault`` when the peer it fetched from is to blame)."""
     spec = probed.spec
@@ -546,7 +562,8 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
         if from_peer and failure.kind in _PEER_FAULTS:
             raise _PeerFault(error) from None
         raise error from None
-    reporter.step("hosts", f"{spec.name}: ready")
+    if announce:
+        reporter.step("hosts", f"{spec.name}: ready")
     return {**done, "bytecode": bytecode[-1] if bytecode else None}
 
 
