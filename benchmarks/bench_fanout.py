@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from bench_ssh import DASK, REPO, run
-from tests.integration import sshd
-from tests.integration.conftest import BASE_PYTHON, UV, hermetic_env
+from tests.support import sshd
+from tests.support.venvs import BASE_PYTHON, UV, hermetic_env
 
 LAUNCH = r"""
 import json, os, time, packsync

@@ -1,7 +1,7 @@
 """Time to a ready two-host SSH cluster: packsync (cold and warm host caches) against Dask's
 ``SSHCluster`` started with an environment already built on the same hosts.
 
-Two OpenSSH servers on loopback stand for two clean hosts (tests/integration/sshd.py):
+Two OpenSSH servers on loopback stand for two clean hosts (tests/support/sshd.py):
 their own HOME and cache, the client's venv hidden. Every number is printed beside the
 baseline of the same run; timings on a shared machine are evidence, not a test.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.integration import sshd  # noqa: E402
-from tests.integration.conftest import BASE_PYTHON, UV, hermetic_env  # noqa: E402
+from tests.support import sshd  # noqa: E402
+from tests.support.venvs import BASE_PYTHON, UV, hermetic_env  # noqa: E402
 
 PACKSYNC = r"""
 import json, os, time, packsync

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conda_channel import (
+from tests.support.conda_channel import (
     PYTHON_FULL,
     TOKEN,
     WORKER_TASK,
@@ -19,7 +19,7 @@ from tests.integration.conda_channel import (
     create_prefix,
     serve_channel,
 )
-from tests.integration.conftest import REPO, UV, hermetic_env
+from tests.support.venvs import REPO, UV, hermetic_env
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from . import netns, sshd
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MODULE, PACKAGE, PrivateIndex, start_index
+from tests.support import netns, sshd
+from tests.support.private_index import MODULE, PACKAGE, PrivateIndex, start_index
+from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
 
 pytestmark = [
     pytest.mark.integration,

@@ -15,10 +15,9 @@ import pytest
 from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.store import LocalStore
-
-from .buildenv import Steps, Venv, plan_for, wheel_text, write
-from .conftest import make_project
-from .ports import free_port, wait_listening
+from tests.support.builds import Steps, Venv, plan_for, wheel_text
+from tests.support.projects import make_project, write
+from tests.support.servers import free_port, wait_listening
 
 pytestmark = pytest.mark.integration
 

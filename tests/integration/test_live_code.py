@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from .conftest import ClientEnv
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.model import Target
 from packsync.store import LocalStore
-
-from .buildenv import Steps, Venv, plan_for, wheel_text, write
-from .conftest import UV, hermetic_env, make_project
+from tests.support.builds import Steps, Venv, plan_for, wheel_text
+from tests.support.projects import make_project, write
+from tests.support.venvs import UV, hermetic_env
 
 pytestmark = pytest.mark.integration
 

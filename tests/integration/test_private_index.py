@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MESSAGE, PACKAGE, PrivateIndex, start_index
+from tests.support.private_index import MESSAGE, PACKAGE, PrivateIndex, start_index
+from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
 
 if sys.version_info >= (3, 11):
     import tomllib

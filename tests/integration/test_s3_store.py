@@ -13,8 +13,7 @@ import pytest
 
 from packsync.errors import IntegrityError
 from packsync.store import FsspecStore, open_store
-
-from .ports import free_port, wait_listening
+from tests.support.servers import free_port, wait_listening
 
 HOUR = 3600.0
 BIN = Path(sys.executable).parent

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_PYTHON, REPO, UV, hermetic_env, make_project
-from .wheels import make_wheel
+from tests.support.projects import make_project, make_wheel
+from tests.support.venvs import BASE_PYTHON, REPO, UV, hermetic_env
 
 pytestmark = pytest.mark.integration
 

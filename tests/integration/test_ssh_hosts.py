@@ -1,7 +1,7 @@
 """packsync.Cluster(hosts=...) on real OpenSSH servers, each a clean host of its own.
 
 Hosts have SSH and Python, their own HOME and cache, and cannot see the client's venv,
-cache or this checkout (tests/integration/sshd.py): packsync itself is not installed
+cache or this checkout (tests/support/sshd.py): packsync itself is not installed
 there before the launch.
 """
 
@@ -16,9 +16,12 @@ import sys
 
 import pytest
 
-from . import sshd, test_s3_store
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env, make_project
-from .ports import free_port
+from tests.support import sshd
+from tests.support.projects import make_project
+from tests.support.servers import free_port
+from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+
+from . import test_s3_store
 
 pytestmark = [
     pytest.mark.integration,

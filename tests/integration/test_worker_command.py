@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MESSAGE, PACKAGE, start_index
+from tests.support.private_index import MESSAGE, PACKAGE, start_index
+from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 
 from packsync.uv_errors import diagnose, failing_package, scrubbed_tail, why_unavailable
 from packsync.uvtool import run_uv
-from tests.integration.wheels import make_wheel
+from tests.support.projects import make_wheel
 
 LINUX = "py3-none-any"
 MAC_ONLY = "py3-none-macosx_11_0_arm64"

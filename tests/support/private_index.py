@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ports import free_port
+from .servers import free_port
 
 PACKAGE = "psprivate-probe"
 MODULE = "psprivate_probe"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ports import free_port
+from .servers import free_port
 
 SSHD = "/usr/sbin/sshd"
 PYENV = "/root/.pyenv"
@@ -55,7 +55,7 @@ class SshHost:
     hidden: tuple[str, ...]
     set_env: dict[str, str] = field(default_factory=dict)
     address: str = "127.0.0.1"
-    netns: str | None = None  # a network namespace of its own (see netns.py)
+    netns: str | None = None  # a network namespace of its own (see tests/support/netns.py)
     proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -1,11 +1,37 @@
-"""Wheels written by hand: valid, tiny, for any platform tag, with no build step."""
+"""Small projects and wheels written by hand, for installs of every kind."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import textwrap
 import zipfile
 from pathlib import Path
+
+
+def write(path: Path, text: str) -> Path:
+    """``text``, dedented, at ``path`` (its directories made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def make_project(root: Path, name: str, body: str, version: str = "0.1.0") -> Path:
+    """A src-layout hatchling project named ``name`` whose module holds ``body``."""
+    module = name.replace("-", "_")
+    (root / "src" / module).mkdir(parents=True)
+    (root / "src" / module / "__init__.py").write_text(textwrap.dedent(body))
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "{version}"
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+        [tool.hatch.build.targets.wheel]
+        packages = ["src/{module}"]
+        """))
+    return root
 
 
 def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any") -> Path:

@@ -1,10 +1,10 @@
-"""Installed environments to build local code from: a uv venv, scanned into a Snapshot."""
+"""Installed environments to build local code from (a uv venv, scanned into a Snapshot), the
+plans that build them and what the built wheels hold."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from packsync.scan import current_interpreter
 from packsync.scan.dists import scan_dists
 from packsync.store import Store
 
-from .conftest import BASE_PYTHON, UV, hermetic_env
+from .venvs import BASE_PYTHON, UV, hermetic_env
 
 
 class Venv:
@@ -68,9 +68,3 @@ class Steps(NullReporter):
 
     def step(self, stage: str, message: str) -> None:
         self.messages.append(message)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path

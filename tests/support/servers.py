@@ -1,4 +1,4 @@
-"""Loopback ports for the servers that tests start."""
+"""Servers on loopback for tests: free ports, and waiting for a server to listen."""
 
 from __future__ import annotations
 
