@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import netns, sshd
-from tests.support.private_index import MODULE, PACKAGE, PrivateIndex, start_index
-from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+from tests.support.private_index import MODULE, PrivateIndex, start_index
+from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,16 +58,8 @@ def index(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def client(index: PrivateIndex, tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
-    root = tmp_path_factory.mktemp("fanout-client")
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    (root / "work").mkdir()
-    env = ClientEnv(path=venv, cache=root / "cache", workdir=root / "work")
-    env.install(str(REPO), "httpx", "asyncssh")
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", str(env.python), "--no-deps",
-                    "--index-url", index.url_with(USER, PASSWORD), PACKAGE],
-                   check=True, env=hermetic_env(), capture_output=True)
+    env = make_client(tmp_path_factory.mktemp("fanout-client"), "httpx", "asyncssh")
+    index.install_probe(env.python, USER, PASSWORD)
     return env
 
 

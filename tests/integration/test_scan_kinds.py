@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.projects import make_project, make_wheel
-from tests.support.venvs import BASE_PYTHON, REPO, UV, hermetic_env
+from tests.support.venvs import BASE_PYTHON, REPO, hermetic_env, uv_install, uv_venv
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +65,11 @@ class KindsEnv:
         self.site = Path(subprocess.run(
             [str(self.python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             check=True, capture_output=True, text=True).stdout.strip())
-        self.uv("install", str(REPO), "setuptools<64", "wheel", "six")
+        self.install(str(REPO), "setuptools<64", "wheel", "six")
 
-    def uv(self, *args: str) -> None:
-        subprocess.run([UV, "pip", *args[:1], "--quiet", "--python", str(self.python), *args[1:]],
-                       check=True, env=hermetic_env(), capture_output=True)
+    def install(self, *args: str) -> None:
+        """``uv pip install args`` into this venv."""
+        uv_install(self.python, *args, capture=True)
 
     def pip(self, *args: str, cwd: Path | None = None) -> None:
         result = subprocess.run(
@@ -98,24 +98,24 @@ def scanned(tmp_path_factory) -> tuple[dict, dict]:
     # index install (from find-links: no direct_url.json), and one whose files are then deleted
     make_wheel(links, "from-index", "1.0.0")
     make_wheel(links, "ghost", "1.0.0")
-    env.uv("install", "--find-links", str(links), "from-index==1.0.0", "ghost==1.0.0")
+    env.install("--find-links", str(links), "from-index==1.0.0", "ghost==1.0.0")
     (env.site / "ghost.py").unlink()
 
     # local wheel file, with pip (records a hash) and with uv
     facts["pip_wheel"] = make_wheel(root, "pip-wheel", "0.5.0")
     env.pip("install", "--no-deps", "--no-index", str(facts["pip_wheel"]))
     facts["uv_wheel"] = make_wheel(root, "uv-wheel", "0.6.0")
-    env.uv("install", str(facts["uv_wheel"]))
+    env.install(str(facts["uv_wheel"]))
 
     # PEP 660 editables: src layout (hatchling, a .pth path file) and flat layout (setuptools)
     facts["src"] = make_project(root / "srcpkg", "srcpkg", "VALUE = 3\n")
-    env.uv("install", "-e", str(facts["src"]))
+    env.install("-e", str(facts["src"]))
     facts["flat"] = flat_project(root / "flatpkg", "flatpkg")
-    env.uv("install", "-e", str(facts["flat"]))
+    env.install("-e", str(facts["flat"]))
 
     # a non-editable local directory
     facts["dir"] = make_project(root / "dirpkg", "dirpkg", "VALUE = 4\n")
-    env.uv("install", str(facts["dir"]))
+    env.install(str(facts["dir"]))
 
     # legacy egg-link editable: setup.py develop through pip, with setuptools < 64
     facts["legacy"] = legacy_project(root / "legacy", "legacypkg")
@@ -127,7 +127,7 @@ def scanned(tmp_path_factory) -> tuple[dict, dict]:
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "first")
     facts["commit"] = git(repo, "rev-parse", "HEAD")
-    env.uv("install", f"gitpkg @ git+{repo.as_uri()}@{facts['commit']}")
+    env.install(f"gitpkg @ git+{repo.as_uri()}@{facts['commit']}")
     checkout = legacy_project(root / "editrepo", "giteditpkg")
     git(checkout, "init", "-q", "-b", "main")
     git(checkout, "add", ".")
@@ -227,11 +227,8 @@ def test_system_and_user_site_packages_are_seen_and_shadowed_by_the_venv(tmp_pat
         [BASE_PYTHON, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         check=True, capture_output=True, text=True).stdout.strip()
     venv = tmp_path / "venv"
-    python = str(venv / "bin/python")
-    subprocess.run([UV, "venv", "--quiet", "--system-site-packages", "--python", BASE_PYTHON,
-                    str(venv)], check=True, env=hermetic_env())
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", python, str(REPO)],
-                   check=True, env=hermetic_env())
+    python = uv_venv(venv, system_site_packages=True)
+    uv_install(python, str(REPO))
     own = {p.name.split("-")[0].lower() for p in venv.glob("lib/*/site-packages/*.dist-info")}
     candidates = [p.name.split("-")[0] for p in sorted(Path(base_site).glob("*.dist-info"))
                   if p.name.split("-")[0].lower() not in own]
@@ -239,8 +236,7 @@ def test_system_and_user_site_packages_are_seen_and_shadowed_by_the_venv(tmp_pat
         pytest.skip(f"the base interpreter has no distributions of its own in {base_site}")
     shadow = candidates[0]
     wheel = make_wheel(tmp_path, shadow, "999.0")
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", python, "--no-deps", str(wheel)],
-                   check=True, env=hermetic_env())
+    uv_install(python, "--no-deps", str(wheel))
 
     user_base = tmp_path / "userbase"  # pip install --user, as on a system interpreter
     user_wheel = make_wheel(tmp_path, "user-only", "2.0")

@@ -19,7 +19,7 @@ import pytest
 from tests.support import sshd
 from tests.support.projects import make_project
 from tests.support.servers import free_port
-from tests.support.venvs import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
+from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 from . import test_s3_store
 
@@ -76,18 +76,12 @@ print(json.dumps({"result": result, "workers": workers, "hosts": hosts}))
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
     root = tmp_path_factory.mktemp("sshclient")
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    workdir = root / "work"
-    workdir.mkdir()
-    env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
     project = make_project(root / "mylib", "mylib", """
         def process(data):
             return sum(data["values"])
     """)
-    env.install(str(REPO), "httpx", "psutil", "asyncssh", "-e", str(project))
-    (workdir / "helper.py").write_text("VALUE = 100\n")
+    env = make_client(root, "httpx", "psutil", "asyncssh", "-e", str(project))
+    (env.workdir / "helper.py").write_text("VALUE = 100\n")
     return env
 
 

@@ -3,7 +3,6 @@ plans that build them and what the built wheels hold."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from packsync.scan import current_interpreter
 from packsync.scan.dists import scan_dists
 from packsync.store import Store
 
-from .venvs import BASE_PYTHON, UV, hermetic_env
+from .venvs import uv_install, uv_venv
 
 
 class Venv:
@@ -23,14 +22,12 @@ class Venv:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(path)], check=True,
-                       env=hermetic_env())
+        uv_venv(path)
         version = f"python{sys.version_info.major}.{sys.version_info.minor}"
         self.site = path / "lib" / version / "site-packages"
 
     def install(self, *args: str) -> None:
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(self.path / "bin/python"),
-                        *args], check=True, env=hermetic_env(), capture_output=True)
+        uv_install(self.path / "bin" / "python", *args, capture=True)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(interpreter=current_interpreter(), environment={}, prefix=str(self.path),

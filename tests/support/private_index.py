@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .servers import free_port
+from .venvs import uv_install
 
 PACKAGE = "psprivate-probe"
 MODULE = "psprivate_probe"
@@ -38,6 +39,11 @@ class PrivateIndex:
     def url_with(self, username: str, password: str = "") -> str:
         userinfo = f"{username}:{password}" if password else username
         return f"http://{userinfo}@{self.host}:{self.port}/simple/"
+
+    def install_probe(self, python: Path | str, username: str, password: str) -> None:
+        """Install ``PACKAGE`` from this index into the environment of ``python``."""
+        uv_install(python, "--no-deps", "--index-url", self.url_with(username, password), PACKAGE,
+                   capture=True)
 
     def stop(self) -> None:
         self.process.terminate()

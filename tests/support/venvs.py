@@ -27,6 +27,23 @@ def hermetic_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def uv_venv(path: Path, *, system_site_packages: bool = False) -> Path:
+    """A bare venv of the base interpreter at ``path``; its ``python``."""
+    inherit = ["--system-site-packages"] if system_site_packages else []
+    subprocess.run([UV, "venv", "--quiet", *inherit, "--python", BASE_PYTHON, str(path)],
+                   check=True, env=hermetic_env())
+    return path / "bin" / "python"
+
+
+def uv_install(python: Path | str, *args: str, compile_bytecode: bool = False,
+               capture: bool = False) -> None:
+    """``uv pip install args`` into the environment of ``python``; byte-compiled if asked (a
+    fair baseline for timings), its output kept from the test log if ``capture``."""
+    compile_ = ["--compile-bytecode"] if compile_bytecode else []
+    subprocess.run([UV, "pip", "install", "--quiet", *compile_, "--python", str(python), *args],
+                   check=True, env=hermetic_env(), capture_output=capture)
+
+
 @dataclass
 class ClientEnv:
     """A client virtual environment with packsync installed, and a cache of its own."""
@@ -43,8 +60,7 @@ class ClientEnv:
         return hermetic_env(PACKSYNC_CACHE_DIR=str(self.cache), **extra)
 
     def install(self, *args: str) -> None:
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(self.python), *args],
-                       check=True, env=hermetic_env())
+        uv_install(self.python, *args)
 
     def uninstall(self, *names: str) -> None:
         subprocess.run([UV, "pip", "uninstall", "--quiet", "--python", str(self.python), *names],
@@ -72,13 +88,13 @@ class ClientEnv:
         return json.loads(self.run(code, **extra).stdout.strip().splitlines()[-1])
 
 
-def make_client(root: Path, *install: str) -> ClientEnv:
-    """A fresh venv under ``root`` holding packsync (from this checkout) and ``install``."""
+def make_client(root: Path, *install: str, compile_bytecode: bool = False) -> ClientEnv:
+    """A fresh venv ``root/client`` holding packsync (from this checkout) and ``install``, its
+    working directory ``root/work`` and its packsync cache ``root/cache``."""
     venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
+    uv_venv(venv)
     workdir = root / "work"
     workdir.mkdir()
     env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
-    env.install(str(REPO), *install)
+    uv_install(env.python, str(REPO), *install, compile_bytecode=compile_bytecode)
     return env
