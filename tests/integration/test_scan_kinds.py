@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.support.projects import make_project, make_wheel
+from tests.support.projects import (
+    legacy_project,
+    make_project,
+    make_wheel,
+    setuptools_project,
+)
 from tests.support.venvs import BASE_PYTHON, REPO, hermetic_env, uv_install, uv_venv
 
 pytestmark = pytest.mark.integration
@@ -28,32 +32,11 @@ def git(repo: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def legacy_project(root: Path, name: str) -> Path:
-    """A ``setup.py``-only project: with setuptools < 64, ``pip install -e`` makes an egg-link."""
-    root.mkdir(parents=True)
-    (root / f"{name}.py").write_text("VALUE = 1\n")
-    (root / "setup.py").write_text(textwrap.dedent(f"""\
-        from setuptools import setup
-        setup(name="{name}", version="0.3.0", py_modules=["{name}"], install_requires=["six"])
-        """))
-    return root
-
-
 def flat_project(root: Path, name: str) -> Path:
     """A flat-layout setuptools project (its editable install uses a finder module)."""
-    (root / name).mkdir(parents=True)
-    (root / name / "__init__.py").write_text("VALUE = 2\n")
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "0.2.0"
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [tool.setuptools]
-        packages = ["{name}"]
-        """))
-    return root
+    return setuptools_project(root, name, {f"{name}/__init__.py": "VALUE = 2\n"},
+                              version="0.2.0", requires="setuptools>=68",
+                              tool=f'[tool.setuptools]\npackages = ["{name}"]\n')
 
 
 class KindsEnv:

@@ -34,6 +34,37 @@ def make_project(root: Path, name: str, body: str, version: str = "0.1.0") -> Pa
     return root
 
 
+def setuptools_project(root: Path, name: str, files: dict[str, str], *, version: str = "1.0",
+                       requires: str = "setuptools>=64", tool: str = "",
+                       setup_py: str = "") -> Path:
+    """A setuptools project: ``files`` (relative path -> text), ``tool`` appended to its
+    pyproject.toml, and a ``setup.py`` if given (for extensions)."""
+    write(root / "pyproject.toml", textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "{version}"
+        [build-system]
+        requires = ["{requires}"]
+        build-backend = "setuptools.build_meta"
+        """) + tool)
+    for relpath, text in files.items():
+        write(root / relpath, text)
+    if setup_py:
+        write(root / "setup.py", setup_py)
+    return root
+
+
+def legacy_project(root: Path, name: str) -> Path:
+    """A ``setup.py``-only project: with setuptools < 64, ``pip install -e`` makes an egg-link."""
+    root.mkdir(parents=True)
+    (root / f"{name}.py").write_text("VALUE = 1\n")
+    (root / "setup.py").write_text(textwrap.dedent(f"""\
+        from setuptools import setup
+        setup(name="{name}", version="0.3.0", py_modules=["{name}"], install_requires=["six"])
+        """))
+    return root
+
+
 def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any") -> Path:
     """A minimal valid wheel: metadata, one module, RECORD."""
     dist = name.replace("-", "_")
