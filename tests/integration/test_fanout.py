@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import netns, sshd
-from tests.support.private_index import MODULE, PrivateIndex, start_index
+from tests.support.private_index import MODULE, PrivateIndex, serve_index
 from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 pytestmark = [
@@ -51,9 +51,8 @@ print(json.dumps({"workers": workers, "hosts": hosts}))
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory):
-    served = start_index(tmp_path_factory.mktemp("fanout-index"), {USER: PASSWORD})
-    yield served
-    served.stop()
+    with serve_index(tmp_path_factory.mktemp("fanout-index"), {USER: PASSWORD}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +87,7 @@ def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: Priva
     root = tmp_path_factory.mktemp("fanout-hosts")
     key = sshd.client_key(root / "key")
     hidden = (str(client.path), str(client.cache), str(REPO))
-    hosts = [sshd.start_host(f"h{n}", root, key, hidden) for n in range(4)]
-    try:
+    with sshd.loopback_hosts([f"h{n}" for n in range(4)], root, key, hidden) as hosts:
         def specs(count: int, cache: str) -> list[dict]:
             return [h.spec(python=BASE_PYTHON, cache_dir=cache) for h in hosts[:count]]
 
@@ -119,9 +117,6 @@ def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: Priva
             leaked = subprocess.run(["grep", "-rl", PASSWORD, str(host.root)],
                                     capture_output=True, text=True)
             assert leaked.stdout == "", leaked.stdout
-    finally:
-        for host in hosts:
-            host.stop()
 
 
 def test_hosts_without_a_route_to_the_index_run_the_environment(client: ClientEnv,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tests.support.private_index import MESSAGE, PACKAGE, PrivateIndex, start_index
+from tests.support.private_index import MESSAGE, PACKAGE, PrivateIndex, serve_index
 from tests.support.venvs import ClientEnv, make_client
 
 if sys.version_info >= (3, 11):
@@ -58,9 +58,8 @@ with packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateIndex]:
-    server = start_index(tmp_path_factory.mktemp("index"), {USER: PASSWORD, "__token__": TOKEN})
-    yield server
-    server.stop()
+    with serve_index(tmp_path_factory.mktemp("index"), {USER: PASSWORD, "__token__": TOKEN}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

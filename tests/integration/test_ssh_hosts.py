@@ -21,8 +21,6 @@ from tests.support.projects import make_project
 from tests.support.servers import free_port
 from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
-from . import test_s3_store
-
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(sys.platform != "linux" or sshd.available() is not None,
@@ -90,13 +88,8 @@ def hosts(client: ClientEnv, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("sshhosts")
     key = sshd.client_key(root / "client-key")
     hidden = (str(client.path), str(client.cache), str(REPO), str(client.path.parent / "mylib"))
-    started = [sshd.start_host(name, root, key, hidden) for name in ("alpha", "beta")]
-    yield started
-    for host in started:
-        host.stop()
-
-
-s3_endpoint = test_s3_store.s3_endpoint  # a moto S3 server on 127.0.0.1
+    with sshd.loopback_hosts(("alpha", "beta"), root, key, hidden) as started:
+        yield started
 
 
 def run_seed(client: ClientEnv, host_specs: list[dict], **options: object):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.private_index import MESSAGE, start_index
+from tests.support.private_index import MESSAGE, serve_index
 from tests.support.venvs import BASE_PYTHON, hermetic_env, make_client
 
 pytestmark = pytest.mark.integration
@@ -116,8 +116,7 @@ PROBE = ("import os, psprivate_probe; print(psprivate_probe.MESSAGE); "
 
 def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path):
     user, password = "alice", "pw-" + secrets.token_hex(12)
-    index = start_index(tmp_path / "index", {user: password})
-    try:
+    with serve_index(tmp_path / "index", {user: password}) as index:
         client = make_client(tmp_path)
         index.install_probe(client.python, user, password)
         credentials = {"UV_INDEX_PRIVATE_USERNAME": user, "UV_INDEX_PRIVATE_PASSWORD": password}
@@ -149,5 +148,3 @@ def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path)
                     assert password.encode() not in path.read_bytes(), path
         for text in (made.stdout, made.stderr, refused.stderr, worked.stderr):
             assert password not in text
-    finally:
-        index.stop()

@@ -7,14 +7,13 @@ import base64
 import hashlib
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .servers import free_port
+from .servers import free_port, server_process
 from .venvs import uv_install
 
 PACKAGE = "psprivate-probe"
@@ -45,14 +44,6 @@ class PrivateIndex:
         uv_install(python, "--no-deps", "--index-url", self.url_with(username, password), PACKAGE,
                    capture=True)
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 def build_wheel(directory: Path) -> Path:
     """A minimal, valid pure-Python wheel of ``PACKAGE``, written by hand (no build backend)."""
@@ -77,7 +68,8 @@ def build_wheel(directory: Path) -> Path:
     return wheel
 
 
-def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
+@contextmanager
+def serve_index(root: Path, accounts: dict[str, str]) -> Iterator[PrivateIndex]:
     """Serve ``root/packages`` (with the probe wheel) to these ``{username: password}``;
     ``root/server.log`` logs every request."""
     from passlib.apache import HtpasswdFile
@@ -89,23 +81,8 @@ def start_index(root: Path, accounts: dict[str, str]) -> PrivateIndex:
         htpasswd.set_password(username, password)
     htpasswd.save()
     port = free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pypiserver", "run", "-v", "-i", "127.0.0.1", "-p", str(port),
-         "-a", "download,list,update", "-P", str(root / "htpasswd"), "--disable-fallback",
-         str(packages)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    log.close()
-    index = PrivateIndex(host="127.0.0.1", port=port, accounts=dict(accounts), process=process)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((root / "server.log").read_text())
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
-            return index
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    index.stop()
-    raise RuntimeError("pypiserver did not become ready")
+    command = [sys.executable, "-m", "pypiserver", "run", "-v", "-i", "127.0.0.1", "-p", str(port),
+               "-a", "download,list,update", "-P", str(root / "htpasswd"), "--disable-fallback",
+               str(packages)]
+    with server_process(command, root / "server.log", port, path="/health") as process:
+        yield PrivateIndex(host="127.0.0.1", port=port, accounts=dict(accounts), process=process)
