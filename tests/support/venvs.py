@@ -10,6 +10,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from uv import find_uv_bin
 
@@ -19,9 +20,11 @@ BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
 
 def hermetic_env(**extra: str) -> dict[str, str]:
-    """This process's environment without pip/uv index settings or the machine's pip config."""
+    """This process's environment without pip/uv index settings, the machine's pip config, an
+    active venv, packsync settings or a Python search path, then ``extra``."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV", "PACKSYNC_"))}
+           if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV", "PACKSYNC_"))
+           and k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PIP_CONFIG_FILE"] = os.devnull
     env.update(extra)
     return env
@@ -83,9 +86,9 @@ class ClientEnv:
         return subprocess.run([str(self.path / "bin" / "packsync"), *args], cwd=self.workdir,
                               env=self.env(**extra), capture_output=True, text=True, timeout=300)
 
-    def json_run(self, code: str, **extra: str) -> object:
+    def json_run(self, code: str, *, timeout: float = 300, **extra: str) -> Any:
         """Run ``code``, which prints one JSON document as its last line."""
-        return json.loads(self.run(code, **extra).stdout.strip().splitlines()[-1])
+        return json.loads(self.run(code, timeout=timeout, **extra).stdout.strip().splitlines()[-1])
 
 
 def make_client(root: Path, *install: str, compile_bytecode: bool = False) -> ClientEnv:
