@@ -380,18 +380,6 @@ def test_cluster_survives_a_dead_host_and_close_leaves_nothing(client: ClientEnv
         script.unlink(missing_ok=True)
 
 
-def test_hosts_are_named_in_parse_errors() -> None:
-    from packsync.launch.hosts.spec import parse_hosts
-
-    specs = parse_hosts(["a", "u@b:2200", {"address": "c", "python": "/p"}],
-                        connect_options={"known_hosts": None}, cache_dir="/c")
-    assert [s.name for s in specs] == ["a", "u@b:2200", "c"]
-    assert specs[1].ssh_options() == {"known_hosts": None, "port": 2200, "username": "u"}
-    assert specs[2].python == "/p" and specs[0].cache_dir == "/c"
-    with pytest.raises(ValueError, match="named twice"):
-        parse_hosts(["a", "a"])
-
-
 LIVE = """
 import json, os, pathlib, packsync
 
