@@ -16,21 +16,26 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def pyproject(name: str, version: str, requires: str, backend: str, tool: str = "") -> str:
+    """A minimal ``pyproject.toml``: the project, its build system, then ``tool``."""
+    return textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "{version}"
+        [build-system]
+        requires = ["{requires}"]
+        build-backend = "{backend}"
+        """) + tool
+
+
 def make_project(root: Path, name: str, body: str, version: str = "0.1.0") -> Path:
     """A src-layout hatchling project named ``name`` whose module holds ``body``."""
     module = name.replace("-", "_")
     (root / "src" / module).mkdir(parents=True)
     (root / "src" / module / "__init__.py").write_text(textwrap.dedent(body))
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "{version}"
-        [build-system]
-        requires = ["hatchling"]
-        build-backend = "hatchling.build"
-        [tool.hatch.build.targets.wheel]
-        packages = ["src/{module}"]
-        """))
+    (root / "pyproject.toml").write_text(pyproject(
+        name, version, "hatchling", "hatchling.build",
+        f'[tool.hatch.build.targets.wheel]\npackages = ["src/{module}"]\n'))
     return root
 
 
@@ -39,14 +44,7 @@ def setuptools_project(root: Path, name: str, files: dict[str, str], *, version:
                        setup_py: str = "") -> Path:
     """A setuptools project: ``files`` (relative path -> text), ``tool`` appended to its
     pyproject.toml, and a ``setup.py`` if given (for extensions)."""
-    write(root / "pyproject.toml", textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "{version}"
-        [build-system]
-        requires = ["{requires}"]
-        build-backend = "setuptools.build_meta"
-        """) + tool)
+    write(root / "pyproject.toml", pyproject(name, version, requires, "setuptools.build_meta", tool))
     for relpath, text in files.items():
         write(root / relpath, text)
     if setup_py:
