@@ -16,25 +16,15 @@ from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.store import LocalStore
 from tests.support.builds import Steps, Venv, plan_for, wheel_text
-from tests.support.projects import make_project, write
+from tests.support.projects import git, git_init, make_project, write
 from tests.support.sshd import SSHD, plain_sshd
 
 pytestmark = pytest.mark.integration
 
 
-def git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 def repository(root: Path, name: str, value: str) -> tuple[Path, str]:
     make_project(root, name, f"VALUE = {value!r}\n")
-    git("init", "-q", "-b", "main", cwd=root)
-    git("add", ".", cwd=root)
-    git("commit", "-q", "-m", "first", cwd=root)
-    return root, git("rev-parse", "HEAD", cwd=root)
+    return root, git_init(root)
 
 
 def direct_url(venv: Venv, name: str) -> Path:

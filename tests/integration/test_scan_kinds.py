@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.projects import (
+    git_init,
     legacy_project,
     make_project,
     make_wheel,
@@ -22,14 +23,6 @@ from tests.support.projects import (
 from tests.support.venvs import BASE_PYTHON, REPO, hermetic_env, uv_install, uv_venv
 
 pytestmark = pytest.mark.integration
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        check=True, capture_output=True, text=True,
-    )
-    return result.stdout.strip()
 
 
 def flat_project(root: Path, name: str) -> Path:
@@ -106,16 +99,10 @@ def scanned(tmp_path_factory) -> tuple[dict, dict]:
 
     # a Git repository: installed from Git at a commit, and as an editable checkout
     repo = make_project(root / "repo", "gitpkg", "VALUE = 5\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "first")
-    facts["commit"] = git(repo, "rev-parse", "HEAD")
+    facts["commit"] = git_init(repo)
     env.install(f"gitpkg @ git+{repo.as_uri()}@{facts['commit']}")
     checkout = legacy_project(root / "editrepo", "giteditpkg")
-    git(checkout, "init", "-q", "-b", "main")
-    git(checkout, "add", ".")
-    git(checkout, "commit", "-q", "-m", "first")
-    facts["edit_commit"] = git(checkout, "rev-parse", "HEAD")
+    facts["edit_commit"] = git_init(checkout)
     env.pip("install", "--no-build-isolation", "--no-deps", "-e",
             f"git+{checkout.as_uri()}#egg=giteditpkg", cwd=root)
 

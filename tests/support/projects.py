@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
 import textwrap
 import zipfile
 from pathlib import Path
@@ -61,6 +63,23 @@ def legacy_project(root: Path, name: str) -> Path:
         setup(name="{name}", version="0.3.0", py_modules=["{name}"], install_requires=["six"])
         """))
     return root
+
+
+def git(*args: str, cwd: Path) -> str:
+    """``git args`` run in ``cwd`` as a test author (no user configuration needed); its output."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def git_init(root: Path) -> str:
+    """``root`` made a Git repository (branch ``main``) with all its files in one commit;
+    that commit."""
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", ".", cwd=root)
+    git("commit", "-q", "-m", "first", cwd=root)
+    return git("rev-parse", "HEAD", cwd=root)
 
 
 def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any") -> Path:
