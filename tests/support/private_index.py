@@ -3,16 +3,14 @@ exists nowhere else, for the private-index tests."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .projects import make_wheel
 from .servers import free_port, server_process
 from .venvs import uv_install
 
@@ -45,29 +43,6 @@ class PrivateIndex:
                    capture=True)
 
 
-def build_wheel(directory: Path) -> Path:
-    """A minimal, valid pure-Python wheel of ``PACKAGE``, written by hand (no build backend)."""
-    dist_info = f"{MODULE}-{VERSION}.dist-info"
-    files = {
-        f"{MODULE}/__init__.py": f"MESSAGE = {MESSAGE!r}\n",
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: packsync-tests\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    directory.mkdir(parents=True, exist_ok=True)
-    wheel = directory / f"{MODULE}-{VERSION}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return wheel
-
-
 @contextmanager
 def serve_index(root: Path, accounts: dict[str, str]) -> Iterator[PrivateIndex]:
     """Serve ``root/packages`` (with the probe wheel) to these ``{username: password}``;
@@ -75,7 +50,8 @@ def serve_index(root: Path, accounts: dict[str, str]) -> Iterator[PrivateIndex]:
     from passlib.apache import HtpasswdFile
 
     packages = root / "packages"
-    build_wheel(packages)
+    make_wheel(packages, PACKAGE, VERSION,
+               modules={f"{MODULE}/__init__.py": f"MESSAGE = {MESSAGE!r}\n"})
     htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
     for username, password in accounts.items():
         htpasswd.set_password(username, password)

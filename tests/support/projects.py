@@ -82,12 +82,14 @@ def git_init(root: Path) -> str:
     return git("rev-parse", "HEAD", cwd=root)
 
 
-def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any") -> Path:
-    """A minimal valid wheel: metadata, one module, RECORD."""
+def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any",
+               modules: dict[str, str] | None = None) -> Path:
+    """A minimal valid wheel: metadata, ``modules`` (path -> text; default one module that
+    holds its ``VERSION``), RECORD."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     files = {
-        f"{dist}.py": f"VERSION = {version!r}\n",
+        **(modules or {f"{dist}.py": f"VERSION = {version!r}\n"}),
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
     }
@@ -96,6 +98,7 @@ def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-an
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
         record.append(f"{path},sha256={digest.decode()},{len(text)}")
     record.append(f"{info}/RECORD,,")
+    directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{dist}-{version}-{tag}.whl"
     with zipfile.ZipFile(target, "w") as wheel:
         for path, text in files.items():
