@@ -16,9 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_ssh import DASK, REPO, run
-from tests.integration import sshd
-from tests.integration.conftest import BASE_PYTHON, UV, hermetic_env
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from bench_ssh import DASK  # noqa: E402
+from tests.support import sshd  # noqa: E402
+from tests.support.venvs import BASE_PYTHON, REPO, make_client  # noqa: E402
 
 LAUNCH = r"""
 import json, os, time, packsync
@@ -44,22 +46,12 @@ def main(max_hosts: int) -> None:
     rows: list[tuple[int, str, float, int, int]] = []
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         root = Path(tmp)
-        venv = root / "client"
-        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                       env=hermetic_env())
-        python = venv / "bin" / "python"
-        subprocess.run([UV, "pip", "install", "--quiet", "--compile-bytecode", "--python",
-                        str(python), str(REPO), "httpx", "asyncssh"], check=True,
-                       env=hermetic_env())
-        work = root / "work"
-        work.mkdir()
+        client = make_client(root, "httpx", "asyncssh", compile_bytecode=True)
         key = sshd.client_key(root / "key")
-        hosts = [sshd.start_host(f"h{n}", root, key, (str(venv), str(REPO)))
-                 for n in range(max(counts))]
-        common = {"PACKSYNC_CACHE_DIR": str(root / "cache")}
-        try:
+        names = [f"h{n}" for n in range(max(counts))]
+        with sshd.loopback_hosts(names, root, key, (str(client.path), str(REPO))) as hosts:
             warm_up = [hosts[0].spec(python=BASE_PYTHON, cache_dir="~/.cache/warm-up")]
-            run(python, LAUNCH, work, HOSTS=json.dumps(warm_up), MODE="artifact", **common)
+            client.json_run(LAUNCH, timeout=900, HOSTS=json.dumps(warm_up), MODE="artifact")
             for count in counts:
                 for mode in ("artifact", "index"):
                     cache = f".cache/bench-{mode}-{count}"
@@ -67,21 +59,18 @@ def main(max_hosts: int) -> None:
                              for h in hosts[:count]]
                     for host in hosts[:count]:  # each host's uv cache counts its downloads
                         subprocess.run(["rm", "-rf", str(host.home / ".cache" / "uv")])
-                    done = run(python, LAUNCH, work, HOSTS=json.dumps(specs), MODE=mode,
-                               **common)
+                    done = client.json_run(LAUNCH, timeout=900, HOSTS=json.dumps(specs),
+                                           MODE=mode)
                     downloaded = sum(tree_bytes(h.home / ".cache" / "uv")
                                      for h in hosts[:count] if (h.home / ".cache" / "uv").exists())
-                    rows.append((count, mode, float(done["seconds"]),  # type: ignore[arg-type]
-                                 int(done["sent"]), downloaded))  # type: ignore[call-overload]
+                    rows.append((count, mode, float(done["seconds"]), int(done["sent"]),
+                                 downloaded))
                     if mode == "artifact":
                         envs = done["envs"]
-                dask = [run(python, DASK, work, HOSTS=json.dumps(specs), ENVS=json.dumps(envs),
-                            **common) for _ in range(2)]
+                dask = [client.json_run(DASK, timeout=900, HOSTS=json.dumps(specs),
+                                        ENVS=json.dumps(envs)) for _ in range(2)]
                 rows.append((count, "Dask SSHCluster, env pre-built",
-                             min(float(d["seconds"]) for d in dask), 0, 0))  # type: ignore[arg-type]
-        finally:
-            for host in hosts:
-                host.stop()
+                             min(float(d["seconds"]) for d in dask), 0, 0))
     print("cold launches on empty host caches (client cache warm):")
     print(f"{'hosts':>5}  {'how':<32} {'ready':>8} {'vs Dask':>8} {'client sent':>12} "
           f"{'hosts from index':>17}")
@@ -102,5 +91,4 @@ def main(max_hosts: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 4)

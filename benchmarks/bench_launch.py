@@ -12,27 +12,24 @@ compiling imports, and every child runs without the machine's pip configuration.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from tests.support.processes import child, run, stop_strays  # noqa: E402
+from tests.support.venvs import BASE_PYTHON, UV, make_client  # noqa: E402
+
 SCAN_RUNS = 15
 FREEZE_RUNS = 5
 LAUNCH_RUNS = 3
 CHECK_CALLS = 100
-TIMEOUT = 600.0
 
 # Runs inside the benchmark venv; prints one JSON line, the measurement.
 CHILD = r"""
@@ -100,74 +97,6 @@ if __name__ == "__main__":
 """
 
 
-def hermetic_env(cache: Path) -> dict[str, str]:
-    """The machine's pip configuration and any active venv must not change what is measured."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PIP_FIND_LINKS", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
-    }
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PACKSYNC_CACHE_DIR"] = str(cache)
-    return env
-
-
-def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
-    """Run a process in its own group; its wall time and stdout. Fails loudly, leaves no group."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        tail = "\n".join(err.strip().splitlines()[-30:])
-        raise RuntimeError(f"{' '.join(command[:4])} … exited {proc.returncode}:\n{tail}")
-    return seconds, out
-
-
-def child(python: Path, script: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
-    """One measurement from inside the benchmark venv."""
-    _, out = run([str(python), str(script), *args], env, script.parent)
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def uv_binary() -> str:
-    try:
-        from uv import find_uv_bin
-
-        return os.fsdecode(find_uv_bin())
-    except ImportError:
-        found = shutil.which("uv")
-        if found is None:
-            raise SystemExit("uv is needed: pip install uv") from None
-        return found
-
-
-def client_venv(venv: Path, env: dict[str, str], cwd: Path, *packages: str) -> Path:
-    """A byte-compiled venv of this interpreter's Python with packsync (this checkout) and
-    ``packages``; its interpreter."""
-    uv = uv_binary()
-    base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
-    run([uv, "venv", "--quiet", "--python", base, str(venv)], env, cwd)
-    python = venv / "bin" / "python"
-    install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
-    run([*install, str(REPO), *packages], env, cwd)
-    return python
-
-
 def freeze_times(
     commands: dict[str, list[str]], env: dict[str, str], cwd: Path
 ) -> dict[str, float]:
@@ -183,23 +112,6 @@ def freeze_times(
     return result
 
 
-def stop_strays(root: Path) -> None:
-    """Kill, by pid, any process still running a program from under ``root`` (ours only)."""
-    prefix = str(root) + os.sep
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.fsdecode(argv[0]).startswith(prefix):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def verdict(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]no[/]"
 
@@ -209,15 +121,12 @@ def main() -> int:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="packsync-bench-"))
     try:
-        venv, cache, work = tmp / "venv", tmp / "cache", tmp / "work"
-        work.mkdir()  # the children's working directory: only the child script is "user code"
+        console.print(f"building the benchmark venv from {BASE_PYTHON} …")
+        client = make_client(tmp, "httpx", compile_bytecode=True)
+        python, env, work = client.python, client.env(), client.workdir
+        # the children's working directory: only the child script is "user code"
         script = work / "bench_child.py"
         script.write_text(CHILD)
-        env = hermetic_env(cache)
-        uv = uv_binary()
-        base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
-        console.print(f"building the benchmark venv from {base} …")
-        python = client_venv(venv, env, tmp, "httpx")
         _, purelib = run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env, tmp
         )
@@ -226,8 +135,8 @@ def main() -> int:
         scan = child(python, script, env, "scan", str(SCAN_RUNS))
         freezes = freeze_times(
             {
-                "pip freeze": [base, "-m", "pip", "freeze", "--path", purelib.strip()],
-                "uv pip freeze": [uv, "pip", "freeze", "--python", str(python)],
+                "pip freeze": [BASE_PYTHON, "-m", "pip", "freeze", "--path", purelib.strip()],
+                "uv pip freeze": [UV, "pip", "freeze", "--python", str(python)],
             },
             env,
             work,

@@ -8,18 +8,21 @@ every other local package is reused untouched. Printed, not asserted.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from bench_launch import REPO, child, hermetic_env, run, stop_strays, uv_binary
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from tests.support.processes import child, stop_strays  # noqa: E402
+from tests.support.projects import make_project  # noqa: E402
+from tests.support.venvs import BASE_PYTHON, make_client  # noqa: E402
 
 ROUNDS = 3
 
@@ -47,41 +50,18 @@ if __name__ == "__main__":
 """
 
 
-def local_project(root: Path, name: str) -> Path:
-    (root / "src" / name).mkdir(parents=True)
-    (root / "src" / name / "__init__.py").write_text("VALUE = 0\n")
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "0.1.0"
-        [build-system]
-        requires = ["hatchling"]
-        build-backend = "hatchling.build"
-        [tool.hatch.build.targets.wheel]
-        packages = ["src/{name}"]
-        """))
-    return root
-
-
 def main() -> int:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="packsync-bench-rebuild-"))
     try:
-        venv, cache, work = tmp / "venv", tmp / "cache", tmp / "work"
-        work.mkdir()
-        script = work / "bench_child.py"
+        edited = make_project(tmp / "benchpkg", "benchpkg", "VALUE = 0\n")
+        other = make_project(tmp / "otherpkg", "otherpkg", "VALUE = 0\n")
+        console.print(f"building the benchmark venv from {BASE_PYTHON} …")
+        client = make_client(tmp, "httpx", "-e", str(edited), "-e", str(other),
+                             compile_bytecode=True)
+        python, env = client.python, client.env()
+        script = client.workdir / "bench_child.py"
         script.write_text(CHILD)
-        env = hermetic_env(cache)
-        uv = uv_binary()
-        base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
-        edited = local_project(tmp / "benchpkg", "benchpkg")
-        other = local_project(tmp / "otherpkg", "otherpkg")
-        console.print(f"building the benchmark venv from {base} …")
-        run([uv, "venv", "--quiet", "--python", base, str(venv)], env, tmp)
-        run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
-             str(venv / "bin" / "python"), str(REPO), "httpx", "-e", str(edited),
-             "-e", str(other)], env, tmp)
-        python = venv / "bin" / "python"
         console.print("first launch (cold cache) …")
         first = child(python, script, env)
         unchanged: list[dict[str, Any]] = []

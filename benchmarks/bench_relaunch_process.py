@@ -17,9 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_launch import client_venv, hermetic_env, run, stop_strays, verdict
+from bench_launch import verdict
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from tests.support.processes import run, stop_strays  # noqa: E402
+from tests.support.venvs import make_client  # noqa: E402
 
 RUNS = 7
 IMPORT_RUNS = 15
@@ -75,16 +80,14 @@ def main(runs: int = RUNS) -> int:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="packsync-bench-relaunch-"))
     try:
-        venv, cache, work = tmp / "venv", tmp / "cache", tmp / "work"
-        work.mkdir()
+        console.print("building the byte-compiled client venv …")
+        client = make_client(tmp, compile_bytecode=True)
+        python, env, work = client.python, client.env(), client.workdir
         packsync_script, bare_script = work / "with_packsync.py", work / "bare.py"
         packsync_script.write_text(PACKSYNC_SCRIPT)
         bare_script.write_text(BARE_SCRIPT)
-        env = hermetic_env(cache)
-        console.print("building the byte-compiled client venv …")
-        python = client_venv(venv, env, tmp)
         # uv compiled site-packages; the rest of lib too, as TESTBED's fair baseline has it
-        run([str(python), "-m", "compileall", "-q", "-j", "0", str(venv / "lib")], env, tmp)
+        run([str(python), "-m", "compileall", "-q", "-j", "0", str(client.path / "lib")], env, tmp)
 
         console.print("warming the packsync cache (cold launch, then one warm) …")
         cold_seconds, _ = run([str(python), str(packsync_script)], env, work)

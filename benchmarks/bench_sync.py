@@ -17,9 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_launch import REPO, child, hermetic_env, run, stop_strays, uv_binary
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from tests.support.processes import child, stop_strays  # noqa: E402
+from tests.support.venvs import BASE_PYTHON, make_client  # noqa: E402
 
 ROUNDS = 7
 MODULES = 40
@@ -117,22 +121,16 @@ def main() -> int:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="packsync-bench-sync-"))
     try:
-        venv, cache, work = tmp / "venv", tmp / "cache", tmp / "work"
-        work.mkdir()
+        console.print(f"building the benchmark venv from {BASE_PYTHON} …")
+        client = make_client(tmp, compile_bytecode=True)
+        work = client.workdir
         script = work / "bench_child.py"
         script.write_text(CHILD)
         (work / "helpers.py").write_text("def f():\n    return 0\n")
         for i in range(MODULES - 1):
             (work / f"module_{i:02d}.py").write_text(f"X = {i}\n# {'y' * 2000}\n")
-        env = hermetic_env(cache)
-        uv = uv_binary()
-        base = str(Path(getattr(sys, "_base_executable", "") or sys.executable).resolve())
-        console.print(f"building the benchmark venv from {base} …")
-        run([uv, "venv", "--quiet", "--python", base, str(venv)], env, tmp)
-        install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python"]
-        run([*install, str(venv / "bin" / "python"), str(REPO)], env, tmp)
         console.print(f"{ROUNDS} edits synced, then uploaded, then 2 relaunches …")
-        result: dict[str, Any] = child(venv / "bin" / "python", script, env, str(ROUNDS))
+        result: dict[str, Any] = child(client.python, script, client.env(), str(ROUNDS))
     finally:
         stop_strays(tmp)
         shutil.rmtree(tmp, ignore_errors=True)

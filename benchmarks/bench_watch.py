@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_launch import child, client_venv, hermetic_env, stop_strays
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
+
+from tests.support.processes import child, stop_strays  # noqa: E402
+from tests.support.venvs import make_client  # noqa: E402
 
 EDITS = 9
 IDLE_SECONDS = 10
@@ -76,7 +81,7 @@ print(json.dumps({"idle_cpu": idle_cpu, "latencies": latencies, "watching": watc
 """
 
 
-def make_project(work: Path) -> None:
+def write_workdir(work: Path) -> None:
     """A working directory as a project has it: packages of modules, and the edited one."""
     (work / "helpers_bench.py").write_text("VALUE = 0\n")
     for p in range(PACKAGES):
@@ -92,14 +97,12 @@ def main() -> int:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="packsync-bench-watch-"))
     try:
-        venv, cache, work = tmp / "venv", tmp / "cache", tmp / "work"
-        work.mkdir()
-        script = work / "bench_child.py"
-        script.write_text(CHILD)
-        make_project(work)
-        env = hermetic_env(cache)
         console.print("building the benchmark venv …")
-        python = client_venv(venv, env, venv.parent)
+        client = make_client(tmp, compile_bytecode=True)
+        python, env = client.python, client.env()
+        script = client.workdir / "bench_child.py"
+        script.write_text(CHILD)
+        write_workdir(client.workdir)
         results: dict[str, dict[str, Any]] = {}
         for method in ("off", "polling", "watchfiles"):
             console.print(f"watch: {method} …")

@@ -1,109 +1,32 @@
-"""Real environments for integration tests: venvs made with uv, hermetic from this machine's pip
-configuration, each with its own packsync cache."""
+"""Fixtures of the integration tests; the helpers behind them are in ``tests/support``."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uv import find_uv_bin
 
-REPO = Path(__file__).resolve().parents[2]
-UV = os.fsdecode(find_uv_bin())
-BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-
-
-def hermetic_env(**extra: str) -> dict[str, str]:
-    """This process's environment without pip/uv index settings or the machine's pip config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV", "PACKSYNC_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env.update(extra)
-    return env
-
-
-@dataclass
-class ClientEnv:
-    """A client virtual environment with packsync installed, and a cache of its own."""
-
-    path: Path
-    cache: Path
-    workdir: Path
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return hermetic_env(PACKSYNC_CACHE_DIR=str(self.cache), **extra)
-
-    def install(self, *args: str) -> None:
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(self.python), *args],
-                       check=True, env=hermetic_env())
-
-    def uninstall(self, *names: str) -> None:
-        subprocess.run([UV, "pip", "uninstall", "--quiet", "--python", str(self.python), *names],
-                       check=True, env=hermetic_env())
-
-    def run(self, code: str, *, check: bool = True, timeout: float = 300,
-            **extra: str) -> subprocess.CompletedProcess[str]:
-        """Run ``code`` with the client interpreter in the working directory."""
-        script = self.workdir / "_script.py"
-        script.write_text(textwrap.dedent(code))
-        result = subprocess.run([str(self.python), str(script)], cwd=self.workdir,
-                                env=self.env(**extra), capture_output=True, text=True,
-                                timeout=timeout)
-        script.unlink()
-        if check and result.returncode != 0:
-            raise AssertionError(f"script failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def packsync(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.path / "bin" / "packsync"), *args], cwd=self.workdir,
-                              env=self.env(**extra), capture_output=True, text=True, timeout=300)
-
-    def json_run(self, code: str, **extra: str) -> object:
-        """Run ``code``, which prints one JSON document as its last line."""
-        return json.loads(self.run(code, **extra).stdout.strip().splitlines()[-1])
-
-
-def make_project(root: Path, name: str, body: str, version: str = "0.1.0") -> Path:
-    """A src-layout hatchling project named ``name`` whose module holds ``body``."""
-    module = name.replace("-", "_")
-    (root / "src" / module).mkdir(parents=True)
-    (root / "src" / module / "__init__.py").write_text(textwrap.dedent(body))
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "{version}"
-        [build-system]
-        requires = ["hatchling"]
-        build-backend = "hatchling.build"
-        [tool.hatch.build.targets.wheel]
-        packages = ["src/{module}"]
-        """))
-    return root
-
-
-def make_client(root: Path, *install: str) -> ClientEnv:
-    """A fresh venv under ``root`` holding packsync (from this checkout) and ``install``."""
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    workdir = root / "work"
-    workdir.mkdir()
-    env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
-    env.install(str(REPO), *install)
-    return env
+from tests.support.servers import moto_s3
+from tests.support.venvs import ClientEnv, make_client
 
 
 @pytest.fixture
 def client_env(tmp_path: Path) -> ClientEnv:
     """A fresh venv holding packsync (from this checkout) and httpx."""
     return make_client(tmp_path, "httpx")
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 with a bucket ``packsync``; stopped by PID."""
+    with moto_s3(tmp_path / "moto.log") as url:
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name, raising=False)
+        import s3fs
+
+        s3fs.S3FileSystem(endpoint_url=url, skip_instance_cache=True).mkdir("packsync")
+        yield url

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ClientEnv, make_project
+from tests.support.projects import make_project
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 

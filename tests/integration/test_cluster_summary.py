@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ClientEnv, make_project
+from tests.support.projects import make_project
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conda_channel import (
+from tests.support.conda_channel import (
     PYTHON_FULL,
     TOKEN,
     WORKER_TASK,
@@ -19,7 +19,7 @@ from tests.integration.conda_channel import (
     create_prefix,
     serve_channel,
 )
-from tests.integration.conftest import REPO, UV, hermetic_env
+from tests.support.venvs import REPO, hermetic_env, uv_install
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +39,7 @@ def conda_client(tmp_path: Path, channel: Path):  # type: ignore[no-untyped-def]
         create_prefix(prefix, url, SPECS, tmp_path / "rattler-cache")
         python = prefix / "bin" / "python"
         # packsync[conda] and what Dask needs besides conda's dask-core; toolz replaced over conda's
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(python), str(REPO),
-                        "py-rattler", "toolz==1.0.0"], check=True, env=hermetic_env())
+        uv_install(python, str(REPO), "py-rattler", "toolz==1.0.0")
         workdir = tmp_path / "work"
         workdir.mkdir()
         yield prefix, workdir, tmp_path / "cache", url

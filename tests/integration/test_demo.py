@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import REPO, ClientEnv
+from tests.support.venvs import REPO, ClientEnv
 
 pytestmark = pytest.mark.integration
 

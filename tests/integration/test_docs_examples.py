@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPO, ClientEnv, make_client
+from tests.support.venvs import REPO, ClientEnv, make_client
 
 pytestmark = pytest.mark.integration
 

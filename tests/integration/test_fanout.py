@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from . import netns, sshd
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MODULE, PACKAGE, PrivateIndex, start_index
+from tests.support import netns, sshd
+from tests.support.private_index import MODULE, PrivateIndex, serve_index
+from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -51,23 +51,14 @@ print(json.dumps({"workers": workers, "hosts": hosts}))
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory):
-    served = start_index(tmp_path_factory.mktemp("fanout-index"), {USER: PASSWORD})
-    yield served
-    served.stop()
+    with serve_index(tmp_path_factory.mktemp("fanout-index"), {USER: PASSWORD}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def client(index: PrivateIndex, tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
-    root = tmp_path_factory.mktemp("fanout-client")
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    (root / "work").mkdir()
-    env = ClientEnv(path=venv, cache=root / "cache", workdir=root / "work")
-    env.install(str(REPO), "httpx", "asyncssh")
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", str(env.python), "--no-deps",
-                    "--index-url", index.url_with(USER, PASSWORD), PACKAGE],
-                   check=True, env=hermetic_env(), capture_output=True)
+    env = make_client(tmp_path_factory.mktemp("fanout-client"), "httpx", "asyncssh")
+    index.install_probe(env.python, USER, PASSWORD)
     return env
 
 
@@ -96,8 +87,7 @@ def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: Priva
     root = tmp_path_factory.mktemp("fanout-hosts")
     key = sshd.client_key(root / "key")
     hidden = (str(client.path), str(client.cache), str(REPO))
-    hosts = [sshd.start_host(f"h{n}", root, key, hidden) for n in range(4)]
-    try:
+    with sshd.loopback_hosts([f"h{n}" for n in range(4)], root, key, hidden) as hosts:
         def specs(count: int, cache: str) -> list[dict]:
             return [h.spec(python=BASE_PYTHON, cache_dir=cache) for h in hosts[:count]]
 
@@ -127,9 +117,6 @@ def test_index_load_does_not_grow_with_the_hosts(client: ClientEnv, index: Priva
             leaked = subprocess.run(["grep", "-rl", PASSWORD, str(host.root)],
                                     capture_output=True, text=True)
             assert leaked.stdout == "", leaked.stdout
-    finally:
-        for host in hosts:
-            host.stop()
 
 
 def test_hosts_without_a_route_to_the_index_run_the_environment(client: ClientEnv,

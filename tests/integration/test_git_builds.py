@@ -15,27 +15,16 @@ import pytest
 from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.store import LocalStore
-
-from .buildenv import Steps, Venv, plan_for, wheel_text, write
-from .conftest import make_project
-from .ports import free_port, wait_listening
+from tests.support.builds import Steps, Venv, plan_for, wheel_text
+from tests.support.projects import git, git_init, make_project, write
+from tests.support.sshd import SSHD, plain_sshd
 
 pytestmark = pytest.mark.integration
 
 
-def git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 def repository(root: Path, name: str, value: str) -> tuple[Path, str]:
     make_project(root, name, f"VALUE = {value!r}\n")
-    git("init", "-q", "-b", "main", cwd=root)
-    git("add", ".", cwd=root)
-    git("commit", "-q", "-m", "first", cwd=root)
-    return root, git("rev-parse", "HEAD", cwd=root)
+    return root, git_init(root)
 
 
 def direct_url(venv: Venv, name: str) -> Path:
@@ -132,33 +121,10 @@ def test_unreachable_server_falls_back_to_the_installed_files(installed, tmp_pat
 @pytest.fixture
 def sshd(tmp_path):
     """An OpenSSH server on 127.0.0.1 that accepts one key, which only this test holds."""
-    if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh") is None:
+    if not Path(SSHD).exists() or shutil.which("ssh") is None:
         pytest.skip("OpenSSH is not installed (make system-packages installs it)")
-    conf = tmp_path / "sshd"
-    conf.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(conf / "host")],
-                   check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")],
-                   check=True)
-    shutil.copy(tmp_path / "key.pub", conf / "authorized_keys")
-    port = free_port()
-    (conf / "config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {conf / 'host'}\n"
-        f"PidFile {conf / 'pid'}\nAuthorizedKeysFile {conf / 'authorized_keys'}\n"
-        "StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUsePAM no\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)
-    log = open(tmp_path / "sshd.log", "wb")
-    server = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf / "config")],
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_listening(port, server, tmp_path / "sshd.log", timeout=20)
-        yield port, tmp_path / "key"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+    with plain_sshd(tmp_path) as served:
+        yield served
 
 
 def test_git_over_ssh_with_the_clients_own_key(installed, sshd, tmp_path, monkeypatch):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 
-from .conftest import ClientEnv
+from tests.support.projects import write
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 
@@ -67,20 +67,14 @@ print(json.dumps(out))
 """
 
 
-def write(root, relpath: str, text: str) -> None:
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-
-
 def test_edited_module_reaches_running_and_later_workers(client_env: ClientEnv):
     work = client_env.workdir
-    write(work, "helpers.py", "def f():\n    return 1\n")
-    write(work, "users.py", "from helpers import f\n\ndef g():\n    return f() * 10\n")
-    write(work, "other.py", "STATE = []\n")
-    write(work, "old.py", "X = 1\n")
-    write(work, "pkg/__init__.py", "")
-    write(work, "pkg/mod.py", "VALUE = 'one'\n")
+    write(work / "helpers.py", "def f():\n    return 1\n")
+    write(work / "users.py", "from helpers import f\n\ndef g():\n    return f() * 10\n")
+    write(work / "other.py", "STATE = []\n")
+    write(work / "old.py", "X = 1\n")
+    write(work / "pkg/__init__.py", "")
+    write(work / "pkg/mod.py", "VALUE = 'one'\n")
 
     out = client_env.json_run(LIVE_EDIT)
 
@@ -138,12 +132,12 @@ print(json.dumps({"before": list(before.values())[0], "after": after}))
 
 def test_watch_include_exclude_gitignore_and_symlinks(client_env: ClientEnv, tmp_path):
     work = client_env.workdir
-    write(work, "helpers.py", "def f():\n    return 'first'\n")
-    write(work, "data/table.csv", "a,b\n1,2\n")
-    write(work, "scratch.py", "X = 1\n")
-    write(work, "generated.py", "X = 1\n")
-    write(work, ".gitignore", "generated.py\n")
-    write(tmp_path / "outside", "leak.py", "SECRET = 1\n")
+    write(work / "helpers.py", "def f():\n    return 'first'\n")
+    write(work / "data/table.csv", "a,b\n1,2\n")
+    write(work / "scratch.py", "X = 1\n")
+    write(work / "generated.py", "X = 1\n")
+    write(work / ".gitignore", "generated.py\n")
+    write(tmp_path / "outside" / "leak.py", "SECRET = 1\n")
     os.symlink(tmp_path / "outside" / "leak.py", work / "leak.py")
 
     out = client_env.json_run(WATCH)
@@ -154,8 +148,8 @@ def test_watch_include_exclude_gitignore_and_symlinks(client_env: ClientEnv, tmp
 
 
 def test_size_cap_names_the_largest_files(client_env: ClientEnv):
-    write(client_env.workdir, "huge_table.py", "X = '" + "x" * 300_000 + "'\n")
-    write(client_env.workdir, "small.py", "Y = 1\n")
+    write(client_env.workdir / "huge_table.py", "X = '" + "x" * 300_000 + "'\n")
+    write(client_env.workdir / "small.py", "Y = 1\n")
     result = client_env.run("""
         import dask, packsync
         with dask.config.set({"packsync.max-code-size": "100kB"}):

@@ -13,27 +13,11 @@ from packsync.build.wheels import build_local_code
 from packsync.errors import BuildError
 from packsync.model import Target
 from packsync.store import LocalStore
-
-from .buildenv import Steps, Venv, plan_for, wheel_text, write
-from .conftest import UV, hermetic_env, make_project
+from tests.support.builds import Steps, Venv, plan_for, wheel_text
+from tests.support.projects import make_project, setuptools_project
+from tests.support.venvs import UV, hermetic_env
 
 pytestmark = pytest.mark.integration
-
-
-def setuptools_project(root, name, files, ext=""):
-    write(root / "pyproject.toml", f"""\
-        [project]
-        name = "{name}"
-        version = "1.0"
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        """)
-    for relpath, text in files.items():
-        write(root / relpath, text)
-    if ext:
-        write(root / "setup.py", ext)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +28,7 @@ def installed(tmp_path_factory):
     src = make_project(tmp / "my project (v2)", "srcpkg", "VALUE = 'src-1'\n")
     flat = setuptools_project(tmp / "flat", "flatpkg", {
         "flatpkg.py": "VALUE = 'flat-1'\n",
-    })
-    flat.joinpath("pyproject.toml").write_text(flat.joinpath("pyproject.toml").read_text()
-                                               + "[tool.setuptools]\npy-modules = ['flatpkg']\n")
+    }, tool="[tool.setuptools]\npy-modules = ['flatpkg']\n")
     cext = setuptools_project(tmp / "cext", "cext", {
         "cext.c": """\
             #include <Python.h>
@@ -55,8 +37,8 @@ def installed(tmp_path_factory):
             static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cext", "", -1, methods};
             PyMODINIT_FUNC PyInit_cext(void) { return PyModule_Create(&module); }
             """,
-    }, ext="from setuptools import Extension, setup\n"
-           "setup(ext_modules=[Extension('cext', ['cext.c'])])\n")
+    }, setup_py="from setuptools import Extension, setup\n"
+                "setup(ext_modules=[Extension('cext', ['cext.c'])])\n")
     pure = make_project(tmp / "puredir", "puredir", "VALUE = 'installed'\n")
     wheelsrc = make_project(tmp / "wheelsrc", "wheelpkg", "VALUE = 'wheel-1'\n")
     sdistsrc = make_project(tmp / "sdistsrc", "sdistpkg", "VALUE = 'sdist-1'\n")

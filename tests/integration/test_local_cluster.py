@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from .conftest import ClientEnv, make_project
+from tests.support.projects import make_project
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MESSAGE, PACKAGE, PrivateIndex, start_index
+from tests.support.private_index import MESSAGE, PACKAGE, PrivateIndex, serve_index
+from tests.support.venvs import ClientEnv, make_client
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,23 +58,15 @@ with packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateIndex]:
-    server = start_index(tmp_path_factory.mktemp("index"), {USER: PASSWORD, "__token__": TOKEN})
-    yield server
-    server.stop()
+    with serve_index(tmp_path_factory.mktemp("index"), {USER: PASSWORD, "__token__": TOKEN}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, index: PrivateIndex) -> ClientEnv:
     """One client venv for every route: packsync, keyring, and the private package."""
-    root = tmp_path_factory.mktemp("private-client")
-    env = ClientEnv(path=root / "venv", cache=root / "cache", workdir=root / "work")
-    env.workdir.mkdir()
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(env.path)], check=True,
-                   env=hermetic_env())
-    env.install(str(REPO), "keyring")
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", str(env.python), "--no-deps",
-                    "--index-url", index.url_with(USER, PASSWORD), PACKAGE],
-                   check=True, env=hermetic_env(), capture_output=True)
+    env = make_client(tmp_path_factory.mktemp("private-client"), "keyring")
+    index.install_probe(env.python, USER, PASSWORD)
     return env
 
 

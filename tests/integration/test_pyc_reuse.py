@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ClientEnv, hermetic_env, make_project
+from tests.support.projects import make_project
+from tests.support.venvs import ClientEnv, hermetic_env
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,8 @@ from packsync.plan.rules import MANDATORY, plan
 from packsync.scan import scan
 from packsync.scan.indexes import discover
 from packsync.store import open_store
-
-from .conftest import REPO, hermetic_env
-from .wheels import make_wheel
+from tests.support.projects import make_wheel
+from tests.support.venvs import REPO, hermetic_env
 
 FIXTURES = REPO / "tests" / "fixtures"
 PROBE = "packsync-relax-probe"

@@ -7,42 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from packsync.errors import IntegrityError
 from packsync.store import FsspecStore, open_store
 
-from .ports import free_port, wait_listening
-
 HOUR = 3600.0
-BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def s3_endpoint(tmp_path, monkeypatch):
-    """A moto S3 server on 127.0.0.1 with a bucket ``packsync``; stopped by PID."""
-    port = free_port()
-    log = open(tmp_path / "moto.log", "wb")
-    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_listening(port, server, tmp_path / "moto.log")
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            monkeypatch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name, raising=False)
-        import s3fs
-
-        s3fs.S3FileSystem(endpoint_url=url, skip_instance_cache=True).mkdir("packsync")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 class Clock:

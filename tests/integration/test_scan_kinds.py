@@ -9,51 +9,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_PYTHON, REPO, UV, hermetic_env, make_project
-from .wheels import make_wheel
+from tests.support.projects import (
+    git_init,
+    legacy_project,
+    make_project,
+    make_wheel,
+    setuptools_project,
+)
+from tests.support.venvs import BASE_PYTHON, REPO, hermetic_env, uv_install, uv_venv
 
 pytestmark = pytest.mark.integration
 
 
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        check=True, capture_output=True, text=True,
-    )
-    return result.stdout.strip()
-
-
-def legacy_project(root: Path, name: str) -> Path:
-    """A ``setup.py``-only project: with setuptools < 64, ``pip install -e`` makes an egg-link."""
-    root.mkdir(parents=True)
-    (root / f"{name}.py").write_text("VALUE = 1\n")
-    (root / "setup.py").write_text(textwrap.dedent(f"""\
-        from setuptools import setup
-        setup(name="{name}", version="0.3.0", py_modules=["{name}"], install_requires=["six"])
-        """))
-    return root
-
-
 def flat_project(root: Path, name: str) -> Path:
     """A flat-layout setuptools project (its editable install uses a finder module)."""
-    (root / name).mkdir(parents=True)
-    (root / name / "__init__.py").write_text("VALUE = 2\n")
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "0.2.0"
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [tool.setuptools]
-        packages = ["{name}"]
-        """))
-    return root
+    return setuptools_project(root, name, {f"{name}/__init__.py": "VALUE = 2\n"},
+                              version="0.2.0", requires="setuptools>=68",
+                              tool=f'[tool.setuptools]\npackages = ["{name}"]\n')
 
 
 class KindsEnv:
@@ -65,11 +41,11 @@ class KindsEnv:
         self.site = Path(subprocess.run(
             [str(self.python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             check=True, capture_output=True, text=True).stdout.strip())
-        self.uv("install", str(REPO), "setuptools<64", "wheel", "six")
+        self.install(str(REPO), "setuptools<64", "wheel", "six")
 
-    def uv(self, *args: str) -> None:
-        subprocess.run([UV, "pip", *args[:1], "--quiet", "--python", str(self.python), *args[1:]],
-                       check=True, env=hermetic_env(), capture_output=True)
+    def install(self, *args: str) -> None:
+        """``uv pip install args`` into this venv."""
+        uv_install(self.python, *args, capture=True)
 
     def pip(self, *args: str, cwd: Path | None = None) -> None:
         result = subprocess.run(
@@ -98,24 +74,24 @@ def scanned(tmp_path_factory) -> tuple[dict, dict]:
     # index install (from find-links: no direct_url.json), and one whose files are then deleted
     make_wheel(links, "from-index", "1.0.0")
     make_wheel(links, "ghost", "1.0.0")
-    env.uv("install", "--find-links", str(links), "from-index==1.0.0", "ghost==1.0.0")
+    env.install("--find-links", str(links), "from-index==1.0.0", "ghost==1.0.0")
     (env.site / "ghost.py").unlink()
 
     # local wheel file, with pip (records a hash) and with uv
     facts["pip_wheel"] = make_wheel(root, "pip-wheel", "0.5.0")
     env.pip("install", "--no-deps", "--no-index", str(facts["pip_wheel"]))
     facts["uv_wheel"] = make_wheel(root, "uv-wheel", "0.6.0")
-    env.uv("install", str(facts["uv_wheel"]))
+    env.install(str(facts["uv_wheel"]))
 
     # PEP 660 editables: src layout (hatchling, a .pth path file) and flat layout (setuptools)
     facts["src"] = make_project(root / "srcpkg", "srcpkg", "VALUE = 3\n")
-    env.uv("install", "-e", str(facts["src"]))
+    env.install("-e", str(facts["src"]))
     facts["flat"] = flat_project(root / "flatpkg", "flatpkg")
-    env.uv("install", "-e", str(facts["flat"]))
+    env.install("-e", str(facts["flat"]))
 
     # a non-editable local directory
     facts["dir"] = make_project(root / "dirpkg", "dirpkg", "VALUE = 4\n")
-    env.uv("install", str(facts["dir"]))
+    env.install(str(facts["dir"]))
 
     # legacy egg-link editable: setup.py develop through pip, with setuptools < 64
     facts["legacy"] = legacy_project(root / "legacy", "legacypkg")
@@ -123,16 +99,10 @@ def scanned(tmp_path_factory) -> tuple[dict, dict]:
 
     # a Git repository: installed from Git at a commit, and as an editable checkout
     repo = make_project(root / "repo", "gitpkg", "VALUE = 5\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "first")
-    facts["commit"] = git(repo, "rev-parse", "HEAD")
-    env.uv("install", f"gitpkg @ git+{repo.as_uri()}@{facts['commit']}")
+    facts["commit"] = git_init(repo)
+    env.install(f"gitpkg @ git+{repo.as_uri()}@{facts['commit']}")
     checkout = legacy_project(root / "editrepo", "giteditpkg")
-    git(checkout, "init", "-q", "-b", "main")
-    git(checkout, "add", ".")
-    git(checkout, "commit", "-q", "-m", "first")
-    facts["edit_commit"] = git(checkout, "rev-parse", "HEAD")
+    facts["edit_commit"] = git_init(checkout)
     env.pip("install", "--no-build-isolation", "--no-deps", "-e",
             f"git+{checkout.as_uri()}#egg=giteditpkg", cwd=root)
 
@@ -227,11 +197,8 @@ def test_system_and_user_site_packages_are_seen_and_shadowed_by_the_venv(tmp_pat
         [BASE_PYTHON, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         check=True, capture_output=True, text=True).stdout.strip()
     venv = tmp_path / "venv"
-    python = str(venv / "bin/python")
-    subprocess.run([UV, "venv", "--quiet", "--system-site-packages", "--python", BASE_PYTHON,
-                    str(venv)], check=True, env=hermetic_env())
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", python, str(REPO)],
-                   check=True, env=hermetic_env())
+    python = uv_venv(venv, system_site_packages=True)
+    uv_install(python, str(REPO))
     own = {p.name.split("-")[0].lower() for p in venv.glob("lib/*/site-packages/*.dist-info")}
     candidates = [p.name.split("-")[0] for p in sorted(Path(base_site).glob("*.dist-info"))
                   if p.name.split("-")[0].lower() not in own]
@@ -239,8 +206,7 @@ def test_system_and_user_site_packages_are_seen_and_shadowed_by_the_venv(tmp_pat
         pytest.skip(f"the base interpreter has no distributions of its own in {base_site}")
     shadow = candidates[0]
     wheel = make_wheel(tmp_path, shadow, "999.0")
-    subprocess.run([UV, "pip", "install", "--quiet", "--python", python, "--no-deps", str(wheel)],
-                   check=True, env=hermetic_env())
+    uv_install(python, "--no-deps", str(wheel))
 
     user_base = tmp_path / "userbase"  # pip install --user, as on a system interpreter
     user_wheel = make_wheel(tmp_path, "user-only", "2.0")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ClientEnv
+from tests.support.venvs import ClientEnv
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """packsync.Cluster(hosts=...) on real OpenSSH servers, each a clean host of its own.
 
 Hosts have SSH and Python, their own HOME and cache, and cannot see the client's venv,
-cache or this checkout (tests/integration/sshd.py): packsync itself is not installed
+cache or this checkout (tests/support/sshd.py): packsync itself is not installed
 there before the launch.
 """
 
@@ -16,9 +16,10 @@ import sys
 
 import pytest
 
-from . import sshd, test_s3_store
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env, make_project
-from .ports import free_port
+from tests.support import sshd
+from tests.support.projects import make_project
+from tests.support.servers import free_port
+from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -73,18 +74,12 @@ print(json.dumps({"result": result, "workers": workers, "hosts": hosts}))
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
     root = tmp_path_factory.mktemp("sshclient")
-    venv = root / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    workdir = root / "work"
-    workdir.mkdir()
-    env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
     project = make_project(root / "mylib", "mylib", """
         def process(data):
             return sum(data["values"])
     """)
-    env.install(str(REPO), "httpx", "psutil", "asyncssh", "-e", str(project))
-    (workdir / "helper.py").write_text("VALUE = 100\n")
+    env = make_client(root, "httpx", "psutil", "asyncssh", "-e", str(project))
+    (env.workdir / "helper.py").write_text("VALUE = 100\n")
     return env
 
 
@@ -93,13 +88,8 @@ def hosts(client: ClientEnv, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("sshhosts")
     key = sshd.client_key(root / "client-key")
     hidden = (str(client.path), str(client.cache), str(REPO), str(client.path.parent / "mylib"))
-    started = [sshd.start_host(name, root, key, hidden) for name in ("alpha", "beta")]
-    yield started
-    for host in started:
-        host.stop()
-
-
-s3_endpoint = test_s3_store.s3_endpoint  # a moto S3 server on 127.0.0.1
+    with sshd.loopback_hosts(("alpha", "beta"), root, key, hidden) as started:
+        yield started
 
 
 def run_seed(client: ClientEnv, host_specs: list[dict], **options: object):
@@ -385,18 +375,6 @@ def test_cluster_survives_a_dead_host_and_close_leaves_nothing(client: ClientEnv
             proc.kill()
         doomed.stop()
         script.unlink(missing_ok=True)
-
-
-def test_hosts_are_named_in_parse_errors() -> None:
-    from packsync.launch.hosts.spec import parse_hosts
-
-    specs = parse_hosts(["a", "u@b:2200", {"address": "c", "python": "/p"}],
-                        connect_options={"known_hosts": None}, cache_dir="/c")
-    assert [s.name for s in specs] == ["a", "u@b:2200", "c"]
-    assert specs[1].ssh_options() == {"known_hosts": None, "port": 2200, "username": "u"}
-    assert specs[2].python == "/p" and specs[0].cache_dir == "/c"
-    with pytest.raises(ValueError, match="named twice"):
-        parse_hosts(["a", "a"])
 
 
 LIVE = """

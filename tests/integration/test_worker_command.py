@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_PYTHON, REPO, UV, ClientEnv, hermetic_env
-from .private_index import MESSAGE, PACKAGE, start_index
+from tests.support.private_index import MESSAGE, serve_index
+from tests.support.venvs import BASE_PYTHON, hermetic_env, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +40,8 @@ print(json.dumps({"prefixes": prefixes, "helper": helper, "script": cluster.job_
 
 
 def test_jobqueue_workers_run_in_the_materialized_environment(tmp_path: Path):
-    venv = tmp_path / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    client = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=workdir)
-    client.install(str(REPO), "dask-jobqueue")
-    (workdir / "helper.py").write_text("VALUE = 7\n")
+    client = make_client(tmp_path, "dask-jobqueue")
+    (client.workdir / "helper.py").write_text("VALUE = 7\n")
     shared, worker_cache = tmp_path / "shared", tmp_path / "worker-cache"
 
     result = json.loads(client.run(JOBQUEUE, SHARED=str(shared), WORKER_PYTHON=BASE_PYTHON,
@@ -77,13 +71,8 @@ def test_jobqueue_workers_run_in_the_materialized_environment(tmp_path: Path):
 
 
 def test_an_altered_store_is_refused_before_anything_runs(tmp_path: Path):
-    venv = tmp_path / "client"
-    subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                   env=hermetic_env())
-    (tmp_path / "work").mkdir()
-    client = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=tmp_path / "work")
-    client.install(str(REPO))
-    (tmp_path / "work" / "helper.py").write_text("VALUE = 7\n")
+    client = make_client(tmp_path)
+    (client.workdir / "helper.py").write_text("VALUE = 7\n")
     shared = tmp_path / "shared"
     made = client.run("import json, os; from packsync.launch.worker_command import "
                       "worker_command; print(json.dumps(worker_command(store=os.environ["
@@ -127,17 +116,9 @@ PROBE = ("import os, psprivate_probe; print(psprivate_probe.MESSAGE); "
 
 def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path):
     user, password = "alice", "pw-" + secrets.token_hex(12)
-    index = start_index(tmp_path / "index", {user: password})
-    try:
-        venv = tmp_path / "client"
-        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)], check=True,
-                       env=hermetic_env())
-        (tmp_path / "work").mkdir()
-        client = ClientEnv(path=venv, cache=tmp_path / "cache", workdir=tmp_path / "work")
-        client.install(str(REPO))
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(client.python),
-                        "--no-deps", "--index-url", index.url_with(user, password), PACKAGE],
-                       check=True, env=hermetic_env(), capture_output=True)
+    with serve_index(tmp_path / "index", {user: password}) as index:
+        client = make_client(tmp_path)
+        index.install_probe(client.python, user, password)
         credentials = {"UV_INDEX_PRIVATE_USERNAME": user, "UV_INDEX_PRIVATE_PASSWORD": password}
         shared = tmp_path / "shared"
         made = client.packsync("worker-command", "--store", str(shared), "--json",
@@ -167,5 +148,3 @@ def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path)
                     assert password.encode() not in path.read_bytes(), path
         for text in (made.stdout, made.stderr, refused.stderr, worked.stderr):
             assert password not in text
-    finally:
-        index.stop()

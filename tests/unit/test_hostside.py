@@ -73,13 +73,13 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
 
 def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Path) -> None:
     import hashlib
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     import pytest
 
     from packsync.hostside.protocol import HostError
     from packsync.hostside.transfer import download
+    from tests.support.servers import serve_http
 
     class Objects(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -95,11 +95,8 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Objects)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
     sha = hashlib.sha256(b"a wheel").hexdigest()
-    try:
+    with serve_http(Objects) as base:
         download(f"{base}/good?Signature=secret", sha, str(tmp_path / "good"))
         assert (tmp_path / "good").read_bytes() == b"a wheel"
         with pytest.raises(HostError) as tampered:
@@ -110,9 +107,6 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
         assert "HTTP 403" in str(refused.value) and sha in str(refused.value)
         assert "Signature" not in str(refused.value) + refused.value.log
         assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_host_side_package_imports_nothing_but_the_standard_library() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import http.server
 import pickle
-import threading
 
 from packsync.errors import LockError, MaterializeError
 from packsync.lock.index_failures import explain, probe_indexes
 from packsync.scan.index_config import Index
 from packsync.scan.indexes import IndexSettings
 from packsync.uv_errors import ACCESS
+from tests.support.servers import serve_http
 
 NOT_FOUND = ("error: No solution found when resolving dependencies\n  cause: Because "
              "psprivate-probe was not found in the package registry and you require "
@@ -103,13 +103,9 @@ def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_port}"
-        env = {"UV_DEFAULT_INDEX": f"{base}/open/", "UV_INDEX": f"http://alice:wrong@127.0.0.1:"
-               f"{server.server_port}/private/simple/"}
+    with serve_http(Handler, threaded=False) as base:
+        env = {"UV_DEFAULT_INDEX": f"{base}/open/",
+               "UV_INDEX": base.replace("http://", "http://alice:wrong@") + "/private/simple/"}
         found = probe_indexes("psprivate-probe==1.0.0", env)
         assert found is not None and (found.kind, found.status) == ("auth", 403)
         assert found.url == f"{base}/private/simple/"
@@ -120,7 +116,3 @@ def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
                         LockError, action="resolving", kinds=ACCESS)
         assert error is not None and "403" in error.message and "refused" in error.message
         assert explain(NOT_FOUND, env, LockError, action="resolving", kinds=ACCESS) is None
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pytest
 
 from packsync.uv_errors import diagnose, failing_package, scrubbed_tail, why_unavailable
 from packsync.uvtool import run_uv
-from tests.integration.wheels import make_wheel
+from tests.support.projects import make_wheel
+from tests.support.servers import serve_http
 
 LINUX = "py3-none-any"
 MAC_ONLY = "py3-none-macosx_11_0_arm64"
@@ -80,15 +80,8 @@ class _Index(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """The base URL of a loopback HTTP server running ``_Index``."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve_http(_Index) as base:
+        yield base.removeprefix("http://")
 
 
 def uv_says(tmp_path: Path, requirement: str, *sources: str, deps: bool = False) -> str:

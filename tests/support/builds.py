@@ -1,10 +1,9 @@
-"""Installed environments to build local code from: a uv venv, scanned into a Snapshot."""
+"""Installed environments to build local code from (a uv venv, scanned into a Snapshot), the
+plans that build them and what the built wheels hold."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from packsync.scan import current_interpreter
 from packsync.scan.dists import scan_dists
 from packsync.store import Store
 
-from .conftest import BASE_PYTHON, UV, hermetic_env
+from .venvs import uv_install, uv_venv
 
 
 class Venv:
@@ -23,14 +22,12 @@ class Venv:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        subprocess.run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(path)], check=True,
-                       env=hermetic_env())
+        uv_venv(path)
         version = f"python{sys.version_info.major}.{sys.version_info.minor}"
         self.site = path / "lib" / version / "site-packages"
 
     def install(self, *args: str) -> None:
-        subprocess.run([UV, "pip", "install", "--quiet", "--python", str(self.path / "bin/python"),
-                        *args], check=True, env=hermetic_env(), capture_output=True)
+        uv_install(self.path / "bin" / "python", *args, capture=True)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(interpreter=current_interpreter(), environment={}, prefix=str(self.path),
@@ -68,9 +65,3 @@ class Steps(NullReporter):
 
     def step(self, stage: str, message: str) -> None:
         self.messages.append(message)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path

@@ -21,13 +21,14 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import rattler
 from rattler_build import assemble_package
+
+from .servers import serve_http
 
 TOKEN = "tk-9f3c2a7e51d04b8c"
 PY_VERSION = sysconfig.get_python_version()  # "3.11"
@@ -156,15 +157,8 @@ class _TokenHandler(http.server.SimpleHTTPRequestHandler):
 def serve_channel(channel: Path) -> Iterator[str]:
     """The live channel URL (token included), served from a thread on 127.0.0.1."""
     handler = functools.partial(_TokenHandler, directory=str(channel.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/t/{TOKEN}/{channel.name}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(handler) as base:
+        yield f"{base}/t/{TOKEN}/{channel.name}"
 
 
 def create_prefix(prefix: Path, channel_url: str, specs: list[str], cache: Path) -> None:

@@ -13,14 +13,15 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ports import free_port
+from .servers import free_port, server_process, wait_ready
 
 SSHD = "/usr/sbin/sshd"
 PYENV = "/root/.pyenv"
@@ -35,13 +36,17 @@ def available() -> str | None:
     return None
 
 
-def client_key(directory: Path) -> Path:
-    key = directory / "id_ed25519"
+def keygen(key: Path) -> Path:
+    """An ed25519 key pair without passphrase at ``key`` (and ``key.pub``), unless there."""
     if not key.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+        key.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                        check=True)
     return key
+
+
+def client_key(directory: Path) -> Path:
+    return keygen(directory / "id_ed25519")
 
 
 @dataclass
@@ -55,7 +60,7 @@ class SshHost:
     hidden: tuple[str, ...]
     set_env: dict[str, str] = field(default_factory=dict)
     address: str = "127.0.0.1"
-    netns: str | None = None  # a network namespace of its own (see netns.py)
+    netns: str | None = None  # a network namespace of its own (see tests/support/netns.py)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,10 +83,7 @@ class SshHost:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / ".ssh").mkdir(exist_ok=True)
         shutil.copy(f"{self.key}.pub", self.home / ".ssh" / "authorized_keys")
-        host_key = self.root / "ssh_host_ed25519_key"
-        if not host_key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                           check=True)
+        host_key = keygen(self.root / "ssh_host_ed25519_key")
         config = self.root / "sshd_config"
         lines = [
             f"Port {self.port}", f"ListenAddress {self.address}", f"HostKey {host_key}",
@@ -106,16 +108,7 @@ class SshHost:
             [*inside, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             stdout=self.log, stderr=self.log, start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd {self.name} exited: {(self.root / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection((self.address, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"sshd {self.name} did not listen on {self.port}")
+        wait_ready(self.proc, self.root / "sshd.log", self.port, host=self.address, timeout=10)
 
     def namespace(self) -> str | None:
         if self.proc is None:
@@ -187,3 +180,39 @@ def start_host(name: str, root: Path, key: Path, hidden: tuple[str, ...],
     host.root.mkdir(parents=True, exist_ok=True)
     host.start()
     return host
+
+
+@contextmanager
+def loopback_hosts(names: Sequence[str], root: Path, key: Path,
+                   hidden: tuple[str, ...]) -> Iterator[list[SshHost]]:
+    """One host per name on loopback (see ``start_host``), all stopped at the end."""
+    started: list[SshHost] = []
+    try:
+        for name in names:
+            started.append(start_host(name, root, key, hidden))
+        yield started
+    finally:
+        for host in started:
+            host.stop()
+
+
+@contextmanager
+def plain_sshd(root: Path) -> Iterator[tuple[int, Path]]:
+    """An OpenSSH server on 127.0.0.1 in this machine's own namespaces (nothing hidden), that
+    accepts one key, which only the caller holds: its port and that key."""
+    conf = root / "sshd"
+    conf.mkdir()
+    keygen(conf / "host")
+    key = keygen(root / "key")
+    shutil.copy(f"{key}.pub", conf / "authorized_keys")
+    port = free_port()
+    (conf / "config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {conf / 'host'}\n"
+        f"PidFile {conf / 'pid'}\nAuthorizedKeysFile {conf / 'authorized_keys'}\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    with server_process([SSHD, "-D", "-e", "-f", str(conf / "config")], root / "sshd.log", port,
+                        timeout=20):
+        yield port, key
