@@ -164,7 +164,7 @@ print(json.dumps({"same": first.lock.digest == again.lock.digest,
 
 
 def test_a_conda_environment_reaches_an_ssh_host_whole(conda_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration import sshd
+    from tests.support import sshd
 
     if sshd.available() is not None:
         pytest.skip(str(sshd.available()))
