@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from packsync.hostside import artifact, install, layout, livecode, peers, protocol
@@ -145,15 +146,8 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
     python = str(header.get("python") or sys.executable)
     lock_text = str(header.get("lock", ""))
     if mode == "artifact":
-        manifest = artifact.check_manifest(header.get("manifest"), "the manifest")
-        info = interpreter()
-
-        def build(path: str) -> None:
-            emit("step", message=f"unpacking {manifest['size'] / 1e6:.1f} MB")
-            install.install_artifact(
-                path, manifest, lambda sha: layout.blob_path(store, sha),
-                python=info["base_executable"], python_version=info["python_version"],
-                    platform=info["platform"])
+        build = _unpacking(artifact.check_manifest(header.get("manifest"), "the manifest"),
+                           store)
     else:
         uv = layout.uv_path(cache, str(header["uv_sha256"]))
         if not os.access(uv, os.X_OK) and shared:
@@ -190,6 +184,20 @@ def _unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
         raise HostError(f"code bundle sha256:{sha256} is missing or altered in {store}",
                         kind="integrity")
     return livecode.unpack_code(cache, code_id, sha256, own)
+
+
+def _unpacking(manifest: dict[str, Any], store: str) -> Callable[[str], None]:
+    """How an environment is made from the archive whose chunks are in ``store``."""
+    info = interpreter()
+
+    def build(path: str) -> None:
+        emit("step", message=f"unpacking {manifest['size'] / 1e6:.1f} MB")
+        install.install_artifact(
+            path, manifest, lambda sha: layout.blob_path(store, sha),
+            python=info["base_executable"], python_version=info["python_version"],
+            platform=info["platform"])
+
+    return build
 
 
 def pack_environment(header: protocol.Header) -> None:
@@ -405,17 +413,9 @@ def worker_main(argv: list[str]) -> int:
     try:
         lock_text = _verified_text(store, options.lock, "lock")
         if options.artifact:
-            manifest = artifact.check_manifest(
+            build = _unpacking(artifact.check_manifest(
                 json.loads(_verified_text(store, options.artifact, "environment manifest")),
-                f"manifest sha256:{options.artifact[:12]}")
-            info = interpreter()
-
-            def build(path: str) -> None:
-                emit("step", message=f"unpacking environment {options.lock[:12]}")
-                install.install_artifact(
-                    path, manifest, lambda sha: layout.blob_path(store, sha),
-                    python=info["base_executable"], python_version=info["python_version"],
-                    platform=info["platform"])
+                f"manifest sha256:{options.artifact[:12]}"), store)
         else:
             uv = layout.uv_path(cache, options.uv)
             if not os.access(uv, os.X_OK):

@@ -5,7 +5,6 @@ An object is named by its SHA-256; a copy is kept only when its bytes match that
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -58,11 +57,7 @@ class GcResult:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return layout.sha256_file(str(path))
 
 
 def check_digest(sha256: str) -> None:
