@@ -19,7 +19,7 @@ import pytest
 
 from packsync.hostside import pyc_reuse
 from packsync.hostside.layout import READY_MARKER
-from packsync.materialize.environments import bytecode_donor
+from packsync.materialize.bytecode import bytecode_donor
 
 SITE = Path("lib") / "site-packages"
 
