@@ -18,6 +18,7 @@ import json
 import os
 import site
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +60,17 @@ def bytecode_donor(cache: Path, path: Path) -> Path | None:
     return None if donor is None else Path(donor)
 
 
-def client_sites(path: Path) -> tuple[Path, ...]:
-    """The site-packages directories of this process's Python that hold byte code of it,
-    if it is the Python of the environment at ``path``."""
+def client_sites(path: Path, candidates: Sequence[str] | None = None) -> tuple[Path, ...]:
+    """The site-packages directories of this process's Python (or ``candidates``) that
+    hold its byte code, if it is the Python of the environment at ``path``."""
     running = (sys.implementation.name.lower(), f"{sys.version_info[0]}.{sys.version_info[1]}")
     tag = sys.implementation.cache_tag
     if tag is None or pyc_reuse.python_of(str(path)) != running:
         return ()
-    candidates = [*site.getsitepackages()]
-    if site.ENABLE_USER_SITE:
-        candidates.append(site.getusersitepackages())
+    if candidates is None:
+        candidates = [*site.getsitepackages()]
+        if site.ENABLE_USER_SITE:
+            candidates.append(site.getusersitepackages())
     found: list[Path] = []
     for candidate in candidates:
         directory = Path(os.path.realpath(candidate))

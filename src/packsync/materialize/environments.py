@@ -171,6 +171,8 @@ def _install_from_uv_cache(path: Path, interpreter: str, lock: Lock, uv_env: Map
         _venv(path, interpreter, lock, uv_env)
     elif installed:
         reporter.step("materialize", f"{installed} packages from uv's cache")
+        logger.info("environment %s: %d packages installed from uv's cache", lock.env_id[:12],
+                    installed)
 
 
 def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
