@@ -6,8 +6,9 @@ are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), a
 the ready marker is written last. A directory without the marker is the remains of
 an interrupted build: it is never used, and the next build wipes it first.
 
-A build reuses what this machine has. The lock's index wheels come from uv's cache when
-it holds them all (``uv_cache``: hash-pinned, offline), else from the lock's URLs. The
+A build reuses what this machine has. The lock's index wheels that uv installed in the
+client come from uv's cache when it holds all of those (``uv_cache``: hash-pinned,
+offline); the rest, or everything when it does not, from the lock's URLs. The
 environment is byte-compiled (a worker starts much faster), and the ``.pyc`` files of the
 last ready environment of the same Python and of the client's own site-packages serve
 the new environment's identical sources (``bytecode``): a first launch compiles little
