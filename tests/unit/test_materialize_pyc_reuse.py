@@ -19,7 +19,7 @@ import pytest
 
 from packsync.hostside import pyc_reuse
 from packsync.hostside.layout import READY_MARKER
-from packsync.materialize.environments import bytecode_donor
+from packsync.materialize.bytecode import bytecode_donor
 
 SITE = Path("lib") / "site-packages"
 
@@ -193,3 +193,36 @@ def test_the_reuse_script_imports_nothing_but_the_standard_library():
                  if isinstance(node, ast.ImportFrom)}
     assert "compileall" in imported
     assert imported <= sys.stdlib_module_names | {"__future__"}
+
+
+def test_a_site_donor_mirrors_the_site_packages_whatever_its_own_layout(tmp_path):
+    # the client's site-packages (Debian's dist-packages, say) against the environment's
+    client_site = tmp_path / "usr" / "lib" / "python3" / "dist-packages"
+    new_site = tmp_path / "env" / SITE
+    client_site.mkdir(parents=True)
+    new_site.mkdir(parents=True)
+    old = client_site / "mod.py"
+    old.write_text("VALUE = 3\n")
+    py_compile.compile(str(old), doraise=True)
+    os.link(old, new_site / "mod.py")
+
+    given = pyc_reuse.donors(["--site", str(client_site)], str(tmp_path / "env"), [str(new_site)])
+    assert given == [(str(new_site), str(client_site))]
+    assert pyc_reuse.reuse(str(new_site / "mod.py"), *given[0])
+    accepted_code(new_site / "mod.py")
+
+
+def test_a_file_outside_what_the_donor_mirrors_is_compiled(tmp_path):
+    donor, new = envs(tmp_path)
+    old = donor_module(donor, "VALUE = 7\n")
+    os.link(old, new / SITE / "mod.py")
+    assert not pyc_reuse.reuse(str(new / SITE / "mod.py"), str(new / "lib" / "other"), str(donor))
+    assert not pyc_reuse.reuse(str(new / SITE / "mod.py"), str(new / SITE / "mo"), str(donor))
+
+
+def test_donors_are_asked_in_the_order_given(tmp_path):
+    sites = [str(tmp_path / "env" / SITE), str(tmp_path / "env" / "lib64")]
+    given = pyc_reuse.donors([str(tmp_path / "old"), "--site", str(tmp_path / "client")],
+                             str(tmp_path / "env"), sites)
+    assert given == [(str(tmp_path / "env"), str(tmp_path / "old")),
+                     (sites[0], str(tmp_path / "client")), (sites[1], str(tmp_path / "client"))]

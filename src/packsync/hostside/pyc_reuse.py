@@ -20,9 +20,16 @@ into it (``co_filename``) with the real source path at load time
 Everything else is compiled, as uv compiles (``compileall.compile_file``, forced,
 quiet, the interpreter's default invalidation mode).
 
-The new environment's own interpreter runs this file (``python -I pyc_reuse.py
-DONOR``): standard library only, and it must import nothing from packsync. It prints
-one JSON line: how many files were reused and compiled.
+A donor is an earlier environment (``DONOR``, its prefix) or the site-packages directory
+of the client's own environment (``--site DIR``, mirroring this environment's
+site-packages), checked alike; the first that fits serves a file. A ``.pyc`` is
+hard-linked (copied where that is refused): it is never written in place, as the import
+system, ``py_compile`` and installers replace a ``.pyc`` by renaming a new file over it or
+remove it, which leaves a link's contents as they were.
+
+The new environment's own interpreter runs this file (``python -I pyc_reuse.py [DONOR]
+[--site DIR]...``): standard library only, and it must import nothing from packsync. It
+prints one JSON line: how many files were reused and compiled.
 """
 
 from __future__ import annotations
@@ -97,14 +104,18 @@ def _timestamp_header(stat: os.stat_result) -> bytes:
 
 
 def reuse(source: str, prefix: str, donor: str) -> bool:
-    """Give ``source`` the donor's ``.pyc`` if it is valid here; False if it must be compiled."""
+    """Give ``source`` the donor's ``.pyc`` if it is valid here; False if it must be compiled.
+
+    ``prefix`` is the directory of this environment that ``donor`` mirrors.
+    """
+    if not source.startswith(prefix + os.sep):
+        return False  # not below what the donor mirrors
     try:
         target = importlib.util.cache_from_source(source)
     except NotImplementedError:  # an implementation without byte-code caching
         return False
-    relative = os.path.relpath(source, prefix)
-    donor_source = os.path.join(donor, relative)
-    donor_pyc = os.path.join(donor, os.path.relpath(target, prefix))
+    donor_source = donor + source[len(prefix):]  # (paths joined as strings: thousands of files)
+    donor_pyc = donor + target[len(prefix):]
     try:
         stat = os.stat(source)
         donor_stat = os.stat(donor_source)
@@ -123,7 +134,7 @@ def reuse(source: str, prefix: str, donor: str) -> bool:
                 os.link(donor_pyc, target)
             except FileExistsError:
                 return False  # shipped by the wheel: compile over it, as uv does
-            except OSError:  # another file system, or no hard links here
+            except OSError:  # another file system, another owner, or no hard links here
                 shutil.copyfile(donor_pyc, target)
             return True
         if int.from_bytes(header[4:8], "little") != 0:
@@ -199,13 +210,26 @@ def python_of(path: str) -> tuple[str, str] | None:
     return values.get("implementation", "CPython").lower(), major_minor
 
 
+def donors(argv: list[str], prefix: str, sites: list[str]) -> list[tuple[str, str]]:
+    """``(directory of this environment, donor mirroring it)`` for each donor in ``argv``."""
+    found: list[tuple[str, str]] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--site":
+            directory = os.path.realpath(next(arguments))
+            found.extend((site, directory) for site in sites)
+        else:
+            found.append((prefix, os.path.realpath(argument)))
+    return found
+
+
 def main(argv: list[str]) -> int:
-    donor = os.path.realpath(argv[0]) if argv else None
-    prefix = os.path.realpath(sys.prefix)
+    sites = site_directories()
+    given = donors(argv, os.path.realpath(sys.prefix), sites)
     rest: list[str] = []
     reused = 0
-    for source in sources(site_directories()):
-        if donor is not None and reuse(source, prefix, donor):
+    for source in sources(sites):
+        if any(reuse(source, mirrored, donor) for mirrored, donor in given):
             reused += 1
         else:
             rest.append(source)

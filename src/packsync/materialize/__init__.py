@@ -1,5 +1,7 @@
 """materialize: a lock made into a ready, byte-compiled environment in the cache.
 
-``environments`` builds ``<cache>/envs/<digest>/`` under a file lock; ``pyc_reuse`` (stdlib
-only, shipped to hosts too) reuses the byte code of an earlier environment.
+``environments`` builds ``<cache>/envs/<digest>/`` under a file lock, installing the lock's
+index wheels from uv's cache when it holds them (``uv_cache``) and reusing byte code found
+on this machine (``bytecode``, over ``pyc_reuse``: stdlib only, shipped to hosts too);
+``artifacts`` packs a built environment for hosts.
 """

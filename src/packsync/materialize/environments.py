@@ -6,10 +6,14 @@ are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), a
 the ready marker is written last. A directory without the marker is the remains of
 an interrupted build: it is never used, and the next build wipes it first.
 
-Environments are byte-compiled (a worker starts much faster). When a ready environment
-of the same Python exists, its ``.pyc`` files serve the new environment's identical
-sources (``pyc_reuse``) and only the rest is compiled: a relaunch after editing one
-local package compiles that package, not every dependency again.
+A build reuses what this machine has. The lock's index wheels that uv installed in the
+client come from uv's cache when it holds all of those (``uv_cache``: hash-pinned,
+offline); the rest, or everything when it does not, from the lock's URLs. The
+environment is byte-compiled (a worker starts much faster), and the ``.pyc`` files of the
+last ready environment of the same Python and of the client's own site-packages serve
+the new environment's identical sources (``bytecode``): a first launch compiles little
+more than the client's own code, a relaunch after editing one local package compiles
+that package.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packsync.errors import MaterializeError, tail
-from packsync.hostside import install, layout, pyc_reuse
-from packsync.hostside.protocol import HostError
+from packsync.errors import MaterializeError
+from packsync.hostside import install, layout
 from packsync.lock.index_failures import explain
 from packsync.lock.lockfile import WHEELS_DIR, Lock
+from packsync.materialize.bytecode import Donors, compile_reusing, donors
+from packsync.materialize.uv_cache import install_cached
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
 from packsync.uv_errors import scrubbed_tail
@@ -114,8 +119,9 @@ def _build(
     if conda is None or not conda.python:
         interpreter = find_python(lock.python, python)
         reporter.step("materialize", f"creating a Python {lock.python} environment")
-        _uv(["venv", "--quiet", "--relocatable", "--no-project", "--python", interpreter,
-             str(path)], lock, uv_env)
+        _venv(path, interpreter, lock, uv_env)
+        if conda is None:
+            _install_from_uv_cache(path, interpreter, lock, uv_env, reporter)
     if conda is not None:
         # before the pip part, which may build on it; Python too when conda provides it
         reporter.step("materialize", f"installing {len(conda.packages)} conda packages")
@@ -128,46 +134,46 @@ def _build(
     for wheel in lock.local_wheels:
         store.fetch(wheel.sha256, record / WHEELS_DIR / wheel.filename)
     reporter.step("materialize", f"installing {lock.package_count} packages")
-    # the byte code of an earlier environment of this Python serves every identical file
-    donor = None if conda is not None else bytecode_donor(cache, path)
+    # byte code already on this machine serves every identical file; conda's is its own
+    given = Donors() if conda is not None else donors(cache, path)
     # ``pip sync`` would uninstall the Python packages conda just installed
     command = ["sync"] if conda is None else ["install", "--no-deps", "-r"]
     if conda is None or lock.package_count:
         _uv(
             [
                 "pip", command[0], "--quiet",
-                *([] if donor is not None else ["--compile-bytecode"]),
+                *([] if given else ["--compile-bytecode"]),
                 "--preview-features", "pylock", "--python", str(path / "bin" / "python"),
                 *command[1:], str(record / "pylock.toml"),
             ],
             lock,
             uv_env,
         )
-    if donor is not None:
-        reporter.step("materialize", f"byte-compiling, reusing environment {donor.name[:12]}")
-        _compile_reusing(path, donor, lock)
+    if given:
+        reporter.step("materialize", f"byte-compiling, reusing {given.describe()}")
+        counts = compile_reusing(path, given, lock.env_id, lock.digest)
+        logger.info("environment %s byte-compiled reusing %s: %s", lock.env_id[:12],
+                    given.describe(), counts)
     shutil.rmtree(record / WHEELS_DIR, ignore_errors=True)
 
 
-def bytecode_donor(cache: Path, path: Path) -> Path | None:
-    """The ready environment of the same Python whose byte code the one at ``path`` reuses."""
-    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), layout.READY_MARKER)
-    return None if donor is None else Path(donor)
+def _venv(path: Path, interpreter: str, lock: Lock, uv_env: Mapping[str, str]) -> None:
+    _uv(["venv", "--quiet", "--relocatable", "--no-project", "--python", interpreter,
+         str(path)], lock, uv_env)
 
 
-def _compile_reusing(path: Path, donor: Path, lock: Lock) -> None:
-    """Byte-compile the new environment, hard-linking the donor's ``.pyc`` of identical files."""
-    try:
-        counts = install.compile_reusing(str(path), str(donor), None)
-    except HostError as error:
-        raise MaterializeError(
-            f"byte-compiling environment {lock.env_id[:12]} failed",
-            digest=lock.digest,
-            log_tail=tail(error.log),
-            hint="nothing of this environment will be used; the next launch builds it again",
-        ) from None
-    logger.info("environment %s byte-compiled reusing environment %s: %s", lock.env_id[:12],
-                donor.name[:12], counts)
+def _install_from_uv_cache(path: Path, interpreter: str, lock: Lock, uv_env: Mapping[str, str],
+                           reporter: Reporter) -> None:
+    """The lock's index wheels from uv's cache when it holds them all; else a fresh venv, so
+    that the sync installs everything from the lock's URLs as it always did."""
+    installed = install_cached(lock, path / "bin" / "python", uv_env)
+    if installed is None:
+        shutil.rmtree(path)
+        _venv(path, interpreter, lock, uv_env)
+    elif installed:
+        reporter.step("materialize", f"{installed} packages from uv's cache")
+        logger.info("environment %s: %d packages installed from uv's cache", lock.env_id[:12],
+                    installed)
 
 
 def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
