@@ -21,9 +21,9 @@ import pytest
 
 from packsync.lock.lockfile import Lock
 from packsync.store import LocalStore
-
-from .conftest import BASE_PYTHON, UV, ClientEnv, hermetic_env, make_client, make_project
-from .ports import free_port, wait_listening
+from tests.support.projects import make_project
+from tests.support.servers import free_port, wait_ready
+from tests.support.venvs import BASE_PYTHON, UV, ClientEnv, hermetic_env, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def open_index(tmp_path: Path):
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        wait_listening(port, server, log)
+        wait_ready(server, log, port)
         yield packages, f"http://127.0.0.1:{port}/simple/"
     finally:
         server.terminate()
