@@ -70,86 +70,104 @@ async def fan_out(
     ``holders`` serve from the start (a host that built the archive itself); with
     ``direct=0`` the client sends only when none of them is left.
     """
-    result: FanOut[T, R, P] = FanOut()
-    client: _Source[R, P] = _Source(holder=None, peer=None, capacity=max(1, direct))
-    sources: list[_Source[R, P]] = [_Source(holder=h, peer=p, capacity=per_peer)
-                                    for h, p in holders]
-    pending: deque[tuple[T, int]] = deque((t, 0) for t in targets)
-    direct_only: deque[tuple[T, int]] = deque()  # peers failed it too often: the client sends
-    running: dict[asyncio.Future[Any], tuple[T, int, _Source[R, P]]] = {}
-    serving: dict[asyncio.Future[Any], R] = {}
-
-    def assign() -> None:
-        live = [s for s in sources if s.alive]
-        # past its budget the client sends only when no holder serves or is about to
-        client_may_send = result.direct_sends < direct or not (live or serving)
-        while direct_only and client.busy < client.capacity:
-            target, tries = direct_only.popleft()
-            client.busy += 1
-            result.direct_sends += 1
-            running[asyncio.ensure_future(send(target))] = (target, tries, client)
-        for source in [*live, *([client] if client_may_send else [])]:
-            while pending and source.busy < source.capacity:
-                target, tries = pending.popleft()
-                source.busy += 1
-                if source.peer is None:
-                    result.direct_sends += 1
-                    job = asyncio.ensure_future(send(target))
-                else:
-                    result.peer_sends += 1
-                    job = asyncio.ensure_future(fetch(target, source.peer))
-                running[job] = (target, tries, source)
-
+    scheduler = _Scheduler(targets, send=send, fetch=fetch, serve=serve,
+                           blames_peer=blames_peer, direct=direct, per_peer=per_peer,
+                           attempts=attempts, holders=holders)
     try:
-        assign()
-        while running or direct_only or (serving and pending):
-            done, _ = await asyncio.wait([*running, *serving],
+        await scheduler.run()
+    finally:
+        await scheduler.stop()
+    return scheduler.result
+
+
+class _Scheduler(Generic[T, R, P]):
+    """The state of one fan-out: who holds the archive, who waits, what runs."""
+
+    def __init__(self, targets: Sequence[T], *, send: Callable[[T], Awaitable[R]],
+                 fetch: Callable[[T, P], Awaitable[R]], serve: Callable[[R], Awaitable[P]],
+                 blames_peer: Callable[[BaseException], bool], direct: int, per_peer: int,
+                 attempts: int, holders: Sequence[tuple[R, P]]) -> None:
+        self.send, self.fetch, self.serve, self.blames_peer = send, fetch, serve, blames_peer
+        self.direct, self.per_peer, self.attempts = direct, per_peer, attempts
+        self.result: FanOut[T, R, P] = FanOut()
+        self.client: _Source[R, P] = _Source(holder=None, peer=None, capacity=max(1, direct))
+        self.sources = [_Source(holder=h, peer=p, capacity=per_peer) for h, p in holders]
+        self.pending: deque[tuple[T, int]] = deque((t, 0) for t in targets)
+        self.direct_only: deque[tuple[T, int]] = deque()  # peers failed it too often
+        self.running: dict[asyncio.Future[Any], tuple[T, int, _Source[R, P]]] = {}
+        self.serving: dict[asyncio.Future[Any], R] = {}
+
+    async def run(self) -> None:
+        self.assign()
+        while self.running or self.direct_only or (self.serving and self.pending):
+            done, _ = await asyncio.wait([*self.running, *self.serving],
                                          return_when=asyncio.FIRST_COMPLETED)
             for job in done:
-                if job in serving:
-                    holder = serving.pop(job)
-                    _started_serving(job, holder, sources, result, per_peer)
-                    continue
-                target, tries, source = running.pop(job)
-                source.busy -= 1
-                error = job.exception()
-                if error is None:
-                    ready = job.result()
-                    result.ready.append(ready)
-                    if pending:
-                        serving[asyncio.ensure_future(serve(ready))] = ready
-                elif source.peer is not None and blames_peer(error):
-                    logger.warning("a peer failed while serving the environment (%s); "
-                                   "another source takes over", error)
-                    source.alive = False
-                    # after too many failing peers (hosts that cannot reach each other),
-                    # the client sends it itself
-                    (pending if tries + 1 < attempts else direct_only).append(
-                        (target, tries + 1))
+                if job in self.serving:
+                    self.started_serving(job, self.serving.pop(job))
                 else:
-                    result.failed.append((target, error))
-            assign()
-    finally:
-        for job in running:
+                    self.settled(job)
+            self.assign()
+        self.result.failed += [(t, RuntimeError("no host or client was left to send it"))
+                               for t, _ in [*self.pending, *self.direct_only]]
+
+    def assign(self) -> None:
+        """Give waiting hosts to sources with room: holders first, the client last."""
+        live = [s for s in self.sources if s.alive]
+        while self.direct_only and self.client.busy < self.client.capacity:
+            self.start(self.direct_only.popleft(), self.client)
+        # past its budget the client sends only when no holder serves or is about to
+        client_may_send = self.result.direct_sends < self.direct or not (live or self.serving)
+        for source in [*live, *([self.client] if client_may_send else [])]:
+            while self.pending and source.busy < source.capacity:
+                self.start(self.pending.popleft(), source)
+
+    def start(self, waiting: tuple[T, int], source: _Source[R, P]) -> None:
+        target, tries = waiting
+        source.busy += 1
+        if source.peer is None:
+            self.result.direct_sends += 1
+            job = asyncio.ensure_future(self.send(target))
+        else:
+            self.result.peer_sends += 1
+            job = asyncio.ensure_future(self.fetch(target, source.peer))
+        self.running[job] = (target, tries, source)
+
+    def settled(self, job: asyncio.Future[Any]) -> None:
+        target, tries, source = self.running.pop(job)
+        source.busy -= 1
+        error = job.exception()
+        if error is None:
+            ready = job.result()
+            self.result.ready.append(ready)
+            if self.pending:
+                self.serving[asyncio.ensure_future(self.serve(ready))] = ready
+        elif source.peer is not None and self.blames_peer(error):
+            logger.warning("a peer failed while serving the environment (%s); another "
+                           "source takes over", error)
+            source.alive = False
+            # after too many failing peers (hosts that cannot reach each other), the
+            # client sends it itself
+            queue = self.pending if tries + 1 < self.attempts else self.direct_only
+            queue.append((target, tries + 1))
+        else:
+            self.result.failed.append((target, error))
+
+    def started_serving(self, job: asyncio.Future[Any], holder: R) -> None:
+        error = job.exception()
+        if error is not None:  # the holder is ready itself; it only cannot serve others
+            logger.warning("a host could not serve the environment to others: %s", error)
+            return
+        peer = job.result()
+        self.result.serving.append(peer)
+        self.sources.append(_Source(holder=holder, peer=peer, capacity=self.per_peer))
+
+    async def stop(self) -> None:
+        """Cancel what still runs; a peer that started serving meanwhile is listed to stop."""
+        late = list(self.serving)
+        for job in [*self.running, *late]:
             job.cancel()
-        late = list(serving)
+        await asyncio.gather(*self.running, *late, return_exceptions=True)
         for job in late:
-            job.cancel()
-        await asyncio.gather(*running, *late, return_exceptions=True)
-        for job in late:  # a peer that started while it was being cancelled is stopped too
             if not job.cancelled() and job.exception() is None:
-                result.serving.append(job.result())
-    result.failed += [(t, RuntimeError("no host or client was left to send it"))
-                      for t, _ in [*pending, *direct_only]]
-    return result
-
-
-def _started_serving(job: asyncio.Future[Any], holder: R, sources: list[_Source[R, P]],
-                     result: FanOut[T, R, P], per_peer: int) -> None:
-    error = job.exception()
-    if error is not None:  # the holder is ready itself; it only cannot serve others
-        logger.warning("a host could not serve the environment to others: %s", error)
-        return
-    peer = job.result()
-    result.serving.append(peer)
-    sources.append(_Source(holder=holder, peer=peer, capacity=per_peer))
+                self.result.serving.append(job.result())
