@@ -22,7 +22,8 @@ from packsync.launch.local import EnvScheduler, EnvWorker
         (None, 4, 8, (2, 4)),
         (None, 16, 8, (1, 16)),  # never fewer than one worker
         (None, 0, 8, (8, 0)),  # 0 threads: as many workers as cores, as before
-        (3, None, 8, (3, 2)),
+        (3, None, 8, (3, 3)),  # rounded up, as LocalCluster does
+        (2, None, 3, (2, 2)),
         (16, None, 8, (16, 1)),  # never fewer than one thread
         (0, None, 8, (0, 8)),
         (2, 3, 8, (2, 3)),  # both given: as given
@@ -30,6 +31,23 @@ from packsync.launch.local import EnvScheduler, EnvWorker
 )
 def test_workers_and_threads_follow_localcluster(n_workers, threads, cpus, expected):
     assert layout.workers_and_threads(n_workers, threads, cpu_count=cpus) == expected
+
+
+@pytest.mark.parametrize(("n_workers", "threads"), [(-1, None), (None, -2), (1.5, None),
+                                                    (2, "many")])
+def test_impossible_counts_are_refused_naming_the_argument(n_workers, threads):
+    with pytest.raises(ValueError, match="n_workers=|threads_per_worker="):
+        layout.workers_and_threads(n_workers, threads, cpu_count=4)
+
+
+def test_auto_memory_is_this_machines_memory_shared_by_its_workers():
+    from distributed.system import MEMORY_LIMIT
+
+    assert layout.memory_per_worker("auto", 3, local=True) == pytest.approx(
+        MEMORY_LIMIT / 3, rel=0.01)
+    assert layout.memory_per_worker("auto", 3, local=False) == "auto"  # each host's own
+    assert layout.memory_per_worker("4GB", 3, local=True) == "4GB"
+    assert layout.memory_per_worker("auto", 0, local=True) == "auto"
 
 
 def test_hosts_default_to_one_single_threaded_worker_each():

@@ -175,6 +175,8 @@ class Cluster(SpecClusterInternals):
             scheduler_process, remote=self._hosts is not None and self._hosts.remote_scheduler,
             default=config.scheduler_process(),
         )
+        memory_limit = layout.memory_per_worker(memory_limit, n_workers,
+                                                local=self._hosts is None)
         worker = layout.worker_template(
             threads=threads_per_worker, memory_limit=memory_limit, host=host, nanny=nanny,
             extra=worker_options,

@@ -9,6 +9,8 @@ once the environment is ready (``with_process_options``).
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +19,12 @@ from typing import Any
 from dask.system import CPU_COUNT
 from distributed.deploy.utils import nprocesses_nthreads
 from distributed.scheduler import Scheduler
+from distributed.worker_memory import parse_memory_limit
 
 from packsync.launch.hosts.placement import HostsLaunch
 from packsync.launch.local import EnvScheduler, EnvWorker, process_environment
+
+logger = logging.getLogger(__name__)
 
 Spec = dict[str, Any]  # SpecCluster's {"cls": ..., "options": {...}}
 
@@ -27,7 +32,14 @@ Spec = dict[str, Any]  # SpecCluster's {"cls": ..., "options": {...}}
 def workers_and_threads(
     n_workers: int | None, threads_per_worker: int | None, *, cpu_count: int = CPU_COUNT
 ) -> tuple[int, int]:
-    """As ``LocalCluster`` has it: what is not given is derived from the cores."""
+    """As ``LocalCluster`` has it: what is not given is derived from the cores, threads
+    rounded up (over-committing threads rather than leaving cores idle)."""
+    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 0):
+        raise ValueError(f"n_workers={n_workers!r}: give a number of workers, 0 or more")
+    if threads_per_worker is not None and (
+            not isinstance(threads_per_worker, int) or threads_per_worker < 0):
+        raise ValueError(f"threads_per_worker={threads_per_worker!r}: give a number of "
+                         "threads, 1 or more")
     if n_workers is None and threads_per_worker is None:
         workers, threads = nprocesses_nthreads(cpu_count)
         return int(workers), int(threads)
@@ -35,8 +47,18 @@ def workers_and_threads(
         assert threads_per_worker is not None
         return max(1, cpu_count // (threads_per_worker or 1)), threads_per_worker
     if threads_per_worker is None:
-        return n_workers, max(1, cpu_count // max(n_workers, 1))
+        return n_workers, max(1, math.ceil(cpu_count / max(n_workers, 1)))
     return n_workers, threads_per_worker
+
+
+def memory_per_worker(memory_limit: str | float | int | None, n_workers: int, *,
+                      local: bool) -> str | float | int | None:
+    """``"auto"`` on this machine is its memory shared by the workers, as ``LocalCluster``
+    has it (not each worker's share of the cores, which over-commits when threads do);
+    on SSH hosts each worker works out its own."""
+    if memory_limit == "auto" and local and n_workers:
+        return parse_memory_limit("auto", 1, n_workers, logger=logger)
+    return memory_limit
 
 
 def on_hosts(
