@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -83,8 +84,10 @@ def test_relaunch_with_nothing_changed_runs_no_uv(client_env: ClientEnv, tmp_pat
     spy = tmp_path / "uv-spy"
     spy.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\nexit 1\n")
     spy.chmod(spy.stat().st_mode | stat.S_IEXEC)
-    second = client_env.json_run(WORKER_REPORT, PACKSYNC_UV=str(spy))
+    relaunched = client_env.run(WORKER_REPORT, PACKSYNC_UV=str(spy))
+    second = json.loads(relaunched.stdout.strip().splitlines()[-1])
     assert not calls.exists(), calls.read_text()
+    assert "Scheduler at:" not in relaunched.stderr  # a quiet start, as LocalCluster's
     assert second["cache_hit"] is True and second["env_path"] == first["env_path"]
 
     # The spy does work: a changed local package needs uv, and the failure is reported.

@@ -15,6 +15,7 @@ every save), and workers that join later start on the current code.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -106,6 +107,10 @@ class Cluster(SpecClusterInternals):
         ``fail_on`` decides which differences stop the cluster at launch. A worker that
         ``scale()`` or ``adapt()`` adds later and that ``fail_on`` refuses is retired with
         an error logged; ``cluster.verification`` lists every difference and retired worker.
+    silence_logs:
+        The level below which Dask's own log lines are not shown while the cluster starts
+        (``logging.WARN``, as ``LocalCluster``): packsync's progress goes to ``reporter``.
+        ``False`` shows them all.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class Cluster(SpecClusterInternals):
         asynchronous: bool = False,
         loop: Any = None,
         name: str | None = None,
+        silence_logs: int | str | bool = logging.WARN,
         **kwargs: Any,
     ) -> None:
         self._hosts = HostsLaunch(
@@ -189,6 +195,7 @@ class Cluster(SpecClusterInternals):
             asynchronous=asynchronous,
             loop=loop,
             name=name,
+            silence_logs=silence_logs,
             **kwargs,
         )
 
