@@ -438,13 +438,6 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
 
 
-def read_manifest(stream: IO[bytes], origin: str) -> dict[str, Any]:
-    try:
-        return check_manifest(json.loads(stream.read()), origin)
-    except ValueError:
-        raise ArtifactError(f"{origin} is not JSON", kind="format") from None
-
-
 def _is_digest(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(
         c in "0123456789abcdef" for c in value)

@@ -115,18 +115,6 @@ class Packed(TypedDict):
     manifest: dict[str, Any]  # the archive this host packed of its ready environment
 
 
-class Serving(TypedDict):
-    event: Literal["serving"]
-    url: str
-
-
-class ErrorEvent(TypedDict):
-    event: Literal["error"]
-    message: str
-    log: str
-    kind: str
-
-
 class HostError(Exception):
     """A failure to report to the client, with the tail of the log that explains it."""
 

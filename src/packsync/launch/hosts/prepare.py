@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from packsync.codesync.bundle import CodeBundle
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
@@ -112,7 +112,7 @@ class _Probed:
 
     spec: HostSpec
     connection: HostConnection
-    probe: Mapping[str, Any]
+    probe: protocol.Probe
 
     @property
     def host_python(self) -> str:
@@ -242,7 +242,8 @@ async def _connect(spec: HostSpec, payload: Payload, link: str, reporter: Report
             "store": payload.store_directory,
         }
         try:
-            probe = await connection.call(interpreter_candidates(spec, lock.python), header)
+            probe = cast(protocol.Probe, await connection.call(
+                interpreter_candidates(spec, lock.python), header))
         except HostFailure as failure:
             raise LaunchError(
                 f"host {spec.name} has no usable Python interpreter: {failure.message}",
@@ -321,9 +322,9 @@ async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload:
                           "shared_store= a directory every host mounts")
     reporter.step("hosts", f"{builder.spec.name}: packing the environment for the others")
     try:
-        packed = await builder.connection.call([builder.host_python], {
+        packed = cast(protocol.Packed, await builder.connection.call([builder.host_python], {
             "action": "pack", "cache": builder.spec.cache_dir, "env_id": payload.lock.env_id,
-            "digest": payload.lock.digest, "store": payload.store_directory})
+            "digest": payload.lock.digest, "store": payload.store_directory}))
     except HostFailure as failure:
         raise _materialize_error(builder.spec, payload.lock, failure, payload.uv_env) from None
     manifest = artifact_format.check_manifest(packed.get("manifest"),
@@ -555,8 +556,8 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
                         compiled)
 
     try:
-        done = await probed.connection.call([probed.host_python], header, blobs=blobs,
-                                            on_event=on_event)
+        done = cast(protocol.Done, await probed.connection.call(
+            [probed.host_python], header, blobs=blobs, on_event=on_event))
     except HostFailure as failure:
         error = _materialize_error(spec, payload.lock, failure, payload.uv_env)
         if from_peer and failure.kind in _PEER_FAULTS:
