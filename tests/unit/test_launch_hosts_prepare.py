@@ -4,12 +4,21 @@ to try, which Python differences stop a launch, and how many host failures read 
 from __future__ import annotations
 
 import logging
+import platform
+from typing import Any, cast
 
 import pytest
 
 from packsync.errors import LaunchError, MaterializeError
-from packsync.launch.hosts.prepare import _check_version, _combined, interpreter_candidates
+from packsync.launch.hosts.prepare import (
+    _builder,
+    _check_version,
+    _combined,
+    _Probed,
+    interpreter_candidates,
+)
 from packsync.launch.hosts.spec import HostSpec
+from packsync.materialize.artifacts import builder_platform
 from tests.support.builds import Steps
 
 HOST = HostSpec(address="10.0.0.7", username="ops")
@@ -52,3 +61,38 @@ def test_several_host_failures_are_one_error_naming_every_host() -> None:
     assert _combined([first]) is first
     unexpected = RuntimeError("a bug")
     assert _combined([first, unexpected]) is unexpected  # a bug is never hidden in a summary
+
+
+def probed(name: str, system: str, libc: str) -> _Probed:
+    probe = cast(Any, {"platform": system, "libc": libc})
+    return _Probed(spec=HostSpec(address=name), connection=cast(Any, None), probe=probe)
+
+
+def test_auto_builds_here_for_hosts_that_run_this_machines_builds() -> None:
+    here = platform.libc_ver()[1] or "2.0"
+    hosts = [probed("a", builder_platform(), f"glibc {here}"),
+             probed("b", builder_platform(), "glibc 99.0"), probed("c", builder_platform(), "")]
+    assert _builder(hosts, "auto") is None
+    assert _builder(hosts, "first-host") is hosts[0]
+    assert _builder(hosts, "b") is hosts[1]
+
+
+def test_auto_lets_the_host_with_the_oldest_glibc_build_for_another_platform() -> None:
+    hosts = [probed("new", "Linux-riscv64", "glibc 2.39"), probed("old", "Linux-riscv64",
+                                                                   "glibc 2.28")]
+    assert _builder(hosts, "auto") is hosts[1]
+    assert _builder(hosts, "client") is None
+
+
+@pytest.mark.skipif(not platform.libc_ver()[1], reason="this machine's glibc is unknown")
+def test_auto_lets_a_host_build_when_its_glibc_is_older_than_this_machines() -> None:
+    hosts = [probed("same", builder_platform(), f"glibc {platform.libc_ver()[1]}"),
+             probed("older", builder_platform(), "glibc 2.1")]
+    assert _builder(hosts, "auto") is hosts[1]
+
+
+def test_a_builder_naming_no_host_is_refused_with_the_choices() -> None:
+    with pytest.raises(LaunchError) as caught:
+        _builder([probed("a", builder_platform(), "")], "elsewhere")
+    assert "builder='elsewhere' names none of the hosts" in caught.value.message
+    assert "'auto'" in caught.value.hint

@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -43,7 +44,7 @@ from typing import IO, Any
 from packsync.hostside import artifact, install, layout, livecode, peers, protocol
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
-from packsync.hostside.transfer import copy_verified, disk_error, download, receive
+from packsync.hostside.transfer import Arrivals, copy_verified, disk_error, download, receive
 
 LOG_LINES = 40
 _INDEX_VARIABLES = (  # a long-running process needs no index secret
@@ -89,35 +90,44 @@ def probe(header: protocol.Header) -> None:
     )
 
 
-def _receive_objects(header: protocol.Header, stdin: IO[bytes], cache: str, store: str) -> int:
-    """The objects sent after the header or fetched with presigned URLs, into place; the
-    bytes fetched (what the client sent is not counted)."""
+def _receive_objects(header: protocol.Header, stdin: IO[bytes], cache: str, store: str,
+                     landed: Callable[[str, str], None] | None = None) -> int:
+    """The objects sent after the header or fetched with presigned URLs, into place (each
+    told to ``landed`` as it is); the bytes fetched (what the client sent is not counted)."""
     received = 0
     for item in header.get("send", []):
         sha256, size = item["sha256"], int(item["size"])
         if item["kind"] == "uv":
             receive(stdin, size, sha256, layout.uv_path(cache, sha256), 0o700)
-        else:
-            receive(stdin, size, sha256, layout.blob_path(store, sha256))
+            continue
+        receive(stdin, size, sha256, layout.blob_path(store, sha256))
+        if landed is not None:
+            landed(sha256, layout.blob_path(store, sha256))
     for fetched in header.get("fetch", []):  # presigned URLs: used here, never kept
         sha256 = fetched["sha256"]
-        destination = (layout.uv_path(cache, sha256) if fetched["kind"] == "uv"
-                       else layout.blob_path(store, sha256))
-        received += download(fetched["url"], sha256, destination,
-                             0o700 if fetched["kind"] == "uv" else 0o600)
+        if fetched["kind"] == "uv":
+            received += download(fetched["url"], sha256, layout.uv_path(cache, sha256), 0o700)
+            continue
+        received += download(fetched["url"], sha256, layout.blob_path(store, sha256))
+        if landed is not None:
+            landed(sha256, layout.blob_path(store, sha256))
     return received
 
 
-def _fetch_chunks(header: protocol.Header, store: str) -> int:
-    """The archive chunks this host lacks, from the peer the client named."""
+def _fetch_chunks(header: protocol.Header, store: str, arrivals: Arrivals) -> int:
+    """The archive chunks that did not arrive with the header: found in the store, or
+    fetched from the peer the client named."""
     peer = header.get("peer")
     received = 0
     for chunk in header.get("manifest", {}).get("chunks", []):
         sha256 = str(chunk["sha256"])
+        if arrivals.has(sha256):
+            continue
         destination = layout.blob_path(store, sha256)
         if os.path.exists(destination):
             if header.get("store") or layout.sha256_file(destination) == sha256:
-                continue  # a shared store's chunks are checked as they are unpacked
+                arrivals.landed(sha256, destination)  # a store's chunks are checked on use
+                continue
             os.unlink(destination)  # a damaged leftover of this machine's: fetched anew
         if peer is None:
             raise HostError(f"chunk sha256:{sha256[:12]} is neither here nor sent",
@@ -125,6 +135,7 @@ def _fetch_chunks(header: protocol.Header, store: str) -> int:
         received += download(peers.chunk_url(peer["url"], sha256), sha256, destination,
                              origin=f"host {peer['name']}", token=peer["token"],
                              size=int(chunk["size"]))
+        arrivals.landed(sha256, destination)
     return received
 
 
@@ -132,27 +143,21 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
     cache = layout.cache_root(str(header["cache"]))
     shared = str(header.get("store") or "")
     store = _store(header, cache)
-    received = _receive_objects(header, stdin, cache, store)
-    mode = header.get("mode", "index")
-    if mode == "artifact":
-        received += _fetch_chunks(header, store)
-    if header.get("fetch_only"):
-        emit("done", received=received)
-        return
-    emit("step", message="received")
-    watchdog = Watchdog()
-    watchdog.start(stdin)
     env_id, digest = str(header["env_id"]), str(header["digest"])
-    python = str(header.get("python") or sys.executable)
-    lock_text = str(header.get("lock", ""))
-    if mode == "artifact":
-        build = _unpacking(artifact.check_manifest(header.get("manifest"), "the manifest"),
-                           store)
+    if header.get("mode", "index") == "artifact":
+        path, hit, received = _unpack_as_it_arrives(header, stdin, cache, store)
+        if not header.get("keep_chunks") and not shared:
+            _remove_chunks(header.get("manifest", {}), store)
     else:
+        received = _receive_objects(header, stdin, cache, store)
+        emit("received", received=received)
+        watchdog = Watchdog()
+        watchdog.start(stdin)
         uv = layout.uv_path(cache, str(header["uv_sha256"]))
         if not os.access(uv, os.X_OK) and shared:
             copy_verified(layout.blob_path(store, str(header["uv_sha256"])),
                           str(header["uv_sha256"]), uv, 0o700)
+        python, lock_text = str(header.get("python") or sys.executable), str(header["lock"])
 
         def build(path: str) -> None:
             install.build_with_uv(
@@ -161,15 +166,49 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
                         for w in header.get("wheels_detail", [])], wheel_dir=store,
                 uv_env=dict(header.get("uv_env", {})), watchdog=watchdog)
 
-    path, hit = install.materialize(cache, env_id, digest, build)
-    if mode == "artifact" and not header.get("keep_chunks") and not shared:
-        _remove_chunks(header.get("manifest", {}), store)
+        path, hit = install.materialize(cache, env_id, digest, build)
     code_id = str(header.get("code_id") or "")
     if code_id:
         _unpack_code(cache, store, code_id, str(header["code_sha256"]))
     link = livecode.make_link(cache, code_id, str(header["link"])) if header.get("link") else ""
     emit("done", env_python=layout.env_python(path), cache_hit=hit, link=link,
          received=received)
+
+
+def _unpack_as_it_arrives(header: protocol.Header, stdin: IO[bytes], cache: str,
+                          store: str) -> tuple[str, bool, int]:
+    """The environment unpacked from its archive in a thread of its own, each chunk as soon
+    as it landed, while the later ones are still received: the environment's path, whether
+    it was ready before, and the bytes fetched. ``received`` is told to the client once
+    every chunk is here, so that this host can serve them to others while it unpacks."""
+    manifest = artifact.check_manifest(header.get("manifest"), "the manifest")
+    arrivals = Arrivals()
+    made: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            made["result"] = install.materialize(
+                cache, str(header["env_id"]), str(header["digest"]),
+                _unpacking(manifest, arrivals.path))
+        except BaseException as error:  # handed to the main thread
+            made["error"] = error
+
+    maker = threading.Thread(target=make, name="unpack", daemon=True)
+    maker.start()
+    try:
+        received = _receive_objects(header, stdin, cache, store, arrivals.landed)
+        received += _fetch_chunks(header, store, arrivals)
+    except BaseException as error:
+        arrivals.end(error)
+        maker.join()
+        raise
+    arrivals.end()
+    emit("received", received=received)
+    maker.join()
+    if "error" in made:
+        raise made["error"]
+    path, hit = made["result"]
+    return path, hit, received
 
 
 def _unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
@@ -186,16 +225,16 @@ def _unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
     return livecode.unpack_code(cache, code_id, sha256, own)
 
 
-def _unpacking(manifest: dict[str, Any], store: str) -> Callable[[str], None]:
-    """How an environment is made from the archive whose chunks are in ``store``."""
+def _unpacking(manifest: dict[str, Any], chunk_file: Callable[[str], str]
+               ) -> Callable[[str], None]:
+    """How an environment is made from the archive whose chunks ``chunk_file`` finds."""
     info = interpreter()
 
     def build(path: str) -> None:
         emit("step", message=f"unpacking {manifest['size'] / 1e6:.1f} MB")
         install.install_artifact(
-            path, manifest, lambda sha: layout.blob_path(store, sha),
-            python=info["base_executable"], python_version=info["python_version"],
-            platform=info["platform"])
+            path, manifest, chunk_file, python=info["base_executable"],
+            python_version=info["python_version"], platform=info["platform"])
 
     return build
 
@@ -415,7 +454,8 @@ def worker_main(argv: list[str]) -> int:
         if options.artifact:
             build = _unpacking(artifact.check_manifest(
                 json.loads(_verified_text(store, options.artifact, "environment manifest")),
-                f"manifest sha256:{options.artifact[:12]}"), store)
+                f"manifest sha256:{options.artifact[:12]}"),
+                lambda sha: layout.blob_path(store, sha))
         else:
             uv = layout.uv_path(cache, options.uv)
             if not os.access(uv, os.X_OK):

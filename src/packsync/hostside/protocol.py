@@ -2,14 +2,18 @@
 
 A host-side run reads one JSON header line from its stdin (bytes may follow it), and
 answers with JSON events, one per line on stdout, the last being ``probe``, ``done``,
-``serving``, ``cleaned`` or ``error``. Credentials (index passwords, presigned URLs, the
-peer token) only ever travel in a header, on the SSH channel's stdin.
+``serving``, ``cleaned`` or ``error``. ``prepare`` says ``received`` as soon as every
+object it was to get is here: in artifact mode the host unpacks the archive as its
+chunks arrive, and can serve them to other hosts from that moment. Credentials (index
+passwords, presigned URLs, the peer token) only ever travel in a header, on the SSH
+channel's stdin.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import Any, Literal, TypedDict
 
 VERSION = 2  # a host side of another version refuses the header instead of guessing
@@ -68,7 +72,6 @@ class Header(TypedDict, total=False):
     fetch: list[Fetched]
     peer: Peer  # artifact mode: fetch the chunks the host lacks from this peer
     keep_chunks: bool  # the host will serve the chunks to others: keep them for now
-    fetch_only: bool  # only put the chunks (and code) into the host's store: it serves them
     lock: str  # index mode: the lock's text
     wheels_detail: list[Wheel]
     uv_env: dict[str, str]  # index mode: what the host's uv needs (credentials included)
@@ -125,6 +128,7 @@ class HostError(Exception):
 
 
 OUTPUT = {"events": True}  # False in command-line mode: stdout belongs to the program
+_ONE_AT_A_TIME = threading.Lock()  # an archive is unpacked in a thread of its own
 
 
 def emit(event: str, **fields: object) -> None:
@@ -134,5 +138,7 @@ def emit(event: str, **fields: object) -> None:
             sys.stderr.write(f"packsync: {fields.get('message', '')}\n")
             sys.stderr.flush()
         return
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
+    line = json.dumps({"event": event, **fields}) + "\n"
+    with _ONE_AT_A_TIME:
+        sys.stdout.write(line)
+        sys.stdout.flush()

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from typing import IO
@@ -103,6 +104,45 @@ def download(url: str, sha256: str, destination: str, mode: int = 0o600, *,
         reason = getattr(error, "reason", None) or type(error).__name__
         raise HostError(f"downloading sha256:{sha256} from {origin} failed: {reason}",
                         kind="transfer") from None
+
+
+class Arrivals:
+    """Objects as they land in place, for a reader in another thread: the archive is
+    unpacked while its later chunks are still on their way."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._landed: dict[str, str] = {}
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def landed(self, sha256: str, path: str) -> None:
+        with self._changed:
+            self._landed[sha256] = path
+            self._changed.notify_all()
+
+    def has(self, sha256: str) -> bool:
+        with self._changed:
+            return sha256 in self._landed
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Nothing more will land (``error``: because receiving failed)."""
+        with self._changed:
+            self._ended, self._error = True, error
+            self._changed.notify_all()
+
+    def path(self, sha256: str) -> str:
+        """Where the object is, once it landed; waits for it."""
+        with self._changed:
+            while sha256 not in self._landed:
+                if self._ended:
+                    if self._error is not None:
+                        raise HostError(f"sha256:{sha256[:12]} did not arrive: {self._error}",
+                                        kind="transfer")
+                    raise HostError(f"chunk sha256:{sha256[:12]} is neither here nor sent",
+                                    kind="store")
+                self._changed.wait()
+            return self._landed[sha256]
 
 
 def disk_error(error: OSError, path: str) -> HostError:

@@ -94,8 +94,9 @@ class Cluster(SpecClusterInternals):
         indexes instead of unpacking the archive (default: Dask config
         ``packsync.host-install``, ``"artifact"``). ``builder="first-host"`` (or a host's
         name) lets that host install from the indexes and pack the archive for the
-        others, so this machine uploads nothing (default ``packsync.builder``,
-        ``"client"``).
+        others, so this machine uploads nothing; ``"auto"`` (default
+        ``packsync.builder``) builds here when the hosts can run this machine's build,
+        else on the host with the oldest glibc.
     scheduler_process:
         Run the scheduler as a process of its own in the environment (as the workers
         run) instead of in this process. Default: Dask config

@@ -26,7 +26,7 @@ import platform
 import secrets
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -98,7 +98,7 @@ class Payload:
     environment: Environment | None = None  # the client's build of the lock (artifact mode)
     cache: Path | None = None  # the client's cache (where it records packed archives)
     install: HostInstall = "artifact"
-    builder: str = "client"  # or "first-host", or a host's name: who builds the archive
+    builder: str = "auto"  # or "client", "first-host", a host's name: who builds the archive
 
     @property
     def store_directory(self) -> str:
@@ -293,16 +293,39 @@ async def _install_artifact(todo: list[_Probed], payload: Payload, link: str,
 
 
 def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
-    """The host that builds the archive for the others, or None for this machine."""
+    """The host that builds the archive for the others, or None for this machine.
+
+    ``auto``: this machine when every host can run what it builds (same OS and CPU, a
+    glibc at least as new), else the host with the oldest glibc, whose build runs on
+    every other host of its platform (a laptop of another OS never builds for Linux).
+    """
     if name == "client":
         return None
+    if name == "auto":
+        if all(_runs_builds_of_this_machine(p) for p in probed):
+            return None
+        chosen = min(probed, key=lambda p: _glibc(_libc_version(p)) or (1 << 30,))
+        logger.info("host %s builds the environment for the others: this machine (%s) "
+                    "cannot build for %s", chosen.spec.name, builder_platform(),
+                    chosen.probe["platform"])
+        return chosen
     if name == "first-host":
         return probed[0]
     for host in probed:
         if name in (host.spec.name, host.spec.address):
             return host
     raise LaunchError(f"builder={name!r} names none of the hosts",
-                      hint="give 'client', 'first-host' or the name of one of hosts=")
+                      hint="give 'auto', 'client', 'first-host' or the name of one of hosts=")
+
+
+def _runs_builds_of_this_machine(probed: _Probed) -> bool:
+    here_libc, host_libc = _glibc(platform.libc_ver()[1]), _glibc(_libc_version(probed))
+    same = str(probed.probe["platform"]).lower() == builder_platform().lower()
+    return same and not (here_libc and host_libc and host_libc < here_libc)
+
+
+def _libc_version(probed: _Probed) -> str:
+    return str(probed.probe.get("libc", "")).rpartition(" ")[2]
 
 
 async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload: Payload,
@@ -360,10 +383,10 @@ def _check_platform(probed: _Probed) -> None:
         raise LaunchError(
             f"host {name} is {there}; this machine ({builder_platform()}) cannot build its "
             "environment", host=name,
-            hint="use host_install='index' so that each host installs from the indexes",
+            hint="let a host build it (builder='auto' or 'first-host'), or use "
+            "host_install='index' so that each host installs from the indexes",
         )
-    here_libc, host_libc = _glibc(platform.libc_ver()[1]), _glibc(
-        str(probed.probe.get("libc", "")).rpartition(" ")[2])
+    here_libc, host_libc = _glibc(platform.libc_ver()[1]), _glibc(_libc_version(probed))
     if here_libc and host_libc and host_libc < here_libc:
         logger.warning("host %s has glibc %s, older than this machine's %s: compiled "
                        "packages built for this machine may not load there", name,
@@ -410,7 +433,6 @@ class _Sender:
         self.token = secrets.token_urlsafe(32)
         self.probed: dict[str, _Probed] = {}
         self.files: dict[str, Path] = {}
-        self.sent: dict[str, int] = {}
         self.unpacking: dict[str, asyncio.Future[PreparedHost]] = {}
 
     def _header(self, probed: _Probed) -> protocol.Header:
@@ -433,27 +455,41 @@ class _Sender:
 
     async def _transfer(self, probed: _Probed, blobs: list[Path],
                         peer: protocol.Peer | None = None) -> _Probed:
-        """The chunks (and the code) into the host's store; then it unpacks, and serves."""
+        """The chunks (and the code) to the host, which unpacks them as they arrive. The
+        host is a holder as soon as it has every chunk: it serves others while it unpacks."""
         header = self._header(probed)
         code = self.payload.code
         if code is not None and not probed.probe["code_ready"]:
             blobs = [*blobs, await self._file(code.sha256)]
         header["send"] = [{"kind": "object", "sha256": p.name, "size": p.stat().st_size}
                           for p in blobs]
-        header["fetch_only"] = True
         if peer is not None:
             header["peer"] = peer
-        self.sent[probed.spec.name] = sum(p.stat().st_size for p in blobs)
-        done = await _call(probed, header, blobs, self.payload, self.reporter,
-                           from_peer=peer is not None, announce=False)
+        sent = sum(p.stat().st_size for p in blobs)
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_received() -> None:
+            if not arrived.done():
+                arrived.set_result(None)
+
+        call = asyncio.ensure_future(_call(probed, header, blobs, self.payload, self.reporter,
+                                           from_peer=peer is not None, on_received=on_received))
+        await asyncio.wait([cast("asyncio.Future[Any]", arrived), call],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not arrived.done():  # it ended before every chunk arrived: an error
+            call.result()
         self.unpacking[probed.spec.name] = asyncio.ensure_future(
-            self._unpack(probed, int(done.get("received", 0))))
+            self._unpacked(probed, call, sent))
         return probed
 
-    async def _unpack(self, probed: _Probed, received: int) -> PreparedHost:
-        done = await _call(probed, self._header(probed), [], self.payload, self.reporter)
-        return probed.prepared({**done, "received": received},
-                               sent=self.sent[probed.spec.name])
+    @staticmethod
+    async def _unpacked(probed: _Probed, call: asyncio.Future[dict[str, Any]],
+                        sent: int) -> PreparedHost:
+        try:
+            done = await call
+        except _PeerFault as fault:  # every chunk had arrived whole: the host's own failure
+            raise fault.error from None
+        return probed.prepared(done, sent=sent)
 
     async def send(self, probed: _Probed) -> _Probed:
         blobs = [await self._file(s) for s in self.artifact.chunks]
@@ -539,7 +575,7 @@ async def _artifact_from_store(probed: _Probed, payload: Payload, artifact: Arti
 
 async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
                 payload: Payload, reporter: Reporter, *, from_peer: bool = False,
-                announce: bool = True) -> dict[str, Any]:
+                on_received: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run ``prepare`` on a host; a failure becomes an error that names it (wrapped as a
     ``_PeerFault`` when the peer it fetched from is to blame)."""
     spec = probed.spec
@@ -554,6 +590,10 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
             logger.info("host %s: byte code of %d files reused from environment %s, "
                         "%d compiled", spec.name, reused, str(event.get("donor", ""))[:12],
                         compiled)
+        elif event.get("event") == "received":
+            reporter.step("hosts", f"{spec.name}: received")
+            if on_received is not None:
+                on_received()
 
     try:
         done = cast(protocol.Done, await probed.connection.call(
@@ -563,8 +603,7 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
         if from_peer and failure.kind in _PEER_FAULTS:
             raise _PeerFault(error) from None
         raise error from None
-    if announce:
-        reporter.step("hosts", f"{spec.name}: ready")
+    reporter.step("hosts", f"{spec.name}: ready")
     return {**done, "bytecode": bytecode[-1] if bytecode else None}
 
 
