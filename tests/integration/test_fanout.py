@@ -12,6 +12,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,45 @@ def test_a_host_builds_for_the_others_and_the_client_uploads_no_environment(
     finally:
         for host in hosts:
             host.stop()
+
+
+def test_a_host_that_dies_while_serving_the_others_does_not_stall_the_launch(
+        client: ClientEnv, index: PrivateIndex, tmp_path_factory, tmp_path):
+    root = tmp_path_factory.mktemp("dying-peer")
+    key = sshd.client_key(root / "key")
+    hidden = (str(client.path), str(client.cache), str(REPO))
+    with sshd.loopback_hosts([f"d{n}" for n in range(4)], root, key, hidden) as hosts:
+        dead: list[sshd.SshHost] = []
+        done = threading.Event()
+
+        def kill_a_host_once_another_fetches_from_it() -> None:
+            while not done.is_set() and not dead:
+                established = {port for port, state, _ in sshd.tcp_sockets() if state == "01"}
+                for host in hosts:
+                    if host.listening_ports() & established:  # a peer is being served
+                        host.kill_everything()
+                        dead.append(host)
+                        return
+                done.wait(0.01)
+
+        killer = threading.Thread(target=kill_a_host_once_another_fetches_from_it)
+        killer.start()
+        try:
+            completed = client.run(
+                LAUNCH, check=False, timeout=300, TEST_HOSTS=json.dumps(
+                    [h.spec(python=BASE_PYTHON) for h in hosts]),
+                UV_INDEX=f"private={index.url}", UV_INDEX_PRIVATE_USERNAME=USER,
+                UV_INDEX_PRIVATE_PASSWORD=PASSWORD, UV_CACHE_DIR=str(tmp_path / "uv"))
+        finally:
+            done.set()
+            killer.join()
+        assert dead, "no host served another"
+        # the receivers fell back to another source; only the dead host is reported
+        output = completed.stdout + completed.stderr
+        assert completed.returncode != 0 and "LaunchError" in output
+        assert "another source takes over" in output
+        error = output[output.rindex("LaunchError"):]
+        assert f":{dead[0].port}" in error
+        assert not [h.name for h in hosts if h is not dead[0] and f":{h.port}" in error]
+        for host in hosts:
+            assert host.wait_no_processes() == {}

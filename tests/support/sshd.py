@@ -150,6 +150,19 @@ class SshHost:
             capture_output=True, text=True, timeout=60, check=False,
         )
 
+    def listening_ports(self) -> set[int]:
+        """TCP ports a process of this host (other than its sshd listener) listens on."""
+        inodes = set()
+        for pid in self.processes():
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+            except OSError:
+                continue
+        return {port for port, state, inode in tcp_sockets() if state == "0A" and inode in inodes}
+
     def kill_everything(self) -> None:
         """The machine dies: its sshd and every process on it."""
         for pid in self.processes():
@@ -171,6 +184,21 @@ class SshHost:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
             self.proc = None
+
+
+def tcp_sockets() -> list[tuple[int, str, str]]:
+    """Every TCP socket of this network namespace: (local port, state, inode); state "0A"
+    is listening, "01" established."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            found.append((int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]))
+    return found
 
 
 def start_host(name: str, root: Path, key: Path, hidden: tuple[str, ...],

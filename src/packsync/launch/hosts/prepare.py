@@ -676,6 +676,11 @@ async def _install_from_indexes(probed: _Probed, payload: Payload, link: str,
 def _materialize_error(
     spec: HostSpec, lock: Lock, failure: HostFailure, uv_env: Mapping[str, str]
 ) -> PacksyncError:
+    if failure.kind == "connection":
+        return LaunchError(
+            f"lost host {spec.name} while preparing it: {failure.message}", host=spec.name,
+            hint="the host stopped or left the network; launch again once it is back, or "
+            "without it")
     explained = explain(
         failure.log, uv_env, MaterializeError,
         action=f"installing environment {lock.env_id[:12]} on host {spec.name}",

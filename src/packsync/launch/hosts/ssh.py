@@ -24,6 +24,9 @@ from packsync.launch.hosts.spec import HostSpec
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 20.0
+# a host that stops answering (power lost, network cut: no connection reset ever comes)
+# is taken as gone after KEEPALIVE_INTERVAL x 3 seconds of silence
+KEEPALIVE_INTERVAL = 10.0
 
 
 def python_command(candidates: Iterable[str]) -> str:
@@ -60,6 +63,7 @@ class HostConnection:
             ) from error
         options = spec.ssh_options()
         options.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        options.setdefault("keepalive_interval", KEEPALIVE_INTERVAL)
         try:
             connection = await asyncssh.connect(spec.address, **options)
         except asyncssh.PermissionDenied as error:
@@ -94,31 +98,48 @@ class HostConnection:
         blobs: Iterable[Path] = (),
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Run one host-side action to its end; its last event (an ``error`` raises)."""
-        async with self.session(python, header, blobs=blobs) as process:
-            last: dict[str, Any] = {}
-            stderr = asyncio.ensure_future(process.stderr.read())
-            async for event in events(process.stdout):
-                last = event
-                if event.get("event") in protocol.FINAL_EVENTS:
-                    break
-                if on_event is not None:
-                    on_event(event)
-            try:
-                process.stdin.write_eof()
-            except OSError:
-                pass  # the script ended already
-            try:
-                raw = await asyncio.wait_for(stderr, 5)
-            except asyncio.TimeoutError:
-                raw = b""
-            log = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        """Run one host-side action to its end; its last event (an ``error`` raises).
+        A connection lost meanwhile (the host died or left the network) is a
+        ``HostFailure`` of kind ``connection``."""
+        try:
+            last, log = await self._run(python, header, blobs, on_event)
+        except (OSError, _connection_errors()) as error:
+            reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+            raise HostFailure(self.name, f"the SSH connection was lost ({reason})",
+                              kind="connection") from None
         if not last:
             raise HostFailure(self.name, "the host-side script ended without an answer", log)
         if last.get("event") == "error":
             raise HostFailure(self.name, last["message"], last.get("log", ""),
                               kind=last.get("kind", ""))
         return last
+
+    async def _run(self, python: Iterable[str], header: Mapping[str, Any],
+                   blobs: Iterable[Path], on_event: Callable[[dict[str, Any]], None] | None
+                   ) -> tuple[dict[str, Any], str]:
+        async with self.session(python, header, blobs=blobs) as process:
+            last: dict[str, Any] = {}
+            stderr = asyncio.ensure_future(process.stderr.read())
+            try:
+                async for event in events(process.stdout):
+                    last = event
+                    if event.get("event") in protocol.FINAL_EVENTS:
+                        break
+                    if on_event is not None:
+                        on_event(event)
+                try:
+                    process.stdin.write_eof()
+                except OSError:
+                    pass  # the script ended already
+                raw = await asyncio.wait_for(asyncio.shield(stderr), 5)
+            except asyncio.TimeoutError:
+                raw = b""
+            finally:
+                if not stderr.done():
+                    stderr.cancel()
+                await asyncio.gather(stderr, return_exceptions=True)
+            log = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return last, log
 
     async def start(self, python: Iterable[str], header: Mapping[str, Any]) -> Any:
         """A channel running the host-side script, sent with ``header`` on its stdin."""
@@ -159,6 +180,12 @@ class HostConnection:
 
     async def wait_closed(self) -> None:
         await self.connection.wait_closed()
+
+
+def _connection_errors() -> type[Exception]:
+    import asyncssh
+
+    return asyncssh.Error
 
 
 class HostFailure(Exception):
