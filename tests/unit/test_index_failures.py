@@ -116,3 +116,39 @@ def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
                         LockError, action="resolving", kinds=ACCESS)
         assert error is not None and "403" in error.message and "refused" in error.message
         assert explain(NOT_FOUND, env, LockError, action="resolving", kinds=ACCESS) is None
+
+
+def test_a_probe_never_sends_credentials_to_the_origin_an_index_redirects_to():
+    collected: list[str] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            collected.append(self.headers.get("Authorization", ""))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve_http(Collector, threaded=False) as collector:
+        seen: list[str] = []
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                seen.append(self.headers.get("Authorization", ""))
+                # first to the index's own origin (the credentials follow), then elsewhere
+                there = (f"/again{self.path}" if not self.path.startswith("/again")
+                         else f"{collector}{self.path}")
+                self.send_response(302)
+                self.send_header("Location", there)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        with serve_http(Redirecting, threaded=False) as base:
+            env = {"UV_INDEX": base.replace("http://", "http://alice:s3cret@") + "/simple/"}
+            probe_indexes("psprivate-probe", env)
+    good = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert seen == [good, good]  # a redirect within the index keeps them
+    assert collected == [""]  # the other origin got nothing

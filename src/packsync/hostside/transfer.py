@@ -92,7 +92,7 @@ def download(url: str, sha256: str, destination: str, mode: int = 0o600, *,
     request = urllib.request.Request(url)
     opener = urllib.request.build_opener()
     if token:
-        request.add_header("Authorization", f"Bearer {token}")
+        request.add_unredirected_header("Authorization", f"Bearer {token}")  # never elsewhere
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=TIMEOUT) as response:

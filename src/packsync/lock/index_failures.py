@@ -20,6 +20,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -112,7 +113,7 @@ def probe_indexes(package: str, uv_env: Mapping[str, str]) -> IndexFailure | Non
             token = base64.b64encode(userinfo.encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         try:
-            urllib.request.urlopen(request, timeout=15).close()
+            _OPENER.open(request, timeout=15).close()
         except urllib.error.HTTPError as error:
             if error.code in (401, 403):
                 return IndexFailure(kind="auth", url=plain, status=error.code, package=package)
@@ -122,6 +123,26 @@ def probe_indexes(package: str, uv_env: Mapping[str, str]) -> IndexFailure | Non
         except (OSError, ValueError):
             return IndexFailure(kind="unreachable", url=plain, package=package)
     return None
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but sends an index's credentials only to the index's own origin
+    (scheme, host and port), as uv does: a redirect elsewhere gets no Authorization."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
 
 
 def _sources(uv_env: Mapping[str, str]) -> list[dict[str, str]]:
