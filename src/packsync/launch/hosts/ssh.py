@@ -64,6 +64,11 @@ class HostConnection:
         options = spec.ssh_options()
         options.setdefault("connect_timeout", CONNECT_TIMEOUT)
         options.setdefault("keepalive_interval", KEEPALIVE_INTERVAL)
+        if "known_hosts" in options and options["known_hosts"] is None:
+            logger.warning(
+                "the SSH host key of %s is not checked (known_hosts=None): an impostor at "
+                "that address would receive the environment, the code and index "
+                "credentials; add the host to ~/.ssh/known_hosts instead", spec.name)
         try:
             connection = await asyncssh.connect(spec.address, **options)
         except asyncssh.PermissionDenied as error:
