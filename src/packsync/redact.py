@@ -8,46 +8,67 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
+
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"<>]+")  # a comma ends it (uv's lists)
+
+
+def userinfo_span(url: str) -> tuple[int, int] | None:
+    """Where the userinfo of ``url`` is (start, end: the ``@``), or None.
+
+    A password with an unencoded ``/``, ``?`` or ``#`` (``https://u:pa/ss@host/``) ends the
+    authority early for a URL parser, which then sees no userinfo at all and would show the
+    secret. Here ``user:rest`` before the first ``/`` is userinfo whenever ``rest`` is not
+    a port, up to the next ``@``.
+    """
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return None
+    start = scheme.end()
+    stop = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0] or [len(url)])
+    at = url.rfind("@", start, stop)
+    if at >= 0:
+        return start, at
+    user, colon, rest = url[start:stop].partition(":")
+    at = url.find("@", stop)
+    if colon and user and not rest.isdigit() and at >= 0:
+        return start, at
+    return None
 
 
 def redact_url(url: str) -> str:
     """``https://user:secret@host/x`` -> ``https://***@host/x``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    span = userinfo_span(url)
+    return url if span is None else f"{url[:span[0]]}***{url[span[1]:]}"
 
 
 def strip_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+@")
+    span = userinfo_span(url)
+    return url if span is None else url[:span[0]] + url[span[1] + 1:]
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with URL userinfo and each known secret replaced by ``***``."""
-    text = _USERINFO.sub(r"\1***@", text)
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
 
-# the userinfo of each URL in a text; a comma ends it (uv joins find-links with commas)
-URL_USERINFO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?P<userinfo>[^\s/@,]+)@")
+def urls_in(text: str) -> list[str]:
+    """The URLs in ``text`` (whitespace- or comma-separated, as in uv's variables)."""
+    return _URL.findall(text)
 
 
 def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
     """Every password or token in the URLs of uv's environment (to scrub output with)."""
     found: set[str] = set()
     for value in uv_env.values():
-        for match in URL_USERINFO.finditer(value):
-            user, _, password = match["userinfo"].partition(":")
-            raw = password or user
-            found.update({raw, unquote(raw)})
+        for url in urls_in(value):
+            span = userinfo_span(url)
+            if span is not None:
+                user, _, password = url[span[0]:span[1]].partition(":")
+                raw = password or user
+                found.update({raw, unquote(raw)})
     return found

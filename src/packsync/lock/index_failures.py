@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from packsync.errors import PacksyncError
-from packsync.redact import URL_USERINFO, strip_userinfo
+from packsync.redact import strip_userinfo, urls_in, userinfo_span
 from packsync.scan.indexes import SOURCES_VARIABLE
 from packsync.uv_errors import ACCESS, IndexFailure, Kind, diagnose, scrubbed_tail
 
@@ -155,9 +155,9 @@ def _sources(uv_env: Mapping[str, str]) -> list[dict[str, str]]:
 
 def _sent_credentials(url: str, uv_env: Mapping[str, str]) -> str:
     """Without a description of the indexes: were credentials in uv's URLs for this host?"""
-    for match in URL_USERINFO.finditer(" ".join(uv_env.values())):
-        rest = " ".join(uv_env.values())[match.end():].split("/", 1)[0]
-        if rest == _host(url):
+    for configured in urls_in(" ".join(uv_env.values())):
+        if userinfo_span(configured) is not None and _host(strip_userinfo(configured)) == _host(
+                url):
             return "the configured URL"
     return ""
 
