@@ -179,6 +179,11 @@ def shared_nannies() -> bool:
     return _flag("shared-nannies", LaunchError)
 
 
+def tls() -> bool:
+    """Authenticate and encrypt a cluster's connections with credentials of its own."""
+    return _flag("tls", LaunchError)
+
+
 def uv_path() -> str | None:
     """The uv executable to run instead of the one the ``uv`` package ships, if any."""
     return os.environ.get("PACKSYNC_UV") or None
