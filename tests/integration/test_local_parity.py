@@ -218,3 +218,26 @@ def test_without_tls_a_peer_connects(client_env: ClientEnv):
             print(json.dumps({"address": cluster.scheduler_address, "answer": answer}))
     """, DASK_PACKSYNC__TLS="false")
     assert result["address"].startswith("tcp://") and result["answer"] == 3
+
+
+def test_workers_get_no_store_credentials(client_env: ClientEnv):
+    result = client_env.json_run("""
+        import json, os
+        import dask, psutil, packsync
+
+        dask.config.set({"packsync.store-options": {"secret": "store-secret-value"},
+                         "distributed.scheduler.allowed-failures": 7})
+        with packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                              scheduler_process=True) as cluster:
+            with cluster.get_client() as client:
+                seen = client.run(lambda: [dask.config.get("packsync.store-options", None),
+                                           dask.config.get("distributed.scheduler.allowed-failures"),
+                                           "store-secret-value" in str(os.environ)])
+            children = psutil.Process().children(recursive=True)  # scheduler, nannies, workers
+            environments = [" ".join(p.environ().values()) for p in children]
+        print(json.dumps({"workers": list(seen.values()),
+                          "children": len(children),
+                          "anywhere": any("store-secret-value" in e for e in environments)}))
+    """)
+    assert result["workers"] == [[None, 7, False]]
+    assert result["children"] >= 3 and not result["anywhere"]  # nor the scheduler's process, nor a nanny's

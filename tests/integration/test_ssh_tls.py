@@ -2,7 +2,8 @@
 
 Two clean loopback hosts (tests/support/sshd.py), the scheduler on the first: its
 credentials reach it and the workers over the SSH channel only, never on a command
-line, in a process's environment or in a file on a host.
+line, in a process's environment or in a file on a host; nor do the store's
+credentials reach them.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def found_anywhere(secret):
 
 
 HOSTS = json.loads(os.environ["TEST_HOSTS"])
+import dask
+dask.config.set({"packsync.store-options": {"secret": "store-secret-value"}})
 out = {}
 with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, scheduler_on="first-host") as cluster:
     address = cluster.scheduler_address
@@ -71,6 +74,8 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, scheduler_on="first-hos
         cluster.scale(cores=3)  # one thread each: a third worker
         client.wait_for_workers(3)
         info = client.scheduler_info()["workers"]
+        out["store_options"] = list(client.run(
+            lambda: dask.config.get("packsync.store-options", None)).values())
         out["nannies"] = sorted(w["nanny"] for w in info.values())
     out["workers"] = sorted(w.address for w in cluster.workers.values())
     out["address"] = address
@@ -84,6 +89,7 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, scheduler_on="first-hos
     ]
     out["key_line"] = cluster.security.tls_client_key.splitlines()[1]
     out["key_seen_in_process"] = found_anywhere(out["key_line"])
+    out["store_secret_seen_in_process"] = found_anywhere("store-secret-value")
 print(json.dumps(out))
 """
 
@@ -113,5 +119,8 @@ def test_a_multi_host_cluster_refuses_a_peer_without_the_credentials(client: Cli
     assert result["plain"] and result["other_credentials"]
     assert all(line.startswith("refused") for line in result["nobody"]), result["nobody"]
     assert result["key_seen_in_process"] is None
+    # no store credential travels to the hosts in the Dask config they inherit
+    assert result["store_options"] == [None, None, None]
+    assert result["store_secret_seen_in_process"] is None
     assert on_disk == ["", ""]
     assert leftovers == {"alpha": {}, "beta": {}}

@@ -10,7 +10,7 @@ from distributed.security import Security
 
 from packsync.errors import LaunchError, ProcessStartError, StartTimeoutError
 from packsync.launch.local import EnvWorker
-from packsync.launch.security import cluster_security, tls_options
+from packsync.launch.security import cluster_security, inherited_config, tls_options
 
 
 def test_every_cluster_gets_credentials_of_its_own_unless_told_otherwise():
@@ -63,3 +63,16 @@ def test_an_option_that_cannot_travel_is_named_not_a_pickling_trace():
                        lock=threading.Lock())
     with pytest.raises(LaunchError, match="an option of the Dask worker 2 cannot be sent"):
         worker.payload()
+
+
+def test_workers_inherit_the_config_without_the_store_credentials():
+    import dask
+
+    options = {"key": "AKIAEXAMPLE", "secret": "store-secret-value"}
+    with dask.config.set({"packsync.store-options": options,
+                          "distributed.scheduler.allowed-failures": 7}):
+        inherited = dask.config.deserialize(inherited_config())
+        assert dask.config.get("packsync.store-options") == options  # the client keeps them
+    assert "store-options" not in inherited["packsync"]
+    assert "store-secret-value" not in inherited_config()
+    assert inherited["distributed"]["scheduler"]["allowed-failures"] == 7  # the rest travels

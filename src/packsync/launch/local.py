@@ -42,6 +42,7 @@ from packsync.launch.processes import (
     scheduler_spec,
     worker_spec,
 )
+from packsync.launch.security import inherited_config
 from packsync.uvtool import without_index_settings
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def process_environment(code_dir: Path | None) -> dict[str, str]:
     }
     env["PYTHONNOUSERSITE"] = "1"  # the client's user site is not part of the environment
     env["PYTHONSAFEPATH"] = "1"  # the working directory is reached through the code bundle
-    env["DASK_INTERNAL_INHERIT_CONFIG"] = dask.config.serialize(dask.config.global_config)
+    env["DASK_INTERNAL_INHERIT_CONFIG"] = inherited_config()
     env.pop(LINK_VARIABLE, None)
     if code_dir is not None:
         env["PYTHONPATH"] = str(code_dir)

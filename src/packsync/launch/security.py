@@ -11,6 +11,10 @@ The credentials live in memory: workers receive them in their pickled spec on st
 line or in a file of their own (Dask writes them for an instant into a private
 temporary directory to load them into its SSL context).
 
+Workers get no credential they do not need: the Dask configuration they inherit
+(``inherited_config``) is the client's without ``packsync.store-options``, which may
+hold the store's keys (only the client writes to the store).
+
 ``Cluster(security=...)`` takes a ``distributed.Security`` of the user's instead,
 ``True`` (a temporary one, as ``LocalCluster``) or ``False`` (no TLS); ``None`` follows
 the ``packsync.tls`` setting (default true).
@@ -18,8 +22,10 @@ the ``packsync.tls`` setting (default true).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import dask.config
 from distributed.security import Security
 
 from packsync import config
@@ -55,3 +61,21 @@ def tls_options(security: Security | None) -> dict[str, Any]:
     if security.require_encryption:
         return {"security": security, "protocol": "tls"}
     return {"security": security}
+
+
+# Settings of the client's Dask configuration that stay with the client: the store's
+# options may hold its credentials, and only the client writes to the store.
+CLIENT_ONLY = ("store-options",)
+
+
+def inherited_config() -> str:
+    """The client's Dask configuration as Dask processes inherit it
+    (``DASK_INTERNAL_INHERIT_CONFIG``), without what only the client needs."""
+    config = copy.deepcopy(dask.config.global_config)
+    packsync = config.get("packsync")
+    if isinstance(packsync, dict):
+        for key in CLIENT_ONLY:
+            packsync.pop(key, None)
+            packsync.pop(key.replace("-", "_"), None)
+    serialized: str = dask.config.serialize(config)
+    return serialized

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import dask.config
-
 from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
 from packsync.launch.hosts.prepare import PreparedHost
@@ -27,6 +25,7 @@ from packsync.launch.processes import (
     scheduler_spec,
     worker_spec,
 )
+from packsync.launch.security import inherited_config
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def remote_environment(host: PreparedHost) -> dict[str, str]:
     env = {
         "PYTHONNOUSERSITE": "1",
         "PYTHONSAFEPATH": "1",
-        "DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.global_config),
+        "DASK_INTERNAL_INHERIT_CONFIG": inherited_config(),
     }
     if host.link:
         env["PYTHONPATH"] = host.link
