@@ -22,7 +22,6 @@ the ``packsync.tls`` setting (default true).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import dask.config
@@ -63,19 +62,8 @@ def tls_options(security: Security | None) -> dict[str, Any]:
     return {"security": security}
 
 
-# Settings of the client's Dask configuration that stay with the client: the store's
-# options may hold its credentials, and only the client writes to the store.
-CLIENT_ONLY = ("store-options",)
-
-
 def inherited_config() -> str:
     """The client's Dask configuration as Dask processes inherit it
     (``DASK_INTERNAL_INHERIT_CONFIG``), without what only the client needs."""
-    config = copy.deepcopy(dask.config.global_config)
-    packsync = config.get("packsync")
-    if isinstance(packsync, dict):
-        for key in CLIENT_ONLY:
-            packsync.pop(key, None)
-            packsync.pop(key.replace("-", "_"), None)
-    serialized: str = dask.config.serialize(config)
+    serialized: str = dask.config.serialize(config.inheritable())
     return serialized
