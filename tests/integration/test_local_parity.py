@@ -8,10 +8,12 @@ starts clusters of its own from it.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support.peers import PEER
 from tests.support.venvs import ClientEnv, make_client
 
 pytestmark = pytest.mark.integration
@@ -147,32 +149,10 @@ def test_a_security_and_plugins_reach_the_scheduler_and_every_worker(client_env:
 
 
 def test_tls_by_default_refuses_a_peer_without_the_credentials(client_env: ClientEnv):
-    result = client_env.json_run("""
-        import json, os, subprocess, textwrap
+    result = client_env.json_run(PEER + textwrap.dedent("""
+        import json
         import psutil, packsync
-        from distributed import Client, Security
-
-        PROBE = '''
-        import socket, ssl, sys
-        host, port = sys.argv[1], int(sys.argv[2])
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        try:
-            with socket.create_connection((host, port), timeout=10) as raw:
-                with context.wrap_socket(raw) as tls:
-                    tls.sendall(b"x" * 64)
-                    print("answered" if tls.recv(1) else "closed")
-        except (OSError, ssl.SSLError) as error:
-            print("refused", type(error).__name__)
-        '''
-
-        def refused(address, **kwargs):
-            try:
-                with Client(address, timeout="5s", **kwargs) as peer:
-                    peer.submit(os.getpid).result()
-            except Exception as error:
-                return type(error).__name__
-            return False
+        from distributed import Security
 
         out = {}
         with packsync.Cluster(n_workers=1, threads_per_worker=1) as cluster:
@@ -183,12 +163,8 @@ def test_tls_by_default_refuses_a_peer_without_the_credentials(client_env: Clien
             out["address"], out["nanny"] = address, nanny
             out["plain"] = refused(address.replace("tls://", "tcp://"))
             out["other_credentials"] = refused(address, security=Security.temporary())
-            out["nobody"] = [  # another user of this machine, on loopback
-                subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
-                                textwrap.dedent(PROBE), *where.split("://")[1].rsplit(":", 1)],
-                               capture_output=True, text=True).stdout.strip()
-                for where in (address, nanny)
-            ]
+            out["nobody"] = [as_nobody(address), as_nobody(nanny)]  # another user, on loopback
+            out["nobody_with_the_key"] = as_nobody(address, cluster.security)
             key = cluster.security.tls_client_key.splitlines()[1]
             out["key_in_cmdline"] = any(
                 key in " ".join(p.info["cmdline"] or [])
@@ -196,11 +172,12 @@ def test_tls_by_default_refuses_a_peer_without_the_credentials(client_env: Clien
             dashboard = cluster.scheduler.http_server._sockets.values()
             out["dashboard"] = sorted({s.getsockname()[0] for s in dashboard})
         print(json.dumps(out))
-    """)
+    """))
     assert result["own_client"] == 3
     assert result["address"].startswith("tls://") and result["nanny"].startswith("tls://")
     assert result["plain"] and result["other_credentials"]
     assert all(line.startswith("refused") for line in result["nobody"]), result["nobody"]
+    assert result["nobody_with_the_key"] == "answered"  # the Dask handshake
     assert not result["key_in_cmdline"]
     assert result["dashboard"] == ["127.0.0.1"]
 

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from tests.support import sshd
+from tests.support.peers import PEER
 from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv, make_client
 
 pytestmark = [
@@ -23,33 +24,10 @@ pytestmark = [
                        reason=str(sshd.available())),
 ]
 
-SCRIPT = """
-import json, os, subprocess, textwrap
+SCRIPT = PEER + """
+import json
 import psutil, packsync
-from distributed import Client, Security
-
-PROBE = '''
-import socket, ssl, sys
-context = ssl.create_default_context()
-context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"x" * 64)
-            print("answered" if tls.recv(1) else "closed")
-except (OSError, ssl.SSLError) as error:
-    print("refused", type(error).__name__)
-'''
-
-
-def refused(address, **kwargs):
-    try:
-        with Client(address, timeout="5s", **kwargs) as peer:
-            peer.submit(os.getpid).result()
-    except Exception as error:
-        return type(error).__name__
-    return False
-
+from distributed import Security
 
 def found_anywhere(secret):
     # every process of this machine, the hosts' included (they share its process table)
@@ -81,12 +59,8 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, scheduler_on="first-hos
     out["address"] = address
     out["plain"] = refused(address.replace("tls://", "tcp://"))
     out["other_credentials"] = refused(address, security=Security.temporary())
-    out["nobody"] = [
-        subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", PROBE,
-                        *where.split("://")[1].rsplit(":", 1)],
-                       capture_output=True, text=True).stdout.strip()
-        for where in (address, out["nannies"][0])
-    ]
+    out["nobody"] = [as_nobody(address), as_nobody(out["nannies"][0])]
+    out["nobody_with_the_key"] = as_nobody(address, cluster.security)
     out["key_line"] = cluster.security.tls_client_key.splitlines()[1]
     out["key_seen_in_process"] = found_anywhere(out["key_line"])
     out["store_secret_seen_in_process"] = found_anywhere("store-secret-value")
@@ -118,6 +92,7 @@ def test_a_multi_host_cluster_refuses_a_peer_without_the_credentials(client: Cli
     assert result["workers"] == result["nannies"]
     assert result["plain"] and result["other_credentials"]
     assert all(line.startswith("refused") for line in result["nobody"]), result["nobody"]
+    assert result["nobody_with_the_key"] == "answered"  # the Dask handshake
     assert result["key_seen_in_process"] is None
     # no store credential travels to the hosts in the Dask config they inherit
     assert result["store_options"] == [None, None, None]
