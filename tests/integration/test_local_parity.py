@@ -31,13 +31,18 @@ def test_scale_and_adapt_by_cores_and_memory_and_what_workers_expose(client_env:
 
         def settle(cluster, client, n):
             client.wait_for_workers(n)
+            deadline = time.monotonic() + 120
             while len(cluster.workers) != n or len(client.scheduler_info()["workers"]) != n:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{len(cluster.workers)} workers, not {n}")
                 time.sleep(0.1)
 
         out = {}
-        with packsync.Cluster(n_workers=1, threads_per_worker=2, memory_limit="1GB",
+        with packsync.Cluster(n_workers=2, threads_per_worker=2, memory_limit="1GB",
                               dashboard_address=None) as cluster:
             with cluster.get_client() as client:
+                cluster.scale(1)  # one nanny of the shared process closed alone, over TLS
+                settle(cluster, client, 1)
                 cluster.scale(cores=6)  # 2 threads each: 3 workers
                 settle(cluster, client, 3)
                 out["by_cores"] = len(cluster.workers)
