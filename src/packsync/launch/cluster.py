@@ -284,8 +284,22 @@ class Cluster(SpecClusterInternals):
 
     async def _adopt_early(self, early: EarlyWorkers) -> None:
         if len(early):
-            self._adopt_workers(await early.ready())
+            workers = await early.ready()
+            self._adopt_workers(workers)
             self._first_workers_timed = True
+            await self._learn_worker_addresses(workers.values())
+
+    async def _learn_worker_addresses(self, workers: Any) -> None:
+        """The worker address of each nanny whose log could not say it (nannies that
+        share a process log together), from the scheduler, where they registered."""
+        unknown = [w for w in workers if getattr(w, "worker_address", "") is None]
+        if not unknown or self.scheduler_comm is None:
+            return
+        identity = await self.scheduler_comm.identity()
+        by_nanny = {info.get("nanny"): address
+                    for address, info in identity.get("workers", {}).items()}
+        for worker in unknown:
+            worker.worker_address = by_nanny.get(worker.address)
 
     def _start_watcher(self) -> None:
         assert self.live_code is not None
