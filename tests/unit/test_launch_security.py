@@ -76,3 +76,21 @@ def test_workers_inherit_the_config_without_the_store_credentials():
     assert "store-options" not in inherited["packsync"]
     assert "store-secret-value" not in inherited_config()
     assert inherited["distributed"]["scheduler"]["allowed-failures"] == 7  # the rest travels
+
+
+def test_hosts_get_the_contents_of_the_tls_files_not_their_paths(tmp_path):
+    made = Security.temporary()
+    (tmp_path / "ca.pem").write_text(made.tls_ca_file)
+    (tmp_path / "key.pem").write_text(made.tls_client_key)
+    files = Security(require_encryption=True, tls_ca_file=str(tmp_path / "ca.pem"),
+                     tls_client_key=str(tmp_path / "key.pem"),
+                     tls_client_cert=made.tls_client_cert)
+    here = tls_options(files)["security"]
+    sent = tls_options(files, remote=True)["security"]
+    assert here is files and sent is not files
+    assert (sent.tls_ca_file, sent.tls_client_key) == (made.tls_ca_file, made.tls_client_key)
+    assert sent.tls_client_cert == made.tls_client_cert and sent.require_encryption
+    assert files.tls_ca_file == str(tmp_path / "ca.pem")  # the client's own is unchanged
+    (tmp_path / "key.pem").unlink()
+    with pytest.raises(LaunchError, match="tls_client_key"):
+        tls_options(files, remote=True)

@@ -190,7 +190,7 @@ class Cluster(SpecClusterInternals):
         self._first_workers_timed = False
 
         self.security = cluster_security(security)
-        tls = tls_options(self.security)
+        tls = tls_options(self.security, remote=bool(hosts))
         self._scheduler_opts = layout.scheduler_options(
             host, dashboard_address, {**tls, **(scheduler_options or {})})
         self._scheduler_in_process = layout.scheduler_in_process(

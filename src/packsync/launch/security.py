@@ -22,6 +22,8 @@ the ``packsync.tls`` setting (default true).
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import dask.config
@@ -53,13 +55,38 @@ def cluster_security(security: Security | bool | None) -> Security | None:
     return security
 
 
-def tls_options(security: Security | None) -> dict[str, Any]:
-    """What the scheduler and each worker are given to listen and connect with it."""
+def tls_options(security: Security | None, *, remote: bool = False) -> dict[str, Any]:
+    """What the scheduler and each worker are given to listen and connect with it
+    (``remote``: processes on SSH hosts, which do not have the client's files)."""
     if security is None:
         return {}
+    given = in_memory(security) if remote else security
     if security.require_encryption:
-        return {"security": security, "protocol": "tls"}
-    return {"security": security}
+        return {"security": given, "protocol": "tls"}
+    return {"security": given}
+
+
+# The fields of a ``Security`` that name a file or hold its PEM contents.
+PEM_FIELDS = ("tls_ca_file", "tls_client_key", "tls_client_cert", "tls_scheduler_key",
+              "tls_scheduler_cert", "tls_worker_key", "tls_worker_cert")
+
+
+def in_memory(security: Security) -> Security:
+    """``security`` with the files it names read into it (Dask takes PEM contents in
+    their place), so that it travels to hosts over the SSH channel with its spec."""
+    copied = copy.copy(security)
+    for name in PEM_FIELDS:
+        value = getattr(security, name, None)
+        if isinstance(value, str) and value and "\n" not in value:
+            path = Path(value).expanduser()
+            try:
+                setattr(copied, name, path.read_text(encoding="utf-8"))
+            except OSError as error:
+                raise LaunchError(
+                    f"the TLS file of security.{name} cannot be read: {error}",
+                    path=str(path), hint="give a distributed.Security whose files exist here",
+                ) from None
+    return copied
 
 
 def inherited_config() -> str:
