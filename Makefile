@@ -54,6 +54,7 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_fanout.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_watch.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_relaunch_process.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_tls.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
 
 clean:

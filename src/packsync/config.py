@@ -179,6 +179,28 @@ def shared_nannies() -> bool:
     return _flag("shared-nannies", LaunchError)
 
 
+def tls() -> bool:
+    """Authenticate and encrypt a cluster's connections with credentials of its own."""
+    return _flag("tls", LaunchError)
+
+
+# Keys that stay with the client: the store's options may hold its credentials, and only
+# the client writes to the store.
+CLIENT_ONLY = ("store-options",)
+
+
+def inheritable() -> dict[str, Any]:
+    """Dask's whole configuration as the cluster's processes inherit it: without the
+    ``CLIENT_ONLY`` keys."""
+    inherited: dict[str, Any] = copy.deepcopy(dask.config.global_config)
+    ours = inherited.get("packsync")
+    if isinstance(ours, dict):
+        for key in CLIENT_ONLY:
+            ours.pop(key, None)
+            ours.pop(key.replace("-", "_"), None)
+    return inherited
+
+
 def uv_path() -> str | None:
     """The uv executable to run instead of the one the ``uv`` package ships, if any."""
     return os.environ.get("PACKSYNC_UV") or None

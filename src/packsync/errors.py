@@ -93,6 +93,17 @@ class LaunchError(PacksyncError):
     stage = "launch"
 
 
+class ProcessStartError(LaunchError, RuntimeError):
+    """A scheduler or worker process that exited before it was ready: a ``RuntimeError``
+    too, as Dask's own ``Nanny failed to start`` is, so that Dask code catching that
+    catches this."""
+
+
+class StartTimeoutError(LaunchError, TimeoutError):
+    """A scheduler or worker process not ready in time: a ``TimeoutError`` too, as Dask
+    raises when a start outlasts its timeout."""
+
+
 class SyncError(PacksyncError):
     stage = "sync"
 

@@ -22,7 +22,8 @@ def code(dask_worker=None):
             "other": id(sys.modules.get("other"))}
 
 def received(dask_worker):
-    plugin = dask_worker.plugins.get("packsync-code")
+    plugin = next((p for n, p in dask_worker.plugins.items()
+                   if n.startswith("packsync-code-")), None)  # the cluster's own name
     return sorted(plugin.update.files) if plugin else None
 
 def write(relpath, text):

@@ -253,7 +253,7 @@ def test_worker_added_later_with_another_environment_is_retired(client: ClientEn
     assert sorted(out["differences"]) == [["httpx", "warning", beta_name],
                                           ["tornado", "critical", beta_name]]
     assert out["workers"] == 1 and out["specs"] == 1 and out["total"] == 45
-    assert "retiring worker tcp://127.0.0.1:" in completed.stderr
+    assert "retiring worker tls://127.0.0.1:" in completed.stderr  # TLS by default
     assert f"on {beta_name}: its environment differs" in completed.stderr
     assert "tornado: lock" in completed.stderr and "has 0.0.1" in completed.stderr
     for host in hosts:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import pickle
 import socket
 
 import dask.config
@@ -17,14 +17,14 @@ from packsync.launch.early_start import (
     start_early,
 )
 from packsync.launch.local import EnvWorker
-from packsync.launch.processes import SchedulerRole
+from packsync.launch.processes import SPEC_MAIN, SchedulerRole
 
 
 def local_workers(n: int, **extra):
     template = layout.worker_template(threads=1, memory_limit="auto", host="127.0.0.1",
                                       nanny=True, extra=extra or None)
     workers = layout.first_workers(template, n)
-    options = {"python": "/env/bin/python", "env": {"PATH": "/usr/bin"}, "cwd": "/work"}
+    options = {"python": "/env/bin/python", "environ": {"PATH": "/usr/bin"}, "cwd": "/work"}
     for spec in workers.values():
         spec["options"].update(options)
     return workers
@@ -42,9 +42,12 @@ def test_first_local_workers_share_one_nanny_process():
     ports = {a.rsplit(":", 1)[1] for a in nannies.addresses.values()}
     assert len(ports) == 2 and all(a.startswith("tcp://127.0.0.1:")
                                    for a in nannies.addresses.values())
+    # the spec goes to the process's stdin, pickled: nothing of it on the command line
     command = nannies.command()
-    spec = json.loads(command[command.index("--spec") + 1])
+    assert command[:2] == ["/env/bin/python", "-c"] and command[3:] == ["tcp://127.0.0.1:8786"]
+    spec = pickle.loads(nannies.payload())
     assert spec["0"]["cls"] == "distributed.Nanny" and spec["1"]["opts"]["name"] == 1
+    assert "python" not in spec["0"]["opts"] and "environ" not in spec["0"]["opts"]
 
 
 def test_nannies_are_not_shared_when_they_cannot_be():
@@ -114,9 +117,11 @@ def test_early_workers_report_the_first_failure_and_cancel_the_rest():
 
 
 def test_processes_are_named_as_errors_name_them():
-    worker = EnvWorker("tcp://127.0.0.1:8786", python="/env/bin/python", name=3)
+    worker = EnvWorker("tcp://127.0.0.1:8786", python="/env/bin/python", name=3, nthreads=2)
     assert worker.describe() == "the Dask worker 3"
-    assert worker.command()[:3] == ["/env/bin/python", "-m", "distributed.cli.dask_spec"]
+    assert worker.command() == ["/env/bin/python", "-c", SPEC_MAIN, "tcp://127.0.0.1:8786"]
+    assert pickle.loads(worker.payload()) == {3: {"cls": "distributed.Nanny", "opts": {
+        "nthreads": 2, "name": 3}}}
 
     class Scheduler(SchedulerRole):
         interpreter = "/env/bin/python"

@@ -86,14 +86,14 @@ def test_worker_template_threads_memory_and_user_options():
     template = layout.worker_template(threads=2, memory_limit="2GiB", host="127.0.0.1",
                                       nanny=False, extra={"resources": {"GPU": 1}})
     assert template["cls"] is EnvWorker
+    # flat, as SpecCluster reads nthreads and memory_limit for scale(cores=, memory=)
     assert template["options"] == {
-        "nanny": False,
-        "options": {"nthreads": 2, "memory_limit": "2GiB", "host": "127.0.0.1",
-                    "dashboard_address": None, "resources": {"GPU": 1}},
+        "nanny": False, "nthreads": 2, "memory_limit": "2GiB", "host": "127.0.0.1",
+        "dashboard_address": None, "resources": {"GPU": 1},
     }
     auto = layout.worker_template(threads=1, memory_limit="auto", host="h", nanny=True,
                                   extra={"memory_limit": 0})
-    assert auto["options"]["options"]["memory_limit"] == 0  # worker_options win
+    assert auto["options"]["memory_limit"] == 0  # worker_options win
 
 
 def test_first_workers_are_named_by_number_with_options_of_their_own():
@@ -110,7 +110,7 @@ def test_process_options_reach_workers_and_an_environment_scheduler(tmp_path):
     link = tmp_path / "live"
     options = layout.process_options(Path("/env/bin/python"), link)
     assert options["python"] == "/env/bin/python" and options["cwd"] == os.getcwd()
-    assert options["env"]["PYTHONPATH"] == str(link) == options["env"][LINK_VARIABLE]
+    assert options["environ"]["PYTHONPATH"] == str(link) == options["environ"][LINK_VARIABLE]
 
     template = layout.worker_template(threads=1, memory_limit="auto", host="127.0.0.1",
                                       nanny=True, extra=None)
@@ -125,4 +125,4 @@ def test_process_options_reach_workers_and_an_environment_scheduler(tmp_path):
     assert in_env["options"]["python"] == "/env/bin/python"
     assert "python" not in in_process["options"]  # Dask's own Scheduler takes no interpreter
     assert template["options"]["python"] == "/env/bin/python"
-    assert all(w["options"]["env"] is options["env"] for w in workers.values())
+    assert all(w["options"]["environ"] is options["environ"] for w in workers.values())

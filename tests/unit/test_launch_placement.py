@@ -45,8 +45,10 @@ def test_workers_go_round_robin_and_the_scheduler_stays_on_the_client():
     assert all(w["cls"] is RemoteWorker for w in workers.values())
     assert template["cls"] is RemoteWorker
     # a worker listens on its host's address, not on the client's loopback
-    assert [w["options"]["options"]["host"] for w in workers.values()] == [
+    assert [w["options"]["host"] for w in workers.values()] == [
         "10.0.0.1", "10.0.0.2", "10.0.0.1"]
+    # flat, as SpecCluster reads them for scale(cores=, memory=)
+    assert all(w["options"]["nthreads"] == 1 for w in workers.values())
 
 
 def test_scheduler_on_the_first_host():
@@ -75,7 +77,7 @@ def test_loopback_hosts_keep_a_user_chosen_worker_address():
     hosts = launch(["127.0.0.1", "localhost"])
     scheduler, workers, template = specs(2, host="127.0.0.2")
     hosts.place(scheduler, workers, template)
-    assert [w["options"]["options"]["host"] for w in workers.values()] == [
+    assert [w["options"]["host"] for w in workers.values()] == [
         "127.0.0.2", "127.0.0.2"]
 
 

@@ -32,7 +32,12 @@ from packsync.codesync.bundle import (
     read_files,
     store_bundle,
 )
-from packsync.codesync.plugin import PLUGIN_NAME, CodeSyncPlugin, CodeUpdate, apply_on_scheduler
+from packsync.codesync.plugin import (
+    CodeSyncPlugin,
+    CodeUpdate,
+    apply_on_scheduler,
+    plugin_name,
+)
 from packsync.config import store_expiry
 from packsync.errors import SyncError
 from packsync.hostside import layout, livecode
@@ -83,6 +88,7 @@ class LiveCode:
         self.manifest: dict[str, str] = dict(bundle.manifest) if bundle else {}
         self.launch_manifest = dict(self.manifest)
         self.code_id = bundle.code_id if bundle else _EMPTY
+        self.plugin_name = plugin_name()  # this cluster's own
         live = self.code_root / "live"
         live.mkdir(parents=True, exist_ok=True)
         _remove_dead_links(live)
@@ -145,9 +151,9 @@ class LiveCode:
         """Apply ``update`` on every worker (present and future), and on the scheduler
         unless ``on_scheduler`` is False (a scheduler in the client process)."""
         start = time.perf_counter()
-        plugin = CodeSyncPlugin(update)
+        plugin = CodeSyncPlugin(update, name=self.plugin_name)
         on_workers = scheduler_comm.register_worker_plugin(
-            plugin=dumps(plugin), name=PLUGIN_NAME, idempotent=False
+            plugin=dumps(plugin), name=plugin.name, idempotent=False
         )
         if on_scheduler:
             applied, workers = await asyncio.gather(

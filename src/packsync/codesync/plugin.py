@@ -26,6 +26,7 @@ import json
 import linecache
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -74,14 +75,21 @@ class Applied:
     dropped: tuple[str, ...]  # modules removed from sys.modules
 
 
+def plugin_name() -> str:
+    """A name for one cluster's plugin (``packsync-code-<random>``): a peer that does not
+    know it cannot register a plugin of its own in its place."""
+    return f"{PLUGIN_NAME}-{secrets.token_hex(12)}"
+
+
 class CodeSyncPlugin(WorkerPlugin):
     """Applies the current code version on every worker, present and future."""
 
     name = PLUGIN_NAME
     idempotent = False
 
-    def __init__(self, update: CodeUpdate) -> None:
+    def __init__(self, update: CodeUpdate, *, name: str = PLUGIN_NAME) -> None:
         self.update = update
+        self.name = name
         self.applied: Applied | None = None
 
     def setup(self, worker: Any) -> None:

@@ -26,6 +26,8 @@ Every message to the client is one JSON event per line on stdout (``protocol``).
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -321,12 +323,17 @@ def run(header: protocol.Header, stdin: IO[bytes]) -> int:
     env = {k: v for k, v in os.environ.items()
            if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
     env.update(header.get("env", {}))
+    payload = base64.b64decode(str(header.get("stdin") or ""))  # the spec: never on a command line
     child = subprocess.Popen(
         list(header["argv"]),
         env=env, cwd=str(header.get("cwd") or os.path.expanduser("~")),
-        stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(),
-        start_new_session=True,
+        stdin=subprocess.PIPE if payload else subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(), start_new_session=True,
     )
+    if child.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.write(payload)
+            child.stdin.close()
     emit("started", pid=child.pid, pgid=child.pid)
     watchdog = Watchdog()
     watchdog.child = child

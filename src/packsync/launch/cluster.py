@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distributed.core import Status
+from distributed.security import Security
 
 from packsync import config
 from packsync.codesync.bundle import code_rules
@@ -31,6 +32,7 @@ from packsync.launch.early_start import EarlyWorkers, start_early
 from packsync.launch.hosts.placement import HostsLaunch, SchedulerOn
 from packsync.launch.hosts.spec import HostLike
 from packsync.launch.preparation import LaunchSettings, prepare_here
+from packsync.launch.security import cluster_security, tls_options
 from packsync.launch.spec_internals import SpecClusterInternals
 from packsync.launch.summary import not_ready_html, summarize
 from packsync.launch.verify import Verification
@@ -108,6 +110,16 @@ class Cluster(SpecClusterInternals):
         ``fail_on`` decides which differences stop the cluster at launch. A worker that
         ``scale()`` or ``adapt()`` adds later and that ``fail_on`` refuses is retired with
         an error logged; ``cluster.verification`` lists every difference and retired worker.
+    security:
+        Who may connect. Default (Dask config ``packsync.tls``, true): TLS with a key and
+        certificate made for this cluster at launch, held by this client, the scheduler
+        and the workers alone, so that nobody else (another user of this machine, a peer
+        on the network) can connect and run code; ``cluster.get_client()`` uses them.
+        ``False``: plain TCP, open to anyone who reaches the port. A
+        ``distributed.Security`` of yours is used as given. See ``docs/security.md``.
+    dashboard_address:
+        Where the dashboard listens: this machine's loopback by default
+        (``"127.0.0.1:8787"``); ``":8787"`` for every interface, ``None`` for none.
     silence_logs:
         The level below which Dask's own log lines are not shown while the cluster starts
         (``logging.WARN``, as ``LocalCluster``): packsync's progress goes to ``reporter``.
@@ -132,7 +144,7 @@ class Cluster(SpecClusterInternals):
         python: str | None = None,
         nanny: bool = True,
         host: str = "127.0.0.1",
-        dashboard_address: str | None = ":8787",
+        dashboard_address: str | None = "127.0.0.1:8787",
         scheduler_options: dict[str, Any] | None = None,
         worker_options: dict[str, Any] | None = None,
         reporter: Reporter | None = None,
@@ -150,6 +162,7 @@ class Cluster(SpecClusterInternals):
         loop: Any = None,
         name: str | None = None,
         silence_logs: int | str | bool = logging.WARN,
+        security: Security | bool | None = None,
         **kwargs: Any,
     ) -> None:
         self._hosts = HostsLaunch(
@@ -177,7 +190,10 @@ class Cluster(SpecClusterInternals):
         self.prepared: Prepared | None = None
         self._first_workers_timed = False
 
-        self._scheduler_opts = layout.scheduler_options(host, dashboard_address, scheduler_options)
+        self.security = cluster_security(security)
+        tls = tls_options(self.security, remote=bool(hosts))
+        self._scheduler_opts = layout.scheduler_options(
+            host, dashboard_address, {**tls, **(scheduler_options or {})})
         self._scheduler_in_process = layout.scheduler_in_process(
             scheduler_process, remote=self._hosts is not None and self._hosts.remote_scheduler,
             default=config.scheduler_process(),
@@ -186,7 +202,7 @@ class Cluster(SpecClusterInternals):
                                                 local=self._hosts is None)
         worker = layout.worker_template(
             threads=threads_per_worker, memory_limit=memory_limit, host=host, nanny=nanny,
-            extra=worker_options,
+            extra={**tls, **(worker_options or {})},
         )
         super().__init__(
             workers=layout.first_workers(worker, n_workers),
@@ -197,6 +213,7 @@ class Cluster(SpecClusterInternals):
             loop=loop,
             name=name,
             silence_logs=silence_logs,
+            security=self.security,
             **kwargs,
         )
 
@@ -268,8 +285,22 @@ class Cluster(SpecClusterInternals):
 
     async def _adopt_early(self, early: EarlyWorkers) -> None:
         if len(early):
-            self._adopt_workers(await early.ready())
+            workers = await early.ready()
+            self._adopt_workers(workers)
             self._first_workers_timed = True
+            await self._learn_worker_addresses(workers.values())
+
+    async def _learn_worker_addresses(self, workers: Any) -> None:
+        """The worker address of each nanny whose log could not say it (nannies that
+        share a process log together), from the scheduler, where they registered."""
+        unknown = [w for w in workers if getattr(w, "worker_address", "") is None]
+        if not unknown or self.scheduler_comm is None:
+            return
+        identity = await self.scheduler_comm.identity()
+        by_nanny = {info.get("nanny"): address
+                    for address, info in identity.get("workers", {}).items()}
+        for worker in unknown:
+            worker.worker_address = by_nanny.get(worker.address)
 
     def _start_watcher(self) -> None:
         assert self.live_code is not None

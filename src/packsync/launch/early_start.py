@@ -16,6 +16,7 @@ from distributed.deploy.spec import ProcessInterface
 
 from packsync import config
 from packsync.launch.local import EnvNannies, EnvWorker, SharedWorker
+from packsync.launch.processes import dask_options, listen_scheme
 
 
 class EarlyWorkers:
@@ -65,7 +66,7 @@ def start_early(
     if scheduler_options.get("port") != 0 or not worker_spec:
         return EarlyWorkers({})
     scheduler_options["port"] = free_port(scheduler_options["host"])
-    address = f"tcp://{scheduler_options['host']}:{scheduler_options['port']}"
+    address = f"{listen_scheme(scheduler_options)}://{scheduler_options['host']}:{scheduler_options['port']}"
     nannies = shared_nannies(worker_spec, address)
     starting: dict[Any, tuple[ProcessInterface, asyncio.Future[Any]]] = {}
     for name, spec in worker_spec.items():
@@ -90,12 +91,12 @@ def shared_nannies(
     first = next(iter(worker_spec.values()))["options"]
     workers = {}
     for name, spec in worker_spec.items():
-        opts = dict(spec["options"].get("options", {}))
+        opts = dask_options(spec["options"])
         opts["host"] = opts.get("host") or "127.0.0.1"
         opts["port"] = free_port(opts["host"])
         workers[name] = opts
     return EnvNannies(
-        scheduler, python=first["python"], workers=workers, env=first.get("env"),
+        scheduler, python=first["python"], workers=workers, environ=first.get("environ"),
         cwd=first.get("cwd"),
     )
 
@@ -106,7 +107,7 @@ def can_share_nannies(worker_spec: Mapping[Any, Mapping[str, Any]]) -> bool:
         return False
     return all(
         s["cls"] is EnvWorker and s["options"].get("nanny", True)
-        and not s["options"].get("options", {}).get("port")
+        and not s["options"].get("port")
         for s in worker_spec.values()
     )
 

@@ -105,15 +105,20 @@ def worker_template(
     nanny: bool,
     extra: Mapping[str, Any] | None,
 ) -> Spec:
-    """The spec of one worker in the environment (``new_spec``, which ``scale()`` copies)."""
+    """The spec of one worker in the environment (``new_spec``, which ``scale()`` copies).
+
+    Its options are flat, as ``SpecCluster`` reads ``nthreads`` and ``memory_limit`` to
+    ``scale(cores=, memory=)`` and ``adapt()`` by them.
+    """
     options: dict[str, Any] = {
+        "nanny": nanny,
         "nthreads": threads,
         "memory_limit": memory_limit,
         "host": host,
         "dashboard_address": None,
     }
     options.update(extra or {})
-    return {"cls": EnvWorker, "options": {"nanny": nanny, "options": options}}
+    return {"cls": EnvWorker, "options": options}
 
 
 def first_workers(template: Spec, count: int) -> dict[int, Spec]:
@@ -126,7 +131,7 @@ def process_options(python: Path, code_link: Path | None) -> dict[str, Any]:
     """What every local process of the cluster is started with: the environment's own
     interpreter, the client's environment variables with the live code link on
     ``PYTHONPATH``, and the client's working directory."""
-    return {"python": str(python), "env": process_environment(code_link), "cwd": os.getcwd()}
+    return {"python": str(python), "environ": process_environment(code_link), "cwd": os.getcwd()}
 
 
 def with_process_options(

@@ -18,7 +18,6 @@ never the client's.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import multiprocessing
 import os
@@ -34,12 +33,16 @@ from distributed.deploy.spec import ProcessInterface
 from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
 from packsync.launch.processes import (
+    SPEC_RUNNER,
     DaskProcess,
     SchedulerRole,
+    WorkerFacts,
     WorkerRole,
+    listen_scheme,
     scheduler_spec,
     worker_spec,
 )
+from packsync.launch.security import inherited_config
 from packsync.uvtool import without_index_settings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ def process_environment(code_dir: Path | None) -> dict[str, str]:
     }
     env["PYTHONNOUSERSITE"] = "1"  # the client's user site is not part of the environment
     env["PYTHONSAFEPATH"] = "1"  # the working directory is reached through the code bundle
-    env["DASK_INTERNAL_INHERIT_CONFIG"] = dask.config.serialize(dask.config.global_config)
+    env["DASK_INTERNAL_INHERIT_CONFIG"] = inherited_config()
     env.pop(LINK_VARIABLE, None)
     if code_dir is not None:
         env["PYTHONPATH"] = str(code_dir)
@@ -78,30 +81,34 @@ class EnvProcess(DaskProcess):
         python: str,
         spec: Mapping[str, Any],
         args: tuple[str, ...] = (),
-        env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
         cwd: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(spec=spec, args=args, cwd=cwd, name=name)
         self.python = python
-        self.env = dict(env) if env is not None else process_environment(None)
+        self.env = dict(environ) if environ is not None else process_environment(None)
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def interpreter(self) -> str:
         return self.python
 
-    async def _open(self, argv: list[str]) -> None:
+    async def _open(self, argv: list[str], payload: bytes) -> None:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        except OSError as error:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(payload)
+            await self.proc.stdin.drain()
+            self.proc.stdin.close()
+        except (OSError, BrokenPipeError, ConnectionResetError) as error:
             raise LaunchError(
                 f"could not start the Dask {self.role} with {self.python}: {error}",
                 path=self.python,
@@ -145,7 +152,12 @@ class EnvScheduler(SchedulerRole, EnvProcess):
 
 
 class EnvWorker(WorkerRole, EnvProcess):
-    """A Dask worker (with its nanny, by default) in the replicated environment."""
+    """A Dask worker (with its nanny, by default) in the replicated environment.
+
+    Its spec's options are flat, as ``SpecCluster`` reads them (``nthreads``,
+    ``memory_limit``): the process's own (``python``, ``environ``, ``cwd``, ``nanny``)
+    and every other one for Dask's ``Nanny`` or ``Worker``.
+    """
 
     def __init__(
         self,
@@ -154,18 +166,20 @@ class EnvWorker(WorkerRole, EnvProcess):
         python: str,
         name: str | int | None = None,
         nanny: bool = True,
-        options: Mapping[str, Any] | None = None,
-        **kwargs: Any,
+        environ: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             python=python, spec=worker_spec(name, nanny=nanny, options=options),
-            args=(scheduler,), name=str(name), **kwargs,
+            args=(scheduler,), name=str(name), environ=environ, cwd=cwd,
         )
+        self.options = options
 
 
 FORKSERVER_VARIABLE = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
 
-# ``dask spec`` that starts its forkserver first, so that the forkserver imports
+# ``SPEC_MAIN`` that starts its forkserver first, so that the forkserver imports
 # ``distributed`` while this process does (not after), and, once its nannies closed their
 # workers, stops the forkserver and waits for it: a forkserver left to exit on its own
 # would be an orphan (a zombie where the init process does not reap, as in many
@@ -189,9 +203,10 @@ from multiprocessing import forkserver
 if os.environ.get("{FORKSERVER_VARIABLE}") == "forkserver":
     forkserver.set_forkserver_preload(["distributed"])
     forkserver.ensure_running()
-from distributed.cli.dask_spec import main
+{SPEC_RUNNER}
 try:
-    main()
+    serve()
+    status = 0
 except SystemExit as done:
     status = done.code if isinstance(done.code, int) else int(done.code is not None)
     raise
@@ -242,7 +257,7 @@ class EnvNannies(WorkerRole, EnvProcess):
         *,
         python: str,
         workers: Mapping[Any, Mapping[str, Any]],
-        env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> None:
         spec = {
@@ -251,18 +266,23 @@ class EnvNannies(WorkerRole, EnvProcess):
         }
         super().__init__(
             python=python, spec=spec, args=(scheduler,),
-            env=forkserver_environment(env or os.environ), cwd=cwd,
+            environ=forkserver_environment(environ or os.environ), cwd=cwd,
             name=", ".join(str(name) for name in workers),
         )
+        self.workers = {name: dict(options) for name, options in workers.items()}
         self.addresses = {
-            name: f"tcp://{options['host']}:{options['port']}" for name, options in workers.items()
+            name: f"{listen_scheme(options)}://{options['host']}:{options['port']}"
+            for name, options in workers.items()
         }
+        security = next((o["security"] for o in workers.values() if o.get("security")), None)
+        self._connection_args = (
+            security.get_connection_args("client") if security is not None else {})
         self._open_workers = set(workers)
         self._starting: asyncio.Future[None] | None = None
         self._terminating: set[asyncio.Future[None]] = set()
 
     def command(self) -> list[str]:
-        return [self.interpreter, "-c", NANNIES_MAIN, *self.args, "--spec", json.dumps(self.spec)]
+        return [self.interpreter, "-c", NANNIES_MAIN, *self.args]
 
     async def _stop(self) -> None:
         """The process alone first: its nannies close their workers, then it stops its
@@ -320,19 +340,20 @@ class EnvNannies(WorkerRole, EnvProcess):
 
     async def _terminate(self, name: Any) -> None:
         try:
-            async with rpc(self.addresses[name]) as nanny:
+            async with rpc(self.addresses[name], connection_args=self._connection_args) as nanny:
                 await asyncio.wait_for(nanny.terminate(reason="cluster-scale"), STOP_GRACE)
         except Exception as error:  # already gone, or closed as it answered
             logger.debug("nanny of worker %s: %s", name, error)
 
 
-class SharedWorker(ProcessInterface):
+class SharedWorker(WorkerFacts, ProcessInterface):
     """One worker whose nanny runs in an ``EnvNannies`` process shared with others."""
 
     def __init__(self, nannies: EnvNannies, name: Any) -> None:
         super().__init__()
         self.nannies = nannies
         self.name = name
+        self.options = nannies.workers[name]
 
     @property
     def proc(self) -> asyncio.subprocess.Process | None:
@@ -341,6 +362,7 @@ class SharedWorker(ProcessInterface):
 
     async def start(self) -> None:
         await self.nannies.start_once()
+        self.address = self.nannies.addresses[self.name]
         await super().start()
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from packsync.launch.hosts.prepare import (
 )
 from packsync.launch.hosts.processes import RemoteScheduler, RemoteWorker
 from packsync.launch.hosts.spec import HostLike, HostSpec, parse_hosts
+from packsync.launch.processes import dask_options
 from packsync.pipeline import Prepared
 from packsync.progress import Reporter
 
@@ -119,14 +120,11 @@ class HostsLaunch:
 
     @staticmethod
     def _worker_options(options: Mapping[str, Any], target: PreparedHost) -> dict[str, Any]:
-        inner = dict(options.get("options", {}))
-        if inner.get("host") in (None, "127.0.0.1") or not _loopback(target.spec.address):
-            inner["host"] = target.spec.address
-        return {
-            "target": target,
-            "nanny": options.get("nanny", True),
-            "options": inner,
-        }
+        """A worker's flat spec options, on ``target`` (local process options dropped)."""
+        result = dask_options(options)
+        if result.get("host") in (None, "127.0.0.1") or not _loopback(target.spec.address):
+            result["host"] = target.spec.address
+        return {**result, "target": target, "nanny": options.get("nanny", True)}
 
     def host_of(self, spec: Mapping[str, Any] | None) -> str:
         if spec is None:

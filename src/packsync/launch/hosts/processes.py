@@ -8,11 +8,10 @@ host, so no scheduler or worker outlives its cluster on any host.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Mapping
 from typing import Any
-
-import dask.config
 
 from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
@@ -22,9 +21,11 @@ from packsync.launch.processes import (
     DaskProcess,
     SchedulerRole,
     WorkerRole,
+    dask_options,
     scheduler_spec,
     worker_spec,
 )
+from packsync.launch.security import inherited_config
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def remote_environment(host: PreparedHost) -> dict[str, str]:
     env = {
         "PYTHONNOUSERSITE": "1",
         "PYTHONSAFEPATH": "1",
-        "DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.global_config),
+        "DASK_INTERNAL_INHERIT_CONFIG": inherited_config(),
     }
     if host.link:
         env["PYTHONPATH"] = host.link
@@ -78,9 +79,11 @@ class RemoteProcess(DaskProcess):
         return {"host": self.host, "path": self.interpreter,
                 "hint": "the log above is the process's own, from the host"}
 
-    async def _open(self, argv: list[str]) -> None:
+    async def _open(self, argv: list[str], payload: bytes) -> None:
+        # the spec (credentials included) travels in the header, over the SSH channel,
+        # and the host side writes it to the process's stdin: never on a command line
         header = {"action": "run", "argv": argv, "env": remote_environment(self.target),
-                  "cwd": self.cwd or ""}
+                  "cwd": self.cwd or "", "stdin": base64.b64encode(payload).decode()}
         try:
             self.proc = await self.target.connection.start([self.target.host_python], header)
             await self.proc.stdin.drain()
@@ -141,7 +144,11 @@ class RemoteScheduler(SchedulerRole, RemoteProcess):
 
 
 class RemoteWorker(WorkerRole, RemoteProcess):
-    """A Dask worker (with its nanny, by default) on a host."""
+    """A Dask worker (with its nanny, by default) on a host.
+
+    Its spec's options are flat, as ``SpecCluster`` reads them: ``target`` and ``nanny``
+    for the process, every other one for Dask's ``Nanny`` or ``Worker``.
+    """
 
     def __init__(
         self,
@@ -150,11 +157,11 @@ class RemoteWorker(WorkerRole, RemoteProcess):
         target: PreparedHost,
         name: str | int | None = None,
         nanny: bool = True,
-        options: Mapping[str, Any] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> None:
-        options = {"host": target.spec.address, **(options or {})}
+        options = {"host": target.spec.address, **dask_options(options)}
         super().__init__(
             target=target, spec=worker_spec(name, nanny=nanny, options=options),
-            args=(scheduler,), name=str(name), **kwargs,
+            args=(scheduler,), name=str(name),
         )
+        self.options = options
