@@ -438,6 +438,9 @@ def worker_main(argv: list[str]) -> int:
         env = {k: v for k, v in os.environ.items()  # the worker needs no index credential
                if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"
+        # a job's directory (often the user's, on a shared filesystem) must not shadow the
+        # code bundle: Python puts it first on sys.path for -m and -c unless told not to
+        env["PYTHONSAFEPATH"] = "1"
         if options.code:
             try:
                 env["PYTHONPATH"] = _unpack_code(cache, store, options.code[:32], options.code)
