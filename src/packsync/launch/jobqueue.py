@@ -1,8 +1,8 @@
-"""``packsync.jobqueue(SLURMCluster, ...)``: a dask-jobqueue cluster in your replicated environment.
+"""``jobqueue(SLURMCluster, ...)``: a dask-jobqueue cluster in your replicated environment.
 
-One line for dask-jobqueue users::
+One line for dask-jobqueue users (``jobqueue`` is exported by ``import packsync``)::
 
-    cluster = packsync.jobqueue(SLURMCluster, cores=8, memory="32GB", store="/shared/ps")
+    cluster = jobqueue(SLURMCluster, cores=8, memory="32GB", store="/shared/ps")
 
 Why a function that takes the cluster class: a dask-jobqueue user already chose a batch
 system by its class (``SLURMCluster``, ``PBSCluster``, ``SGECluster``, ...) and knows its
@@ -156,7 +156,7 @@ def _with_packsync(cluster_class: type[Any]) -> type[Any]:
             cluster_class.__name__, (PacksyncJobs, cluster_class),
             {"__module__": cluster_class.__module__,
              "__doc__": f"{cluster_class.__name__} in your replicated environment "
-                        "(packsync.jobqueue)."})
+                        "(made by packsync's jobqueue)."})
     return made
 
 
