@@ -58,6 +58,7 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_watch.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_relaunch_process.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_slurm.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)

@@ -169,30 +169,52 @@ def test_the_seed_example_runs_on_slurm_workers_in_the_replicated_environment(
 
 
 BROKEN = CLUSTER + """
+import glob
+from packsync.errors import LaunchError
 from packsync.launch.worker_command import WorkerJobError
 
-out = {}
-with slurm_cluster(os.environ["SHARED"], os.environ["WORKER_CACHE"]) as cluster:
-    argv = cluster.command.argv
-    manifest = argv[argv.index("--artifact") + 1]
-    os.unlink(os.path.join(os.environ["SHARED"], "sha256", manifest[:2], manifest))
+def first_worker(cluster):
     cluster.scale(jobs=1)
     with Client(cluster) as client:
         try:
             client.wait_for_workers(1, timeout=300)
-        except WorkerJobError as error:
-            out = {"error": str(error), "host": error.host, "hint": error.hint,
-                   "type": type(error).__name__, "failures": len(cluster.failures)}
-        except Exception as error:
-            out = {"error": str(error), "type": type(error).__name__}
-print(json.dumps(out))
+        except LaunchError as error:
+            return {"error": str(error), "host": error.host, "hint": error.hint,
+                    "type": type(error).__name__, "failures": len(cluster.failures),
+                    "retired": len(cluster.verification.retired)}
+        return {"type": None}
+
+made = os.environ["WORKER_CACHE"] + "-made"
+with slurm_cluster(os.environ["SHARED"], made) as cluster:
+    ok = first_worker(cluster)
+# an environment changed after packsync made it: its worker is retired, and the client told
+[metadata] = glob.glob(made + "/envs/*/lib/python*/site-packages/cloudpickle-*.dist-info/METADATA")
+with open(metadata) as handle:
+    text = handle.read()
+with open(metadata, "w") as handle:
+    handle.write(text.replace("\\nVersion: ", "\\nVersion: 0.0.1\\nX-Was: ", 1))
+with slurm_cluster(os.environ["SHARED"], made) as cluster:
+    altered = first_worker(cluster)
+
+with slurm_cluster(os.environ["SHARED"], os.environ["WORKER_CACHE"]) as cluster:
+    argv = cluster.command.argv
+    manifest = argv[argv.index("--artifact") + 1]
+    os.unlink(os.path.join(os.environ["SHARED"], "sha256", manifest[:2], manifest))
+    out = first_worker(cluster)
+print(json.dumps({"ok": ok, "altered": altered, "missing": out}))
 """
 
 
-def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client(
+def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client_as_is_an_altered_one(
         slurm: slurm_support.Slurm, seed_client: ClientEnv, tmp_path: Path):
-    out = _workers_run(seed_client, slurm, BROKEN, SHARED=str(tmp_path / "shared"),
-                       WORKER_CACHE=str(tmp_path / "worker-cache"))
+    found = _workers_run(seed_client, slurm, BROKEN, SHARED=str(tmp_path / "shared"),
+                         WORKER_CACHE=str(tmp_path / "worker-cache"))
+    assert found["ok"] == {"type": None}
+    altered = found["altered"]
+    assert altered["type"] == "LaunchError" and altered["retired"] == 1, altered
+    assert "cloudpickle: lock " in altered["error"] and "has 0.0.1" in altered["error"]
+    assert " on 127.0.0.1 (job " in altered["error"]  # the worker's address, and its job
+    out = found["missing"]
     assert out["type"] == "WorkerJobError", out  # not a WorkerStartTimeoutError
     assert "environment manifest" in out["error"] and "missing or altered" in out["error"]
     assert f"on {slurm.node}" in out["error"] and "job " in out["error"]
