@@ -196,12 +196,21 @@ with open(metadata, "w") as handle:
 with slurm_cluster(os.environ["SHARED"], made) as cluster:
     altered = first_worker(cluster)
 
+# the store not mounted where the job runs: the job says so on stderr, read from its .err
+unmounted = os.environ["SHARED"] + "-unmounted"
+with slurm_cluster(unmounted, os.environ["WORKER_CACHE"]) as cluster:
+    os.rename(unmounted, unmounted + ".away")
+    try:
+        not_mounted = first_worker(cluster)
+    finally:
+        os.rename(unmounted + ".away", unmounted)
+
 with slurm_cluster(os.environ["SHARED"], os.environ["WORKER_CACHE"]) as cluster:
     argv = cluster.command.argv
     manifest = argv[argv.index("--artifact") + 1]
     os.unlink(os.path.join(os.environ["SHARED"], "sha256", manifest[:2], manifest))
     out = first_worker(cluster)
-print(json.dumps({"ok": ok, "altered": altered, "missing": out}))
+print(json.dumps({"ok": ok, "altered": altered, "missing": out, "not_mounted": not_mounted}))
 """
 
 
@@ -214,6 +223,10 @@ def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client_as_is_
     assert altered["type"] == "LaunchError" and altered["retired"] == 1, altered
     assert "cloudpickle: lock " in altered["error"] and "has 0.0.1" in altered["error"]
     assert " on 127.0.0.1 (job " in altered["error"]  # the worker's address, and its job
+    not_mounted = found["not_mounted"]
+    assert not_mounted["type"] == "WorkerJobError", not_mounted
+    assert f"on {slurm.node}: " in not_mounted["error"] and "job " in not_mounted["error"]
+    assert "is not there; is the shared store mounted" in not_mounted["error"]
     out = found["missing"]
     assert out["type"] == "WorkerJobError", out  # not a WorkerStartTimeoutError
     assert "environment manifest" in out["error"] and "missing or altered" in out["error"]

@@ -66,3 +66,27 @@ def test_job_ids_and_worker_names_as_batch_systems_give_them() -> None:
     assert jobreport.job_id({}) == ""
     assert jobreport.worker_name(["--nthreads", "2", "--name=SLURMCluster-0"]) == "SLURMCluster-0"
     assert jobreport.worker_name(["--name"]) == ""
+
+
+def test_a_job_that_cannot_read_the_store_says_so_on_stderr_which_the_client_reads(
+        tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from packsync.hostside import loader
+    from packsync.launch.jobqueue import failures_in_logs
+
+    missing = str(tmp_path / "not-mounted" / "sha256" / "ab" / "ab")
+    job = subprocess.run([sys.executable, "-I", "-c", loader.BOOTSTRAP, missing, "ab", "worker"],
+                         capture_output=True, text=True, timeout=60)
+    assert job.returncode == 1 and "is the shared store mounted" in job.stderr
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "dask-worker-17.err").write_text(job.stderr)
+    (logs / "dask-worker-18.err").write_text("distributed.worker - INFO - Start worker\n")
+    [failure] = failures_in_logs(str(logs), {"SLURMCluster-0": "17", "SLURMCluster-1": "18",
+                                             "SLURMCluster-2": "19"})
+    assert (failure.job, failure.worker, failure.host) == ("17", "SLURMCluster-0",
+                                                          socket.gethostname())
+    assert failure.message.startswith(missing + " is not there")

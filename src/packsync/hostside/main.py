@@ -466,12 +466,12 @@ def worker_main(argv: list[str]) -> int:
 
 def _job_failed(options: argparse.Namespace, store: str, message: str, log: str,
                 kind: str) -> int:
-    """Say why on stderr, and in a report the client reads from the store; exit status 2."""
-    sys.stderr.write(f"packsync: {message}\n{log[-4000:]}")
+    """Say why in a report the client reads from the store, then on stderr; exit status 2."""
     if options.report:
         args = options.args[1:] if options.args[:1] == ["--"] else options.args
         jobreport.write_failure(store, options.report, kind=kind, message=message, log=log,
                                 args=args, environ=os.environ)
+    sys.stderr.write(f"packsync: {message}\n{log[-4000:]}")
     return 2
 
 

@@ -22,7 +22,9 @@ What it adds, as ``packsync.Cluster`` has it:
 - a job that cannot make the environment on its machine (store not mounted, disk full,
   another Python, no index) is reported at the client, naming the job and the machine:
   logged, told to the reporter, and raised by ``wait_for_workers`` (also reached through
-  ``Client.wait_for_workers``) instead of a timeout;
+  ``Client.wait_for_workers``) instead of a timeout. The job says why in a report in the
+  store; a job that cannot even read the store (not mounted on its machine) says it on
+  stderr, which the client reads from dask-jobqueue's ``log_directory`` when one is set;
 - working-directory code live: ``sync()`` sends the files changed since the last sync to
   every worker, ``watch=True`` on every save; workers that join later get it too;
 - plan options (``ignore``, ``only``, ``strict``, ``fail_on``) and progress through a
@@ -35,11 +37,13 @@ code updates go to the workers only.
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +180,9 @@ class PacksyncJobs(SpecClusterInternals):
         self._raised: set[str] = set()  # failures and retired workers wait_for_workers raised
         self._announced: set[str] = set()  # workers told to the reporter as checked
         super().__init__(*args, **kwargs)
+        # dask-jobqueue's job template (as job_script() uses it): where jobs' stderr goes
+        self._log_directory: str | None = getattr(getattr(self, "_dummy_job", None),
+                                                  "log_directory", None)
 
     @property
     def timings(self) -> dict[str, float]:
@@ -255,16 +262,17 @@ class PacksyncJobs(SpecClusterInternals):
         """Record new job failures; check new workers, retiring those ``fail_on`` refuses."""
         if self.status != Status.running or self.scheduler_comm is None:
             return
-        for failure in await asyncio.to_thread(read_failures, self.command.reports):
-            if failure.path in self._failures:
-                continue
-            self._failures[failure.path] = failure
-            logger.error("%s\n%s", failure.describe(), failure.log)
-            self.clock.step("launch", f"failed: {failure.describe()}")
-            self._forget_job(failure.worker)
         identity = await self.scheduler_comm.identity()
         hosts = {info.get("name"): str(info.get("host", "?"))
                  for info in identity.get("workers", {}).values()}
+        for failure in await asyncio.to_thread(read_failures, self.command.reports):
+            self._record(failure)
+        if self._log_directory:
+            silent = {name: str(job.job_id) for name, job in self.workers.items()
+                      if getattr(job, "job_id", None) and not self._heard_from(name, hosts)}
+            for failure in await asyncio.to_thread(failures_in_logs, self._log_directory,
+                                                   silent):
+                self._record(failure)
         refused = await self._checks.refused_joined(
             self.command.lock, self.scheduler_comm, lambda name: self._where(name, hosts))
         for name in refused:
@@ -276,6 +284,20 @@ class PacksyncJobs(SpecClusterInternals):
                               - self._announced):
             self._announced.add(address)
             self.clock.step("launch", f"worker {address} joined, its environment as locked")
+
+    def _record(self, failure: JobFailure) -> None:
+        if failure.path in self._failures or any(
+                failure.worker and f.worker == failure.worker for f in self._failures.values()):
+            return
+        self._failures[failure.path] = failure
+        logger.error("%s\n%s", failure.describe(), failure.log)
+        self.clock.step("launch", f"failed: {failure.describe()}")
+        self._forget_job(failure.worker)
+
+    def _heard_from(self, job: Any, workers: Mapping[Any, str]) -> bool:
+        """Whether a worker of this job joined, or the job reported a failure."""
+        names = [*workers, *(f.worker for f in self._failures.values())]
+        return any(n == job or (isinstance(n, str) and n.startswith(f"{job}-")) for n in names)
 
     def _where(self, name: Any, hosts: dict[Any, str]) -> str:
         """A worker's machine and job, as errors name them."""
@@ -329,3 +351,31 @@ class PacksyncJobs(SpecClusterInternals):
         if self.scheduler_comm is None or self.status != Status.running:
             raise LaunchError("sync() needs a running cluster", hint="start the cluster first")
         return await self._live_sync.sync(self.scheduler_comm)
+
+
+# what the worker command's bootstrap says when it cannot run the host side (loader)
+_SAID = re.compile(r"^packsync: failed on (?P<host>[^:\s]+): (?P<message>.+)$", re.MULTILINE)
+
+
+def failures_in_logs(log_directory: str, jobs: Mapping[str, str]) -> list[JobFailure]:
+    """What the ``.err`` files of jobs (worker name -> job id) say the worker command's
+    bootstrap failed on: a job that could not read the store cannot write a report there.
+    dask-jobqueue names a job's error file ``<job name>-<job id>.err`` in its
+    ``log_directory``."""
+    found: list[JobFailure] = []
+    for name, job_id in jobs.items():
+        for path in glob.glob(os.path.join(glob.escape(log_directory), f"*-{job_id}.err")):
+            try:
+                text = Path(path).read_text(encoding="utf-8", errors="replace")
+                when = os.path.getmtime(path)
+            except OSError:
+                continue
+            said = _SAID.search(text)
+            if said is None:
+                continue
+            found.append(JobFailure(
+                job=job_id, worker=name, host=said["host"],
+                kind="integrity" if "refusing" in said["message"] else "store",
+                message=said["message"], log="\n".join(text.splitlines()[-20:]), time=when,
+                path=path))
+    return found
