@@ -44,6 +44,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,37 +117,39 @@ def jobqueue(
                     cache=locked.cache, bundle=published.code, version_dir=None)
     command = published.command
     setup = Setup(command=command, live=live, clock=clock, verify=verify,
-                  fail_on=options.fail_on, watch=watch)
+                  fail_on=options.fail_on, watch=watch,
+                  scratch=locked.cache / "jobqueue" / command.report_key)
     try:
         return _with_packsync(cluster_class)(
-            *args, python=_python_option(cluster_class, command, locked.cache), setup=setup,
+            *args, python=_python_option(cluster_class, command, setup.scratch), setup=setup,
             **kwargs)
     except BaseException:
         live.close()
+        shutil.rmtree(setup.scratch, ignore_errors=True)
         raise
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Setup:
     """What ``jobqueue`` made before the cluster: the command, live code, the options."""
 
-    def __init__(self, *, command: WorkerCommand, live: LiveCode, clock: StageClock,
-                 verify: bool, fail_on: str, watch: bool | None) -> None:
-        self.command = command
-        self.live = live
-        self.clock = clock
-        self.verify = verify
-        self.fail_on = fail_on
-        self.watch = watch
+    command: WorkerCommand
+    live: LiveCode
+    clock: StageClock
+    verify: bool
+    fail_on: str
+    watch: bool | None
+    scratch: Path  # this machine's files of the cluster (a worker script), removed at close
 
 
-def _python_option(cluster_class: type[Any], command: WorkerCommand, cache: Path) -> str:
+def _python_option(cluster_class: type[Any], command: WorkerCommand, scratch: Path) -> str:
     """dask-jobqueue's ``python=``: the command as one shell string, or as a script for the
     local job queue, which splits ``python=`` on spaces (the script stays on this machine)."""
     from dask_jobqueue.local import LocalCluster as LocalJobQueue
 
     if not issubclass(cluster_class, LocalJobQueue):
         return command.python
-    return str(command.write_script(cache / "jobqueue" / command.report_key / "worker-python"))
+    return str(command.write_script(scratch / "worker-python"))
 
 
 _CLASSES: dict[type[Any], type[Any]] = {}
@@ -170,6 +173,7 @@ class PacksyncJobs(SpecClusterInternals):
     def __init__(self, *args: Any, setup: Setup, **kwargs: Any) -> None:
         self.command = setup.command
         self.live_code = setup.live
+        self._scratch = setup.scratch
         self.clock = setup.clock
         self._checks = WorkerChecks(enabled=setup.verify, fail_on=setup.fail_on)
         self._watch = watch_settings(setup.watch)
@@ -247,6 +251,7 @@ class PacksyncJobs(SpecClusterInternals):
         finally:
             self.live_code.close()
             shutil.rmtree(self.command.reports, ignore_errors=True)
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     # --- watching the jobs ----------------------------------------------------------------
 
