@@ -64,8 +64,8 @@ from packsync.launch.worker_command import (
     JobFailure,
     WorkerCommand,
     job_error,
-    published_command,
     read_failures,
+    worker_command,
 )
 from packsync.plan.options import plan_options
 from packsync.progress import Reporter, StageClock
@@ -109,13 +109,13 @@ def jobqueue(
     rules = code_rules(include=include, exclude=exclude)
     clock = StageClock(reporter)
     link = f"jobs-{uuid.uuid4().hex[:16]}"
-    published = published_command(
+    command = worker_command(
         store=store, python=python, host_cache_dir=host_cache_dir, options=options,
         cache=cache_dir, reporter=clock, install=install, code_rules=rules, link=link)
-    locked = published.locked
+    locked = command.locked
+    assert locked is not None  # worker_command keeps what it made
     live = LiveCode(roots=locked.snapshot.code_paths, rules=rules, store=locked.store,
-                    cache=locked.cache, bundle=published.code, version_dir=None)
-    command = published.command
+                    cache=locked.cache, bundle=command.code, version_dir=None)
     setup = Setup(command=command, live=live, clock=clock, verify=verify,
                   fail_on=options.fail_on, watch=watch,
                   scratch=locked.cache / "jobqueue" / command.report_key)

@@ -33,7 +33,7 @@ import re
 import shlex
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -80,6 +80,9 @@ class WorkerCommand:
     store: str
     indexes: tuple[JobIndex, ...] = ()  # each needs credentials from the job's environment
     report_key: str = ""  # failed jobs report under ``<store>/jobs/<report_key>/``
+    # what this machine kept of its making, for live code (in memory only)
+    locked: Locked | None = field(default=None, repr=False, compare=False)
+    code: CodeBundle | None = field(default=None, repr=False, compare=False)
 
     @property
     def python(self) -> str:
@@ -190,42 +193,19 @@ def worker_command(
     cache: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
     install: HostInstall = "artifact",
+    code_rules: CodeRules | None = None,
+    link: str = "",
 ) -> WorkerCommand:
     """Lock this environment into the shared directory ``store``; the command that uses it.
 
     ``python`` is the interpreter name or path on the worker machines (same
     major.minor as here); ``host_cache_dir`` their cache (default
     ``$PACKSYNC_CACHE_DIR`` there, else ``~/.cache/packsync``); ``install`` how they
-    get the environment: ``"artifact"`` (unpacked from the store) or ``"index"``.
+    get the environment: ``"artifact"`` (unpacked from the store) or ``"index"``;
+    ``code_rules`` which working-directory files travel (default: the Dask config's);
+    ``link`` the name of a live code link the processes import through, which a
+    ``sync()`` swaps to newer code (default: none, the code of this call).
     """
-    return published_command(store=store, python=python, host_cache_dir=host_cache_dir,
-                             options=options, cache=cache, reporter=reporter,
-                             install=install).command
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Published:
-    """A worker command and what the client keeps of its making (for live code)."""
-
-    command: WorkerCommand
-    locked: Locked
-    code: CodeBundle | None
-
-
-def published_command(
-    *,
-    store: str | os.PathLike[str],
-    python: str = "python3",
-    host_cache_dir: str | None = None,
-    options: PlanOptions | None = None,
-    cache: str | os.PathLike[str] | None = None,
-    reporter: Reporter | None = None,
-    install: HostInstall = "artifact",
-    code_rules: CodeRules | None = None,
-    link: str = "",
-) -> Published:
-    """``worker_command``, with the code ``code_rules`` choose and, if ``link`` is given,
-    processes that import it through a live link of that name (``sync()`` swaps it)."""
     if install not in HOST_INSTALLS:
         raise ValueError(f"install={install!r} is not one of {HOST_INSTALLS}")
     directory = os.path.abspath(os.fspath(store))
@@ -275,9 +255,8 @@ def published_command(
         argv += ["--link", link]
     report_key = uuid.uuid4().hex[:16]
     argv += ["--report", report_key, "--"]
-    command = WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes,
-                            report_key=report_key)
-    return Published(command=command, locked=locked, code=code)
+    return WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes,
+                         report_key=report_key, locked=locked, code=code)
 
 
 def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
