@@ -169,7 +169,7 @@ def test_the_seed_example_runs_on_slurm_workers_in_the_replicated_environment(
 
 
 BROKEN = CLUSTER + """
-import glob
+import glob, time
 from packsync.errors import LaunchError
 from packsync.launch.worker_command import WorkerJobError
 
@@ -184,9 +184,23 @@ def first_worker(cluster):
                     "retired": len(cluster.verification.retired)}
         return {"type": None}
 
+def watched():
+    return list(Client.current().run(
+        lambda: __import__("importlib").import_module("watched").VALUE).values())
+
 made = os.environ["WORKER_CACHE"] + "-made"
-with slurm_cluster(os.environ["SHARED"], made) as cluster:
+with open("watched.py", "w") as handle:
+    handle.write("VALUE = 1\\n")
+with slurm_cluster(os.environ["SHARED"], made, watch=True) as cluster:
     ok = first_worker(cluster)
+    with Client(cluster):
+        ok["before"] = watched()
+        with open("watched.py", "w") as handle:   # saved: no sync() called
+            handle.write("VALUE = 2\\n")
+        deadline = time.monotonic() + 60
+        while (seen := watched()) != [2] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ok["after"] = seen
 # an environment changed after packsync made it: its worker is retired, and the client told
 [metadata] = glob.glob(made + "/envs/*/lib/python*/site-packages/cloudpickle-*.dist-info/METADATA")
 with open(metadata) as handle:
@@ -218,7 +232,7 @@ def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client_as_is_
         slurm: slurm_support.Slurm, seed_client: ClientEnv, tmp_path: Path):
     found = _workers_run(seed_client, slurm, BROKEN, SHARED=str(tmp_path / "shared"),
                          WORKER_CACHE=str(tmp_path / "worker-cache"))
-    assert found["ok"] == {"type": None}
+    assert found["ok"] == {"type": None, "before": [1], "after": [2]}  # watch=True synced
     altered = found["altered"]
     assert altered["type"] == "LaunchError" and altered["retired"] == 1, altered
     assert "cloudpickle: lock " in altered["error"] and "has 0.0.1" in altered["error"]
