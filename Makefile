@@ -13,11 +13,14 @@ MKDOCS := $(HERMETIC) NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --stri
 .PHONY: demo test test-unit docs lint bench clean system-packages
 
 # git for Git installs; OpenSSH for SSH hosts and SSH-served repositories in tests;
-# iproute2 for hosts in network namespaces of their own
+# iproute2 for hosts in network namespaces of their own; SLURM and munge for a real batch
+# system in tests (tests/support/slurm.py starts and stops its daemons)
 system-packages:
 	@command -v git >/dev/null && test -x /usr/sbin/sshd && command -v ssh >/dev/null && \
-		command -v ip >/dev/null || (apt-get update -qq && \
-		apt-get install -y -qq git openssh-server openssh-client iproute2)
+		command -v ip >/dev/null && test -x /usr/sbin/slurmctld && test -x /usr/sbin/munged || \
+		(apt-get update -qq && \
+		apt-get install -y -qq git openssh-server openssh-client iproute2 && \
+		apt-get install -y -qq --no-install-recommends slurm-wlm munge)
 
 $(UV_DEMO):
 	$(PYTHON) -m venv $(DEMO_VENV)
@@ -56,6 +59,7 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_relaunch_process.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_tls.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_slurm.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)

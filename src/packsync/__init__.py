@@ -24,6 +24,7 @@ from packsync.errors import (
 
 if TYPE_CHECKING:
     from packsync.launch.cluster import Cluster
+    from packsync.launch.jobqueue import jobqueue
     from packsync.lock.lockfile import Lock
     from packsync.materialize.environments import materialize
     from packsync.model import Plan, PlanOptions, Snapshot, Target
@@ -41,6 +42,7 @@ _LAZY = {
     "Snapshot": "packsync.model",
     "Target": "packsync.model",
     "lock_environment": "packsync.pipeline",
+    "jobqueue": "packsync.launch.jobqueue",
     "materialize": "packsync.materialize.environments",
     "plan": "packsync.plan.rules",
     "scan": "packsync.scan",
@@ -96,6 +98,7 @@ __all__ = [
     "Snapshot",
     "StoreError",
     "Target",
+    "jobqueue",
     "lock_environment",
     "materialize",
     "plan",

@@ -115,7 +115,7 @@ def test_python_examples_compile_and_name_what_exists(page: Path):
             if isinstance(node, ast.Call):
                 target = _resolve(node.func, imported)
                 if target is not None:
-                    unknown = {k.arg for k in node.keywords if k.arg} - _keywords(target)
+                    unknown = {k.arg for k in node.keywords if k.arg} - _keywords(target, node)
                     assert not unknown, f"{block.where}: {ast.unparse(node.func)} takes no {unknown}"
 
 
@@ -156,8 +156,12 @@ def _resolve(func: ast.expr, names: dict[str, Any]) -> Any:
     return value if callable(value) and module.startswith("packsync") else None
 
 
-def _keywords(target: Any) -> set[str]:
-    """The keyword names a callable accepts; a class's ``**kwargs`` go to its bases."""
+def _keywords(target: Any, call: ast.Call | None = None) -> set[str]:
+    """The keyword names a callable accepts; a class's ``**kwargs`` go to its bases, a
+    function's (``packsync.jobqueue``'s, to the cluster class it is given) are not checked."""
+    if not inspect.isclass(target) and call is not None and any(
+            p.kind is p.VAR_KEYWORD for p in inspect.signature(target).parameters.values()):
+        return {k.arg for k in call.keywords if k.arg}
     accepted: set[str] = set()
     functions = ([c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)]
                  if inspect.isclass(target) else [target])

@@ -36,6 +36,16 @@ def register(commands: Any) -> None:
                          help="also write the command as an executable script at PATH, for "
                               "deployers that split python= on spaces")
     command.add_argument("--json", action="store_true", help="print argv as a JSON list")
+    command.add_argument("--kubernetes", metavar="CLAIM",
+                         help="print, as JSON, the container command, volumes and secrets of "
+                              "a DaskCluster's worker and scheduler pods (Dask Kubernetes "
+                              "operator) whose store is on the PersistentVolumeClaim CLAIM")
+    command.add_argument("--credentials-secret", default="packsync-index-credentials",
+                         help="with --kubernetes and --install index: the secret holding "
+                              "each index's <name>-username and <name>-password")
+    command.add_argument("--node-cache", metavar="DIR",
+                         help="with --kubernetes: a directory of each node kept as the pods' "
+                              "cache (hostPath)")
     command.add_argument("--ignore", action="append", metavar="NAME")
     command.add_argument("--only", action="append", metavar="NAME")
     command.add_argument("--strict", action="store_true", default=None)
@@ -62,5 +72,13 @@ def _worker_command(args: argparse.Namespace) -> int:
         username, password = index.variables
         err.print(f"worker jobs authenticate to {index.url} themselves: set {username} and "
                   f"{password} in their environment, or give them a netrc entry for its host")
+    if args.kubernetes:
+        from packsync.launch.kubernetes import MODULES, pod_parts
+
+        print(json.dumps({role: pod_parts(made, role, store_claim=args.kubernetes,
+                                          credentials_secret=args.credentials_secret,
+                                          node_cache=args.node_cache)
+                          for role in MODULES}, indent=2))
+        return 0
     print(json.dumps(list(made.argv)) if args.json else made.python)
     return 0

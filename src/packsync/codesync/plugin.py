@@ -43,7 +43,7 @@ from packsync.hostside import layout
 logger = logging.getLogger("packsync.codesync.plugin")
 
 PLUGIN_NAME = "packsync-code"
-LINK_VARIABLE = "PACKSYNC_CODE_LINK"
+LINK_VARIABLE = layout.CODE_LINK_VARIABLE
 # values captured when this module is pickled by value: workers need no packsync
 READY = layout.CODE_READY
 MANIFEST = layout.CODE_MANIFEST

@@ -22,6 +22,7 @@ WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"
 CODE_MANIFEST = ".packsync-manifest.json"
 EMPTY_CODE = "empty"  # the code version of a cluster without working-directory code
+CODE_LINK_VARIABLE = "PACKSYNC_CODE_LINK"  # a process's live code link (livecode)
 OBJECTS = "sha256"
 STAGING_PREFIX = ".unpack-"
 

@@ -26,11 +26,14 @@ _RUN = (
 )
 # Over SSH: the zip's size, the zip, then the header arrive on stdin.
 LOADER = "import sys,io;b=sys.stdin.buffer;d=b.read(int(b.readline()));a=sys.argv[1:];" + _RUN
-# From a store: ``-c BOOTSTRAP ZIP SHA256 ARGS...``; a zip of another hash never runs.
+# From a store: ``-c BOOTSTRAP ZIP SHA256 ARGS...``; a zip of another hash never runs, and
+# a missing one (the store not mounted on this machine) is said so, naming the machine.
 BOOTSTRAP = (
-    "import sys,io,hashlib;p,h=sys.argv[1:3];a=sys.argv[3:];d=open(p,'rb').read();"
-    "hashlib.sha256(d).hexdigest()==h or sys.exit('packsync: '+p+' does not have sha256:'"
-    "+h+'; refusing to run it (the store was altered)');" + _RUN
+    "import sys,io,os,hashlib,socket;p,h=sys.argv[1:3];a=sys.argv[3:];"
+    "w='packsync: failed on '+socket.gethostname()+': '+p;os.path.exists(p) or "
+    "sys.exit(w+' is not there; is the shared store mounted on this machine?');"
+    "d=open(p,'rb').read();hashlib.sha256(d).hexdigest()==h or sys.exit(w+' does not have "
+    "sha256:'+h+'; refusing to run it (the store was altered)');" + _RUN
 )
 
 

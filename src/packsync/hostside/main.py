@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from packsync.hostside import artifact, install, layout, livecode, peers, protocol
+from packsync.hostside import artifact, install, jobreport, layout, livecode, peers, protocol
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
 from packsync.hostside.transfer import Arrivals, copy_verified, disk_error, download, receive
@@ -437,7 +437,11 @@ def _verified_text(store: str, sha256: str, what: str) -> str:
 
 def worker_main(argv: list[str]) -> int:
     """``worker --store DIR --lock SHA (--artifact SHA | --uv SHA) [--code SHA] -- ARGS``:
-    make the environment ready from a shared store, then exec its interpreter with ARGS."""
+    make the environment ready from a shared store, then exec its interpreter with ARGS.
+
+    A failure is written to stderr and, with ``--report KEY``, into the store for the
+    client (``jobreport``). With ``--link NAME`` the processes import the code through a
+    live link of that name, which the client's ``sync()`` swaps to newer code."""
     parser = argparse.ArgumentParser(prog="packsync-worker")
     parser.add_argument("--store", required=True)
     parser.add_argument("--lock", required=True, help="SHA-256 of the lock in the store")
@@ -450,6 +454,8 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--index", action="append", default=[], metavar="NAME=URL",
                         help="an index whose credentials the job's environment gives uv")
+    parser.add_argument("--report", default="", help="key of the failure reports in the store")
+    parser.add_argument("--link", default="", help="name of the cluster's live code link")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     protocol.OUTPUT["events"] = False
@@ -479,24 +485,41 @@ def worker_main(argv: list[str]) -> int:
         env = {k: v for k, v in os.environ.items()  # the worker needs no index credential
                if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"
+        # a job's directory (often the user's, on a shared filesystem) must not shadow the
+        # code bundle: Python puts it first on sys.path for -m and -c unless told not to
+        env["PYTHONSAFEPATH"] = "1"
         if options.code:
             try:
                 env["PYTHONPATH"] = _unpack_code(cache, store, options.code[:32], options.code)
             except HostError as error:
                 raise HostError(f"code bundle sha256:{options.code} is missing or altered in "
                                 f"{store}: {error}", kind="store") from None
+        if options.link:
+            link = livecode.make_link(cache, options.code[:32], options.link)
+            env["PYTHONPATH"] = env[layout.CODE_LINK_VARIABLE] = link
     except (HostError, artifact.ArtifactError) as error:
-        sys.stderr.write(f"packsync: {error}\n{getattr(error, 'log', '')[-4000:]}")
-        return 2
+        return _job_failed(options, store, str(error), getattr(error, "log", ""),
+                           getattr(error, "kind", "materialize"))
     except OSError as error:  # the cache: unwritable, full, or not a directory
-        sys.stderr.write(f"packsync: {disk_error(error, error.filename or cache)}\n")
-        return 2
+        failure = disk_error(error, error.filename or cache)
+        return _job_failed(options, store, str(failure), "", failure.kind)
     except ValueError as error:
-        sys.stderr.write(f"packsync: bad worker command arguments: {error}\n")
-        return 2
+        return _job_failed(options, store, f"bad worker command arguments: {error}", "",
+                           "arguments")
     python = layout.env_python(path)
     os.execve(python, [python, *args], env)
     return 0  # pragma: no cover - execve does not return
+
+
+def _job_failed(options: argparse.Namespace, store: str, message: str, log: str,
+                kind: str) -> int:
+    """Say why in a report the client reads from the store, then on stderr; exit status 2."""
+    if options.report:
+        args = options.args[1:] if options.args[:1] == ["--"] else options.args
+        jobreport.write_failure(store, options.report, kind=kind, message=message, log=log,
+                                args=args, environ=os.environ)
+    sys.stderr.write(f"packsync: {message}\n{log[-4000:]}")
+    return 2
 
 
 def main(argv: list[str]) -> int:

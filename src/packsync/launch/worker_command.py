@@ -17,32 +17,44 @@ name), and the job's own environment authenticates to it, as uv does: the deploy
 ``UV_INDEX_<NAME>_USERNAME``/``_PASSWORD`` (a Kubernetes secret, a batch job's
 environment) or gives the machine a netrc. The Dask worker it then starts does not
 inherit those variables.
+
+A job that cannot make the environment (the store not mounted or altered, the disk full,
+no index, another Python) exits before its worker starts, so Dask never hears of it:
+the command writes a report into ``DIR/jobs/<key>/`` (``packsync.hostside.jobreport``,
+secrets masked), which ``WorkerCommand.failures()`` reads on the client.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import shlex
 import tempfile
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from packsync.codesync.bundle import publish_code
-from packsync.errors import StoreError
-from packsync.hostside import loader
+from packsync import serial
+from packsync.codesync.bundle import CodeBundle, publish_code
+from packsync.errors import LaunchError, StoreError
+from packsync.hostside import jobreport, loader
 from packsync.hostside.layout import blob_path
 from packsync.launch.hosts.prepare import HOST_INSTALLS, HostInstall
 from packsync.lock.lockfile import Lock
 from packsync.materialize.artifacts import environment_artifact
 from packsync.materialize.environments import materialize
 from packsync.model import PlanOptions
-from packsync.pipeline import lock_environment
+from packsync.pipeline import Locked, lock_environment
 from packsync.progress import Reporter
 from packsync.scan.indexes import IndexSettings
+from packsync.scan.workdir import CodeRules
 from packsync.store import LocalStore, Store, sha256_file
 from packsync.uvtool import uv_binary
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,6 +79,10 @@ class WorkerCommand:
     lock: Lock
     store: str
     indexes: tuple[JobIndex, ...] = ()  # each needs credentials from the job's environment
+    report_key: str = ""  # failed jobs report under ``<store>/jobs/<report_key>/``
+    # what this machine kept of its making, for live code (in memory only)
+    locked: Locked | None = field(default=None, repr=False, compare=False)
+    code: CodeBundle | None = field(default=None, repr=False, compare=False)
 
     @property
     def python(self) -> str:
@@ -86,6 +102,87 @@ class WorkerCommand:
         """The full command of one worker (a Kubernetes container's ``command``)."""
         return (*self.argv, "-m", "distributed.cli.dask_worker", scheduler, *args)
 
+    @property
+    def reports(self) -> Path:
+        """Where jobs of this command that could not start report why."""
+        return Path(jobreport.reports_dir(self.store, self.report_key))
+
+    def failures(self) -> list[JobFailure]:
+        """The jobs of this command that could not make the environment, oldest first."""
+        return read_failures(self.reports) if self.report_key else []
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobFailure:
+    """One job that could not start its worker, as it reported it (secrets masked)."""
+
+    job: str  # the batch system's job id, "" outside one
+    worker: str  # the Dask worker's name, "" if the command line gave none
+    host: str
+    kind: str
+    message: str
+    log: str
+    time: float
+    path: str  # the report file
+
+    def describe(self) -> str:
+        job = f"job {self.job}" if self.job else "a job"
+        worker = f" (worker {self.worker})" if self.worker else ""
+        return f"{job}{worker} on {self.host}: {self.message}"
+
+
+class WorkerJobError(LaunchError):
+    """Jobs could not make the environment on their machines: no worker will come from them."""
+
+
+def job_error(failures: list[JobFailure]) -> WorkerJobError:
+    """One error naming every failed job, its machine and why; the first log's tail."""
+    first = failures[0]
+    return WorkerJobError(
+        f"{len(failures)} job(s) could not start a worker:\n  "
+        + "\n  ".join(f.describe() for f in failures),
+        host=", ".join(sorted({f.host for f in failures})),
+        log_tail=first.log,
+        hint=_HINTS.get(first.kind, "the job's stderr (its .err file) says the same"),
+    )
+
+
+_STORE_HINT = ("is the shared store mounted at the same path on the compute nodes, and "
+               "complete? Making the worker command again publishes it again")
+_ALTERED_HINT = "an object of the shared store changed after it was written: make the " \
+                "worker command again"
+_HINTS = {
+    "store": _STORE_HINT, "missing": _STORE_HINT,
+    "integrity": _ALTERED_HINT, "hostile": _ALTERED_HINT, "format": _ALTERED_HINT,
+    "disk": "the job's cache directory (host_cache_dir=, $PACKSYNC_CACHE_DIR) must be "
+            "writable, with room for the environment",
+    "platform": "the compute nodes need a Python of the client's major.minor (python=) on "
+                "the client's platform",
+    "materialize": "the log above is uv's: with install='index' the compute nodes must "
+                   "reach the indexes and authenticate to them themselves",
+}
+
+
+def read_failures(directory: str | os.PathLike[str]) -> list[JobFailure]:
+    """The reports in ``directory``; one that is not a report is logged and skipped."""
+    found: list[JobFailure] = []
+    try:
+        paths = sorted(Path(directory).glob("failed-*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            report = serial.from_data(jobreport.FailureReport,
+                                      json.loads(path.read_text(encoding="utf-8")), str(path))
+        except (OSError, ValueError) as error:
+            logger.warning("skipping %s: not a job failure report (%s)", path, error)
+            continue
+        found.append(JobFailure(job=report["job"], worker=report["worker"],
+                                host=report["host"], kind=report["kind"],
+                                message=report["message"], log=report["log"],
+                                time=report["time"], path=str(path)))
+    return sorted(found, key=lambda f: f.time)
+
 
 def worker_command(
     *,
@@ -96,13 +193,18 @@ def worker_command(
     cache: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
     install: HostInstall = "artifact",
+    code_rules: CodeRules | None = None,
+    link: str = "",
 ) -> WorkerCommand:
     """Lock this environment into the shared directory ``store``; the command that uses it.
 
     ``python`` is the interpreter name or path on the worker machines (same
     major.minor as here); ``host_cache_dir`` their cache (default
     ``$PACKSYNC_CACHE_DIR`` there, else ``~/.cache/packsync``); ``install`` how they
-    get the environment: ``"artifact"`` (unpacked from the store) or ``"index"``.
+    get the environment: ``"artifact"`` (unpacked from the store) or ``"index"``;
+    ``code_rules`` which working-directory files travel (default: the Dask config's);
+    ``link`` the name of a live code link the processes import through, which a
+    ``sync()`` swaps to newer code (default: none, the code of this call).
     """
     if install not in HOST_INSTALLS:
         raise ValueError(f"install={install!r} is not one of {HOST_INSTALLS}")
@@ -118,7 +220,8 @@ def worker_command(
     if not isinstance(target, LocalStore):  # pragma: no cover - a directory gives a LocalStore
         raise StoreError(f"{directory} did not open as a directory store", path=directory)
     lock = locked.lock
-    code = publish_code(locked.snapshot.code_paths, store=target, reporter=reporter)
+    code = publish_code(locked.snapshot.code_paths, store=target, reporter=reporter,
+                        rules=code_rules)
     package_sha = _put_bytes(target, loader.package())
     _put_bytes(target, lock.text.encode())
     argv = [
@@ -148,8 +251,12 @@ def worker_command(
         argv += ["--code", code.sha256]
     if host_cache_dir:
         argv += ["--cache", host_cache_dir]
-    argv.append("--")
-    return WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes)
+    if link:
+        argv += ["--link", link]
+    report_key = uuid.uuid4().hex[:16]
+    argv += ["--report", report_key, "--"]
+    return WorkerCommand(argv=tuple(argv), lock=lock, store=directory, indexes=indexes,
+                         report_key=report_key, locked=locked, code=code)
 
 
 def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
