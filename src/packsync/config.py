@@ -110,6 +110,11 @@ def strict() -> bool:
     return _flag("strict", PlanError)
 
 
+def relax_same_platform() -> bool:
+    """Whether a same-platform pin the indexes lack may become the nearest version there."""
+    return _flag("relax-same-platform", PlanError)
+
+
 def fail_on() -> str:
     """Which plan problems stop the launch."""
     value, source = _setting("fail-on")

@@ -111,6 +111,9 @@ class Target(Serialisable):
         return f"{self.machine}-{self.libc}" if self.libc else f"{self.machine}-unknown-linux-gnu"
 
 
+Severity = Literal["critical", "warning", "notice"]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Decision(Serialisable):
     """What the cluster gets for one local distribution, and why."""
@@ -122,6 +125,7 @@ class Decision(Serialisable):
     reason: str
     source: Source = field(default_factory=IndexSource)
     fallbacks: tuple[str, ...] = ()  # looser specifiers to try if the target has no such file
+    if_relaxed: Severity = "warning"  # how much a fallback matters (critical: it stops)
     cluster_version: str = ""  # known once resolved for the target
 
     @property
@@ -129,7 +133,6 @@ class Decision(Serialisable):
         return canonicalize_name(self.name)
 
 
-Severity = Literal["critical", "warning", "notice"]
 FailOn = Literal["critical", "warning", "any"]
 FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
     "critical": frozenset({"critical"}),
@@ -142,13 +145,16 @@ FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
 class PlanOptions:
     """What the user asked for beyond the defaults.
 
-    ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch.
+    ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch;
+    ``relax_same_platform`` lets a same-platform pin the indexes lack become the nearest
+    version there (a warning, not a critical problem).
     """
 
     ignore: frozenset[str] = frozenset()
     only: frozenset[str] | None = None
     strict: bool = False
     fail_on: FailOn = "critical"
+    relax_same_platform: bool = False
 
     @classmethod
     def create(
@@ -158,6 +164,7 @@ class PlanOptions:
         only: Iterable[str] | None = None,
         strict: bool = False,
         fail_on: str = "critical",
+        relax_same_platform: bool = False,
     ) -> PlanOptions:
         if fail_on not in FAIL_ON_LEVELS:
             raise ValueError(
@@ -168,6 +175,7 @@ class PlanOptions:
             only=None if only is None else frozenset(canonicalize_name(n) for n in only),
             strict=strict,
             fail_on=fail_on,  # type: ignore[arg-type]
+            relax_same_platform=relax_same_platform,
         )
 
 

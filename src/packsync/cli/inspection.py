@@ -40,6 +40,9 @@ def planning_options(parser: argparse.ArgumentParser) -> None:
                              "they all require")
     parser.add_argument("--strict", action="store_true", default=None,
                         help="exact versions even for another platform; conflicts are errors")
+    parser.add_argument("--relax-same-platform", action="store_true", default=None,
+                        help="on this machine's own platform, let a version the indexes lack "
+                             "become the nearest of its major.minor (default: stop)")
     parser.add_argument("--fail-on", choices=sorted(FAIL_ON_LEVELS),
                         help="which problems stop: critical (default), warning or any")
     parser.add_argument("--target", metavar="PLATFORM",
@@ -50,7 +53,8 @@ def planning_options(parser: argparse.ArgumentParser) -> None:
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     return options.plan_options(
-        ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on
+        ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on,
+        relax_same_platform=args.relax_same_platform,
     )
 
 

@@ -1,7 +1,8 @@
 """The user's planning options: Python arguments first, then Dask configuration.
 
-The Dask keys are ``packsync.ignore``, ``packsync.only``, ``packsync.strict`` and
-``packsync.fail-on`` (so ``DASK_PACKSYNC__STRICT=true`` or a YAML file work too).
+The Dask keys are ``packsync.ignore``, ``packsync.only``, ``packsync.strict``,
+``packsync.fail-on`` and ``packsync.relax-same-platform`` (so ``DASK_PACKSYNC__STRICT=true``
+or a YAML file work too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def plan_options(
     only: Iterable[str] | None = None,
     strict: bool | None = None,
     fail_on: str | None = None,
+    relax_same_platform: bool | None = None,
 ) -> PlanOptions:
     """Options from the arguments given, the rest from ``packsync.*`` Dask config."""
     chosen_fail_on = fail_on if fail_on is not None else config.fail_on()
@@ -34,6 +36,10 @@ def plan_options(
         only=None if chosen_only is None else _names(chosen_only),
         strict=bool(strict if strict is not None else config.strict()),
         fail_on=chosen_fail_on,
+        relax_same_platform=bool(
+            relax_same_platform if relax_same_platform is not None
+            else config.relax_same_platform()
+        ),
     )
 
 

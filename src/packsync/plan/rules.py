@@ -78,7 +78,7 @@ def plan(
                 hint=f"reinstall it, or leave it out with ignore=[{dist.name!r}]",
             ))
             continue
-        decisions.append(_decide_synced(dist, same_platform, options.strict, prefix))
+        decisions.append(_decide_synced(dist, same_platform, options, prefix))
 
     synced = [d.key for d in decisions if d.action != "ignore"]
     problems += _conflicts(graph, synced, client, options.strict)
@@ -175,7 +175,7 @@ def _in_conda(snapshot: Snapshot, name: str) -> bool:
 
 
 def _decide_synced(
-    dist: InstalledDist, same_platform: bool, strict: bool, prefix: str
+    dist: InstalledDist, same_platform: bool, options: PlanOptions, prefix: str
 ) -> Decision:
     source = dist.source
     if isinstance(source, CondaSource):
@@ -193,10 +193,16 @@ def _decide_synced(
     exact = f"=={dist.version}"
     if dist.key in MANDATORY:
         return _decide(dist, "pin", exact, prefix + "Dask needs it: exact version")
-    if strict:
+    if options.strict:
         return _decide(dist, "pin", exact, prefix + "strict: exact version")
+    nearest = f"the nearest {_major_minor(dist.version)}.* there is"
+    if same_platform and not options.relax_same_platform:
+        # still resolved to its nearest, so that the plan shows what the workers would get
+        why = prefix + f"same platform: exact version (else {nearest}, a critical problem)"
+        return replace(_decide(dist, "pin", exact, why), fallbacks=_nearest(dist.version),
+                       if_relaxed="critical")
     platform = "same platform" if same_platform else "other platform"
-    why = f"{platform}: exact version, else the nearest {_major_minor(dist.version)}.* there is"
+    why = f"{platform}: exact version, else {nearest}"
     return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
 
 
