@@ -65,6 +65,34 @@ class IndexConfig(Serialisable):
     origins: Mapping[str, str] = field(default_factory=dict)
 
 
+LockKind = Literal["uv.lock", "pylock.toml", "pixi.lock"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedVersion(Serialisable):
+    """One package version a project lock pins, and the platforms it is for (a PEP 508
+    marker; empty: every platform the lock covers)."""
+
+    name: str
+    version: str
+    marker: str = ""
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectLock(Serialisable):
+    """A lock file of the working project (``uv.lock``, ``pylock.toml``, ``pixi.lock``):
+    the versions it resolved for every platform it covers."""
+
+    path: str
+    kind: LockKind
+    packages: tuple[LockedVersion, ...]
+    environments: tuple[str, ...] = ()  # markers of the platforms covered; empty: any
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Snapshot(Serialisable):
     """Everything packsync knows about the client environment: its only witness."""
@@ -78,6 +106,7 @@ class Snapshot(Serialisable):
     indexes: IndexConfig = field(default_factory=IndexConfig)
     notes: tuple[str, ...] = ()  # what the scan saw and deliberately left out
     conda: CondaEnvironment | None = None  # when the prefix is a conda environment
+    project_locks: tuple[ProjectLock, ...] = ()  # the working project's own locks
 
     def get(self, name: str) -> InstalledDist | None:
         key = canonicalize_name(name)
@@ -214,6 +243,7 @@ class Plan(Serialisable):
     indexes: IndexConfig = field(default_factory=IndexConfig)
     problems: tuple[Problem, ...] = ()
     conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
+    project_lock: str = ""  # the project lock the target's versions come from, if any
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")

@@ -169,6 +169,9 @@ def _print_plan(decided: Plan) -> None:
     out.print(table)
     if decided.conda is not None:
         _print_conda(decided)
+    if decided.project_lock:
+        out.print(f"versions for {target.platform} from the project lock "
+                  f"{decided.project_lock}", soft_wrap=True)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:

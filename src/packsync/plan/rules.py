@@ -27,8 +27,9 @@ from packsync.model import (
 )
 from packsync.plan.crossplatform import needed_only_there, platform_only
 from packsync.plan.dependencies import DependencyGraph
+from packsync.plan.lockfirst import LockChoice, choose_lock
 from packsync.plan.targets import resolve_target
-from packsync.sources import ArchiveSource, CondaSource
+from packsync.sources import ArchiveSource, CondaSource, IndexSource
 
 MANDATORY = ("dask", "distributed", "tornado", "cloudpickle", "msgpack")
 
@@ -82,10 +83,14 @@ def plan(
 
     synced = [d.key for d in decisions if d.action != "ignore"]
     problems += _conflicts(graph, synced, client, options.strict)
+    chosen = LockChoice()
     if not same_platform:
         added, reported = needed_only_there(graph, synced, client, target, options)
         decisions += added
         problems += reported
+        chosen = choose_lock(snapshot, target)
+        problems += chosen.problems
+        decisions = [_from_lock(d, chosen, target) for d in decisions]
     conda = None
     if snapshot.conda is not None:
         dropped = {d.key for d in decisions if d.action == "ignore"}
@@ -95,6 +100,7 @@ def plan(
     return Plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
         problems=tuple(problems), conda=conda,
+        project_lock=chosen.lock.path if chosen.lock is not None else "",
     )
 
 
@@ -204,6 +210,20 @@ def _decide_synced(
     platform = "same platform" if same_platform else "other platform"
     why = f"{platform}: exact version, else {nearest}"
     return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
+
+
+def _from_lock(decision: Decision, chosen: LockChoice, target: Target) -> Decision:
+    """An index pin as the project lock has it for the target: exact, never relaxed (the
+    Dask packages stay as here: client and workers must speak the same protocol)."""
+    version = chosen.versions.get(decision.key)
+    if (chosen.lock is None or version is None or decision.action != "pin"
+            or not isinstance(decision.source, IndexSource) or decision.key in MANDATORY):
+        return decision
+    why = f"{chosen.lock.kind} locks {version} for {target.platform}"
+    if not decision.local_version:
+        why = f"{decision.reason}; {why}"
+    return replace(decision, specifier=f"=={version}", fallbacks=(), if_relaxed="warning",
+                   reason=why)
 
 
 def _decide(dist: InstalledDist, action: Action, specifier: str, reason: str) -> Decision:

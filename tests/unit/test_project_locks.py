@@ -1,0 +1,127 @@
+"""The working project's locks as read (pylock.toml, pixi.lock) and as the plan uses them."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+from packsync.model import InstalledDist, Interpreter, Snapshot
+from packsync.plan.rules import MANDATORY, plan
+from packsync.scan.project_locks import project_locks
+from packsync.sources import EditableSource
+
+MAC_ENV = {"sys_platform": "darwin", "platform_machine": "arm64", "python_version": "3.11",
+           "python_full_version": "3.11.7", "os_name": "posix", "platform_system": "Darwin",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython",
+           "platform_release": "", "platform_version": "", "implementation_version": "3.11.7"}
+
+PYLOCK = """\
+    lock-version = "1.0"
+    created-by = "someone"
+    environments = ["sys_platform == 'darwin'", "sys_platform == 'linux'"]
+    [[packages]]
+    name = "numpy"
+    version = "2.1.3"
+    marker = "sys_platform == 'darwin'"
+    [[packages]]
+    name = "numpy"
+    version = "2.1.2"
+    marker = "sys_platform == 'linux'"
+    [[packages]]
+    name = "six"
+    version = "1.16.0"
+    """
+
+PIXI = """\
+    version: 6
+    environments:
+      default:
+        channels:
+        - url: https://conda.anaconda.org/conda-forge/
+        packages:
+          linux-64:
+          - conda: https://conda.anaconda.org/conda-forge/linux-64/numpy-2.1.2-py311h_0.conda
+          - pypi: https://files.example.org/six-1.16.0-py2.py3-none-any.whl
+          osx-arm64:
+          - conda: https://conda.anaconda.org/conda-forge/osx-arm64/numpy-2.1.3-py311h_0.conda
+          - pypi: https://files.example.org/six-1.16.0-py2.py3-none-any.whl
+    packages:
+    - conda: https://conda.anaconda.org/conda-forge/linux-64/numpy-2.1.2-py311h_0.conda
+      sha256: aa
+    - conda: https://conda.anaconda.org/conda-forge/osx-arm64/numpy-2.1.3-py311h_0.conda
+      sha256: bb
+    - pypi: https://files.example.org/six-1.16.0-py2.py3-none-any.whl
+      name: six
+      version: 1.16.0
+    """
+
+
+def mac(tmp_path: Path, numpy: str = "2.1.3") -> Snapshot:
+    locks, notes = project_locks(tmp_path)
+    assert notes == ()
+    return Snapshot(
+        interpreter=Interpreter(implementation="cpython", version="3.11.7",
+                                platform="macosx-14.0-arm64"),
+        environment=MAC_ENV, prefix="/env",
+        dists=tuple(InstalledDist(name=n, version="1.0") for n in MANDATORY) + (
+            InstalledDist(name="numpy", version=numpy),
+            InstalledDist(name="six", version="1.16.0"),
+            InstalledDist(name="mine", version="0.1", source=EditableSource(path="/m"))),
+        project_locks=locks,
+    )
+
+
+def pins(decided) -> dict[str, str]:
+    return {d.key: d.specifier for d in decided.decisions if d.action == "pin"}
+
+
+def test_a_matching_pylock_gives_the_linux_versions(tmp_path: Path):
+    (tmp_path / "pylock.toml").write_text(textwrap.dedent(PYLOCK))
+    decided = plan(mac(tmp_path))
+    assert decided.project_lock == str(tmp_path / "pylock.toml")
+    assert pins(decided)["numpy"] == "==2.1.2" and pins(decided)["six"] == "==1.16.0"
+    assert next(d for d in decided.decisions if d.key == "numpy").fallbacks == ()
+    assert pins(decided)["dask"] == "==1.0"  # Dask stays as here, lock or not
+
+
+def test_a_matching_pixi_lock_gives_the_linux_versions(tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(textwrap.dedent(PIXI))
+    decided = plan(mac(tmp_path))
+    assert decided.project_lock == str(tmp_path / "pixi.lock")
+    assert pins(decided)["numpy"] == "==2.1.2"
+
+
+def test_a_lock_for_other_platforms_or_another_environment_is_not_used(tmp_path: Path):
+    (tmp_path / "pylock.toml").write_text(
+        textwrap.dedent(PYLOCK).replace("\"sys_platform == 'linux'\"]", "]"))
+    decided = plan(mac(tmp_path))
+    assert decided.project_lock == "" and pins(decided)["numpy"] == "==2.1.3"
+    assert any("not resolved for linux-x86_64" in p.message for p in decided.problems)
+
+    (tmp_path / "pylock.toml").write_text(textwrap.dedent(PYLOCK))
+    other = plan(mac(tmp_path, numpy="2.0.0"))
+    assert other.project_lock == ""
+    assert any("numpy 2.0.0 here, 2.1.3 in the lock" in p.message for p in other.problems)
+
+
+def test_same_platform_and_packsync_locks_are_left_alone(tmp_path: Path):
+    (tmp_path / "pylock.toml").write_text(textwrap.dedent(PYLOCK))
+    snapshot = mac(tmp_path)
+    linux = replace(snapshot, interpreter=replace(snapshot.interpreter, platform="linux-x86_64"))
+    assert plan(linux).project_lock == ""  # exact anyway
+    (tmp_path / "pylock.toml").write_text(textwrap.dedent(PYLOCK) + "[tool.packsync]\n"
+                                          "format = 1\n")
+    locks, notes = project_locks(tmp_path)
+    assert locks == () and "written by packsync" in notes[0]
+
+
+def test_locks_are_looked_for_up_to_the_project_root(tmp_path: Path):
+    (tmp_path / "pylock.toml").write_text(textwrap.dedent(PYLOCK))
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    assert len(project_locks(tmp_path / "sub" / "deeper")[0]) == 1
+    (tmp_path / "sub" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert project_locks(tmp_path / "sub" / "deeper") == ((), ())
+    (tmp_path / "sub" / "uv.lock").write_text("not toml [[[")
+    locks, notes = project_locks(tmp_path / "sub")
+    assert locks == () and "cannot be read" in notes[0]
