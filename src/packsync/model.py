@@ -10,6 +10,7 @@ ever holds a credential: index URLs are stored redacted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -162,6 +163,7 @@ class Decision(Serialisable):
         return canonicalize_name(self.name)
 
 
+ACCELERATOR = re.compile(r"cpu|cu\d{2,4}|rocm\d+(\.\d+)*")  # PyTorch's variant labels
 FailOn = Literal["critical", "warning", "any"]
 FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
     "critical": frozenset({"critical"}),
@@ -176,7 +178,8 @@ class PlanOptions:
 
     ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch;
     ``relax_same_platform`` lets a same-platform pin the indexes lack become the nearest
-    version there (a warning, not a critical problem).
+    version there (a warning, not a critical problem); ``accelerator`` picks the workers'
+    variant of the packages published per accelerator, from ``accelerator_index``.
     """
 
     ignore: frozenset[str] = frozenset()
@@ -184,6 +187,8 @@ class PlanOptions:
     strict: bool = False
     fail_on: FailOn = "critical"
     relax_same_platform: bool = False
+    accelerator: str = ""
+    accelerator_index: str = ""  # the index URL for that accelerator
 
     @classmethod
     def create(
@@ -194,6 +199,8 @@ class PlanOptions:
         strict: bool = False,
         fail_on: str = "critical",
         relax_same_platform: bool = False,
+        accelerator: str = "",
+        accelerator_index: str = "",
     ) -> PlanOptions:
         if fail_on not in FAIL_ON_LEVELS:
             raise ValueError(
@@ -205,6 +212,8 @@ class PlanOptions:
             strict=strict,
             fail_on=fail_on,  # type: ignore[arg-type]
             relax_same_platform=relax_same_platform,
+            accelerator=accelerator,
+            accelerator_index=accelerator_index,
         )
 
 
@@ -244,6 +253,8 @@ class Plan(Serialisable):
     problems: tuple[Problem, ...] = ()
     conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
     project_lock: str = ""  # the project lock the target's versions come from, if any
+    accelerator: str = ""  # the workers' accelerator, when variants were switched to it
+    accelerator_index: str = ""  # where those variants come from
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")

@@ -48,13 +48,16 @@ def planning_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="PLATFORM",
                         help="the workers' platform: linux-x86_64 or linux-aarch64 "
                              "(default: like this machine, or linux-x86_64 from elsewhere)")
+    parser.add_argument("--accelerator", metavar="NAME",
+                        help="the workers' accelerator: cpu, cu124, rocm6.2...; torch and its "
+                             "family get that variant (default: the variant installed here)")
     parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     return options.plan_options(
         ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on,
-        relax_same_platform=args.relax_same_platform,
+        relax_same_platform=args.relax_same_platform, accelerator=args.accelerator,
     )
 
 
@@ -169,6 +172,9 @@ def _print_plan(decided: Plan) -> None:
     out.print(table)
     if decided.conda is not None:
         _print_conda(decided)
+    if decided.accelerator:
+        out.print(f"accelerator: {decided.accelerator}, variants from "
+                  f"{decided.accelerator_index}", soft_wrap=True)
     if decided.project_lock:
         out.print(f"versions for {target.platform} from the project lock "
                   f"{decided.project_lock}", soft_wrap=True)

@@ -114,6 +114,8 @@ def _resolve_key(
     }
     if conda is not None:
         material["conda"] = conda.to_dict()
+    if plan.accelerator_index:
+        material["accelerator-index"] = plan.accelerator_index
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -245,11 +247,11 @@ def _compile(
             "--python-platform", plan.target.uv_platform,
             "--python-version", plan.target.python,
         ],
-        extra_env=settings.uv_environment(),
+        extra_env=_uv_environment(plan, settings),
         cwd=str(workdir),
     )
     if result.returncode != 0 or not output.exists():
-        uv_env = settings.uv_environment()
+        uv_env = _uv_environment(plan, settings)
         refused = explain_index_failure(
             result.stdout, uv_env, LockError, action="resolving the environment", kinds=ACCESS
         )
@@ -257,6 +259,15 @@ def _compile(
             raise refused
         return None, redact_text(result.stdout, secrets_in(uv_env))
     return output.read_text(encoding="utf-8"), result.stdout
+
+
+def _uv_environment(plan: Plan, settings: IndexSettings) -> dict[str, str]:
+    """uv's index variables for the plan: the configured indexes, and the index of the
+    workers' accelerator variants when the plan switched to them."""
+    env = settings.uv_environment()
+    if plan.accelerator_index:
+        env["UV_INDEX"] = f"{env.get('UV_INDEX', '')} {plan.accelerator_index}".strip()
+    return env
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -283,7 +294,8 @@ def _no_distribution(
     plan: Plan, decision: Decision, settings: IndexSettings, log: str
 ) -> LockError:
     config = settings.redacted()
-    searched = ", ".join([config.index_url, *config.extra_index_urls, *config.find_links])
+    searched = ", ".join([config.index_url, *config.extra_index_urls, *config.find_links,
+                          *filter(None, [plan.accelerator_index])])
     tried = ", ".join(decision.fallbacks)
     return LockError(
         f"{_why_unavailable(log, decision, plan)}"
