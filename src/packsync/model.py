@@ -253,6 +253,8 @@ class Plan(Serialisable):
     problems: tuple[Problem, ...] = ()
     conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
     project_lock: str = ""  # the project lock the target's versions come from, if any
+    # its versions for what the workers alone need (resolved there, held to the lock)
+    lock_constraints: tuple[str, ...] = ()
     accelerator: str = ""  # the workers' accelerator, when variants were switched to it
     accelerator_index: str = ""  # where those variants come from
 

@@ -27,6 +27,10 @@ from tests.support.venvs import REPO, UV, hermetic_env
 pytestmark = pytest.mark.integration
 
 PROBE = "packsync-lockfirst-probe"
+APP = "packsync-lockfirst-app"  # on Linux, it needs LINUX, which needs DEEP
+LINUX = "packsync-lockfirst-linux"
+DEEP = "packsync-lockfirst-deep"
+NEEDS_LINUX = f"{LINUX}; sys_platform == 'linux'"
 MAC = json.loads((REPO / "tests" / "fixtures" / "snapshot-macos-arm64.json").read_text())
 
 
@@ -43,7 +47,8 @@ def mac_snapshot(probe_version: str, project: Path) -> Snapshot:
                      "python_full_version": here.interpreter.version},
         prefix="/Users/me/project/.venv",
         dists=tuple(InstalledDist(name=d.name, version=d.version) for d in mandatory if d)
-        + (InstalledDist(name=PROBE, version=probe_version, requested=True),),
+        + (InstalledDist(name=PROBE, version=probe_version, requested=True),
+           InstalledDist(name=APP, version="1.0.0", requested=True, requires=(NEEDS_LINUX,))),
         project_locks=locks,
     )
 
@@ -51,14 +56,19 @@ def mac_snapshot(probe_version: str, project: Path) -> Snapshot:
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     root = tmp_path_factory.mktemp("lockfirst")
-    wheels = [make_wheel(root / "built", PROBE, v) for v in ("1.0.0", "1.1.0")]
+    built = root / "built"
+    wheels = [make_wheel(built, PROBE, v) for v in ("1.0.0", "1.1.0")]
+    wheels.append(make_wheel(built, APP, "1.0.0", requires=(NEEDS_LINUX,)))
+    wheels += [make_wheel(built, LINUX, v, requires=(DEEP,)) for v in ("1.0.0", "1.1.0")]
+    wheels += [make_wheel(built, DEEP, v) for v in ("1.0.0", "2.0.0")]
     with serve_simple_index(root / "index", wheels) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def project(index, tmp_path_factory) -> Path:
-    """A project whose universal lock forks: 1.1.0 on macOS, 1.0.0 on Linux."""
+    """A project whose universal lock forks: 1.1.0 on macOS, 1.0.0 on Linux; on Linux it
+    also holds what only Linux needs, below the newest versions."""
     root = tmp_path_factory.mktemp("project")
     write(root / "pyproject.toml", f"""\
         [project]
@@ -68,6 +78,9 @@ def project(index, tmp_path_factory) -> Path:
         dependencies = [
             "{PROBE}>=1.1; sys_platform == 'darwin'",
             "{PROBE}<1.1; sys_platform == 'linux'",
+            "{APP}",
+            "{LINUX}<1.1; sys_platform == 'linux'",
+            "{DEEP}<2; sys_platform == 'linux'",
         ]
         """)
     result = subprocess.run([UV, "lock", "--quiet", "--default-index", index], cwd=root,
@@ -95,11 +108,17 @@ def test_linux_workers_get_the_versions_the_uv_lock_has_for_linux(index, project
     assert decided.project_lock == str(project / "uv.lock")
     assert any("from the project lock" in p.message and p.severity == "notice"
                for p in decided.problems)
-    assert resolve(decided, index, tmp_path)[PROBE] == "1.0.0"
+    # what only Linux needs, and its own dependencies, come from the lock too
+    assert decided.lock_constraints == (f"{DEEP}==1.0.0",)
+    versions = resolve(decided, index, tmp_path)
+    assert (versions[PROBE], versions[LINUX], versions[DEEP]) == ("1.0.0", "1.0.0", "1.0.0")
 
-    # without the lock, the usual rule: the Mac's own version, which Linux can install
+    # without the lock, the usual rule: the Mac's own version, which Linux can install,
+    # and the newest of what it lacks
     usual = plan(replace(snapshot, project_locks=()))
-    assert resolve(usual, index, tmp_path)[PROBE] == "1.1.0" and usual.project_lock == ""
+    versions = resolve(usual, index, tmp_path)
+    assert (versions[PROBE], versions[LINUX], versions[DEEP]) == ("1.1.0", "1.1.0", "2.0.0")
+    assert usual.project_lock == "" and usual.lock_constraints == ()
 
 
 def test_a_lock_the_environment_does_not_match_is_reported_and_not_used(project):

@@ -116,6 +116,8 @@ def _resolve_key(
         material["conda"] = conda.to_dict()
     if plan.accelerator_index:
         material["accelerator-index"] = plan.accelerator_index
+    if plan.lock_constraints:
+        material["lock-constraints"] = list(plan.lock_constraints)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -200,6 +202,7 @@ def _with_additions(
 ) -> list[dict[str, Any]]:
     """``packages`` plus the additions and their dependencies, resolved around the pins."""
     pinned = [f"{p['name']}=={p['version']}" for p in packages if p.get("version")]
+    pinned += plan.lock_constraints  # the project lock's versions for the rest
     compiled, log = _compile(
         plan, list(additions.values()), settings, workdir, constraints=pinned
     )
@@ -210,7 +213,9 @@ def _with_additions(
             "resolved together with the packages synced from here",
             package=names,
             log_tail=tail(log),
-            hint=f"install {names} here so that they are synced as they are, or ignore them",
+            hint=f"install {names} here so that they are synced as they are, or ignore them"
+                 + (f"; or update the project lock {plan.project_lock}"
+                    if plan.project_lock else ""),
         )
     present = {canonicalize_name(p["name"]) for p in packages}
     added = [

@@ -106,6 +106,7 @@ def plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
         problems=tuple(problems), conda=conda,
         project_lock=chosen.lock.path if chosen.lock is not None else "",
+        lock_constraints=_lock_constraints(chosen, decisions),
         accelerator=options.accelerator if variants else "",
         accelerator_index=options.accelerator_index if variants else "",
     )
@@ -217,6 +218,14 @@ def _decide_synced(
     platform = "same platform" if same_platform else "other platform"
     why = f"{platform}: exact version, else {nearest}"
     return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
+
+
+def _lock_constraints(chosen: LockChoice, decisions: Iterable[Decision]) -> tuple[str, ...]:
+    """The lock's versions for the target of every package the plan does not decide: the
+    dependencies of what only the workers need come from the lock too."""
+    decided = {d.key for d in decisions}
+    return tuple(f"{key}=={version}" for key, version in sorted(chosen.versions.items())
+                 if key not in decided)
 
 
 def _from_lock(decision: Decision, chosen: LockChoice, target: Target) -> Decision:
