@@ -56,7 +56,7 @@ def test_a_local_label_and_its_index_are_carried(pytorch, tmp_path):
     snapshot = linux_snapshot(f"{VERSION}+cpu", probe="torch")
     decided, result = resolve(snapshot, PlanOptions(), cpu, tmp_path)
     assert result.versions["torch"] == f"{VERSION}+cpu" and result.relaxed == ()
-    assert f"{pytorch}/files/torch-{VERSION}+cpu" in torch_url(result.text)
+    assert f"{pytorch}/files/whl/cpu/torch-{VERSION}+cpu" in torch_url(result.text)
     assert decided.accelerator == ""
 
 
@@ -72,7 +72,7 @@ def test_gpu_workers_get_the_cuda_variant_and_the_plan_shows_it(pytorch, tmp_pat
     assert (decided.accelerator, decided.accelerator_index) == ("cu124", f"{pytorch}/whl/cu124")
     assert any("accelerator cu124" in p.message for p in decided.problems)
     assert result.versions["torch"] == f"{VERSION}+cu124"
-    assert f"torch-{VERSION}+cu124" in torch_url(result.text)
+    assert f"{pytorch}/files/whl/cu124/torch-{VERSION}+cu124" in torch_url(result.text)
 
     # from a Mac, whose torch has no label, CPU workers get the +cpu variant
     cpu_workers = PlanOptions.create(accelerator="cpu", accelerator_index=cpu)

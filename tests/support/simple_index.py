@@ -18,10 +18,11 @@ from .servers import serve_http
 
 
 def lay_out(root: Path, wheels: Iterable[Path], base: str = "simple") -> Path:
-    """``root/<base>/<project>/index.html`` for ``wheels`` (copied under ``root/files``);
-    ``root``. ``base`` is the index's path (``whl/cu124`` for one laid out like PyTorch's)."""
+    """``root/<base>/<project>/index.html`` for ``wheels`` (copied under
+    ``root/files/<base>``); ``root``. ``base`` is the index's path (``whl/cu124`` for
+    one laid out like PyTorch's)."""
     projects: dict[str, list[Path]] = {}
-    files = root / "files"
+    files = root / "files" / base
     files.mkdir(parents=True, exist_ok=True)
     for wheel in wheels:
         copy = files / wheel.name
@@ -30,7 +31,7 @@ def lay_out(root: Path, wheels: Iterable[Path], base: str = "simple") -> Path:
     for project, copies in projects.items():
         up = "../" * (len(Path(base).parts) + 1)
         links = "".join(
-            f'<a href="{up}files/{html.escape(c.name)}#sha256='
+            f'<a href="{up}files/{base}/{html.escape(c.name)}#sha256='
             f'{hashlib.sha256(c.read_bytes()).hexdigest()}">{html.escape(c.name)}</a><br>\n'
             for c in sorted(copies))
         page = root / base / project / "index.html"
