@@ -77,14 +77,16 @@ def test_the_lock_directory_installs_with_uv_alone(client_env: ClientEnv, tmp_pa
 
 
 def test_lock_output_errors_are_named_never_raw(client_env: ClientEnv, tmp_path: Path):
-    existing = client_env.workdir / "adir"
-    existing.mkdir()
     blocker = client_env.workdir / "a-file"
     blocker.write_text("")
-    for output in (str(existing), str(blocker / "sub" / "pylock.toml")):
-        result = client_env.packsync("lock", "-o", output)
-        assert result.returncode == 2, result.stderr
-        assert "cannot write the lock to" in result.stderr and "Traceback" not in result.stderr
+    result = client_env.packsync("lock", "-o", str(blocker / "sub" / "pylock.toml"))
+    assert result.returncode == 2, result.stderr
+    assert "cannot write the lock to" in result.stderr and "Traceback" not in result.stderr
+    # a directory, existing or not, gets a pylock.toml
+    for directory in ("new-dir/", "new-dir"):
+        result = client_env.packsync("lock", "-o", directory)
+        assert result.returncode == 0, result.stderr
+        assert (client_env.workdir / "new-dir" / "pylock.toml").is_file()
     missing = client_env.packsync("materialize", "no/such/pylock.toml")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     snapshot = client_env.packsync("plan", "--snapshot", "no/such/snapshot.json")

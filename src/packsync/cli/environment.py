@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ def register(commands: Any) -> None:
     lock = commands.add_parser("lock", help="build local code and write the PEP 751 lock")
     planning_options(lock)
     lock.add_argument("-o", "--output", default="pylock.toml",
-                      help="lock file to write (its directory is created); the wheels of "
-                           "local code go to wheels/ beside it, so plain uv installs it")
+                      help="lock file to write, or a directory to write pylock.toml in "
+                           "(created if need be); the wheels of local code go to wheels/ "
+                           "beside it, so plain uv installs it")
     lock.add_argument("--store", help="artifact store URL or directory")
     lock.add_argument("--cache-dir", help="packsync cache directory")
     lock.add_argument("--store-expiry", metavar="DURATION",
@@ -38,6 +40,8 @@ def _lock(args: argparse.Namespace) -> int:
     from packsync.pipeline import lock_environment
 
     output = Path(args.output)
+    if args.output.endswith(("/", os.sep)) or output.is_dir():
+        output = output / "pylock.toml"  # a directory: the lock goes in it
     check_writable(output)  # before building and resolving, not after
     locked = lock_environment(
         options=plan_options(args),
