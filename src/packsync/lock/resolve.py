@@ -17,13 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import (
-    InvalidMarker,
-    Marker,
-    UndefinedComparison,
-    UndefinedEnvironmentName,
-    default_environment,
-)
+from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
@@ -38,7 +32,7 @@ from packsync.lock.lockfile import (
     render,
 )
 from packsync.model import Artifact, Decision, Plan, Relaxation
-from packsync.plan.dependencies import target_environment
+from packsync.plan.dependencies import marker_holds, target_environment
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text, secrets_in
 from packsync.scan.indexes import IndexSettings
@@ -190,7 +184,7 @@ def _by_index(
     pinned: dict[str, dict[str, str]] = {}
     for key, line in lines.items():
         pin = next((p for p in settings.pins if p.package == key and key in pins
-                    and _holds(p.marker, on_target)), None)
+                    and marker_holds(p.marker, on_target)), None)
         if pin is None:
             general[key] = line
         else:
@@ -208,13 +202,6 @@ def _by_index(
             )
         groups.append((alone, group))
     return groups
-
-
-def _holds(marker: str, environment: Mapping[str, str]) -> bool:
-    try:
-        return not marker or Marker(marker).evaluate(dict(environment))
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-        return True
 
 
 def _compile_relaxing(

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.version import InvalidVersion, Version
 
 from packsync.model import LockedVersion, Problem, ProjectLock, Snapshot, Target
-from packsync.plan.dependencies import target_environment
+from packsync.plan.dependencies import marker_holds, target_environment
 
 _SHOWN = 5  # mismatches named in a report
 
@@ -37,7 +36,7 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
     on_target = target_environment(target, client)
     problems: list[Problem] = []
     for lock in snapshot.project_locks:
-        if lock.environments and not any(_applies(m, on_target) for m in lock.environments):
+        if lock.environments and not any(marker_holds(m, on_target) for m in lock.environments):
             problems.append(Problem(
                 severity="warning",
                 message=f"the project lock {lock.path} is not resolved for {target.platform} "
@@ -115,20 +114,11 @@ def _all_versions(
 ) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for package in packages:
-        if _applies(package.marker, environment):
+        if marker_holds(package.marker, environment):
             versions = found.setdefault(package.key, [])
             if package.version not in versions:
                 versions.append(package.version)
     return found
-
-
-def _applies(marker: str, environment: Mapping[str, str]) -> bool:
-    if not marker:
-        return True
-    try:
-        return Marker(marker).evaluate({**environment, "extra": ""})
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-        return True  # cannot tell: the comparison of versions decides
 
 
 def _same_version(installed: str, locked: str) -> bool:
