@@ -125,3 +125,64 @@ def test_locks_are_looked_for_up_to_the_project_root(tmp_path: Path):
     (tmp_path / "sub" / "uv.lock").write_text("not toml [[[")
     locks, notes = project_locks(tmp_path / "sub")
     assert locks == () and "cannot be read" in notes[0]
+
+
+UV_LOCK = """\
+version = 1
+revision = 2
+requires-python = ">=3.10"
+resolution-markers = [
+    "sys_platform == 'darwin'",
+    "sys_platform != 'darwin'",
+]
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = { editable = "." }
+dependencies = [
+    { name = "numpy", version = "2.1.3", source = { registry = "https://pypi.org/simple" }, marker = "sys_platform == 'darwin'" },
+    { name = "numpy", version = "2.1.2", source = { registry = "https://pypi.org/simple" }, marker = "sys_platform != 'darwin'" },
+]
+
+[package.metadata]
+requires-dist = [{ name = "numpy" }]
+
+[[package]]
+name = "numpy"
+version = "2.1.2"
+source = { registry = "https://pypi.org/simple" }
+resolution-markers = [
+    "sys_platform != 'darwin'",
+]
+sdist = { url = "https://files/numpy-2.1.2.tar.gz", hash = "sha256:00", size = 1 }
+wheels = [
+    { url = "https://files/numpy-2.1.2-cp311-cp311-manylinux_2_28_x86_64.whl", hash = "sha256:01", size = 1 },
+]
+
+[[package]]
+name = "numpy"
+version = "2.1.3"
+source = { registry = "https://pypi.org/simple" }
+resolution-markers = ["sys_platform == 'darwin'"]
+wheels = [
+    { url = "https://files/numpy-2.1.3-cp311-cp311-macosx_14_0_arm64.whl", hash = "sha256:02", size = 1 },
+]
+"""
+
+
+def test_a_uv_lock_is_read_from_its_outline_as_from_the_whole_file(tmp_path: Path):
+    import tomllib
+
+    from packsync.scan.project_locks import _uv_lock, _uv_lock_outline
+
+    path = tmp_path / "uv.lock"
+    whole = _uv_lock(path, tomllib.loads(UV_LOCK))
+    assert _uv_lock(path, tomllib.loads(_uv_lock_outline(UV_LOCK))) == whole
+    assert [(p.name, p.version, p.marker) for p in whole.packages] == [
+        ("numpy", "2.1.2", "sys_platform != 'darwin'"),
+        ("numpy", "2.1.3", "sys_platform == 'darwin'"),
+    ]
+    path.write_text(UV_LOCK)
+    assert plan(mac(tmp_path, numpy="2.1.3")).project_lock == str(path)
+    assert pins(plan(mac(tmp_path, numpy="2.1.3")))["numpy"] == "==2.1.2"
