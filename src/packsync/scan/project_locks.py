@@ -69,7 +69,13 @@ def read_lock(path: Path) -> ProjectLock | None:
     if path.name == "pixi.lock":
         import yaml
 
-        return _pixi_lock(path, yaml.safe_load(text))
+        # the environments name every package by URL; the package list after them is
+        # not needed (and is most of the file)
+        head = text.split("\npackages:\n", 1)[0]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return _pixi_lock(path, yaml.load(head, Loader=loader))  # noqa: S506 (a safe loader)
+    if "\n[tool.packsync]" in text:  # packsync's own lock for the workers
+        return None
     return _pylock(path, tomllib.loads(text))
 
 
@@ -115,10 +121,8 @@ def _uv_lock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
                        environments=tuple(str(m) for m in data.get("supported-markers", [])))
 
 
-def _pylock(path: Path, data: Mapping[str, Any]) -> ProjectLock | None:
+def _pylock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
     """PEP 751: each package may carry a ``marker``; ``environments`` bounds the lock."""
-    if "packsync" in data.get("tool", {}):
-        return None
     packages = tuple(
         LockedVersion(name=str(p["name"]), version=str(p["version"]),
                       marker=str(p.get("marker", "")))
@@ -130,8 +134,8 @@ def _pylock(path: Path, data: Mapping[str, Any]) -> ProjectLock | None:
 
 def _pixi_lock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
     """pixi's lock lists, per environment and conda subdir, the URLs of its packages; the
-    default environment is the project's. Each version is marked with its subdirs."""
-    described = {_url(p): p for p in data.get("packages", [])}
+    default environment is the project's. Each version is marked with its subdirs, and
+    named by its file (``name-version-build.conda``, a wheel's or an sdist's name)."""
     subdirs: dict[tuple[str, str], list[str]] = {}
     default = data.get("environments", {}).get("default", {})
     for subdir, entries in default.get("packages", {}).items():
@@ -139,7 +143,7 @@ def _pixi_lock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
             continue
         for entry in entries:
             url = _url(entry)
-            name, version = _name_version(url, described.get(url, {}))
+            name, version = _name_version(url)
             if name and version:
                 subdirs.setdefault((name, version), []).append(SUBDIR_MARKERS[subdir])
     packages = tuple(
@@ -153,11 +157,9 @@ def _url(entry: Mapping[str, Any]) -> str:
     return str(entry.get("conda") or entry.get("pypi") or entry.get("url") or "")
 
 
-def _name_version(url: str, described: Mapping[str, Any]) -> tuple[str, str]:
-    """A package's name and version: as the lock describes it, else from its file name
-    (``name-version-build.conda``, ``name-version-tags.whl``)."""
-    if described.get("name") and described.get("version"):
-        return str(described["name"]), str(described["version"])
+def _name_version(url: str) -> tuple[str, str]:
+    """A package's name and version from its file name: ``name-version-build.conda`` (or
+    ``.tar.bz2``), a wheel's ``name-version-tags.whl``, an sdist's ``name-version.tar.gz``."""
     filename = url.rsplit("/", 1)[-1]
     if filename.endswith(".whl"):
         name, version = filename.split("-")[:2]
@@ -167,6 +169,10 @@ def _name_version(url: str, described: Mapping[str, Any]) -> tuple[str, str]:
             parts = filename.removesuffix(suffix).rsplit("-", 2)
             if len(parts) == 3:
                 return parts[0], parts[1]
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            name, _, version = filename.removesuffix(suffix).rpartition("-")
+            return name, version
     return "", ""
 
 
