@@ -171,14 +171,14 @@ wheels = [
 """
 
 
-def test_a_uv_lock_is_read_from_its_outline_as_from_the_whole_file(tmp_path: Path):
+def test_locks_are_read_from_their_outline_as_from_the_whole_file(tmp_path: Path):
     import tomllib
 
-    from packsync.scan.project_locks import _uv_lock, _uv_lock_outline
+    from packsync.scan.project_locks import _UV_LOCK_KEYS, _outline, _uv_lock
 
     path = tmp_path / "uv.lock"
     whole = _uv_lock(path, tomllib.loads(UV_LOCK))
-    assert _uv_lock(path, tomllib.loads(_uv_lock_outline(UV_LOCK))) == whole
+    assert _uv_lock(path, tomllib.loads(_outline(UV_LOCK, "[[package]]", _UV_LOCK_KEYS))) == whole
     assert [(p.name, p.version, p.marker) for p in whole.packages] == [
         ("numpy", "2.1.2", "sys_platform != 'darwin'"),
         ("numpy", "2.1.3", "sys_platform == 'darwin'"),
@@ -186,3 +186,12 @@ def test_a_uv_lock_is_read_from_its_outline_as_from_the_whole_file(tmp_path: Pat
     path.write_text(UV_LOCK)
     assert plan(mac(tmp_path, numpy="2.1.3")).project_lock == str(path)
     assert pins(plan(mac(tmp_path, numpy="2.1.3")))["numpy"] == "==2.1.2"
+
+    from packsync.scan.project_locks import _PYLOCK_KEYS, _pylock
+
+    pylock = textwrap.dedent(PYLOCK) + (
+        'wheels = [\n    { url = "https://files/six.whl", hashes = { sha256 = "00" } },\n]\n'
+        '[packages.tool.x]\nname = "not a package"\n')
+    whole_pylock = _pylock(path, tomllib.loads(pylock))
+    outline = _outline(pylock, "[[packages]]", _PYLOCK_KEYS)
+    assert "wheels" not in outline and _pylock(path, tomllib.loads(outline)) == whole_pylock
