@@ -195,3 +195,30 @@ def test_locks_are_read_from_their_outline_as_from_the_whole_file(tmp_path: Path
     whole_pylock = _pylock(path, tomllib.loads(pylock))
     outline = _outline(pylock, "[[packages]]", _PYLOCK_KEYS)
     assert "wheels" not in outline and _pylock(path, tomllib.loads(outline)) == whole_pylock
+
+
+def test_a_matching_pixi_lock_gives_conda_packages_their_linux_version(tmp_path: Path):
+    from packsync.conda.model import CondaEnvironment, CondaPackage
+    from packsync.sources import CondaSource
+
+    (tmp_path / "pixi.lock").write_text(textwrap.dedent(PIXI))
+    base = mac(tmp_path)
+    packages = (
+        CondaPackage(name="numpy", version="2.1.3", build="py311h_0", subdir="osx-arm64",
+                     python_dists=("numpy",)),
+        CondaPackage(name="python", version="3.11.7", build="h_0", subdir="osx-arm64"),
+    )
+    conda = CondaEnvironment(prefix="/env", subdir="osx-arm64", channels=("conda-forge",),
+                             packages=packages)
+    dists = tuple(d if d.name != "numpy" else replace(d, source=CondaSource(package="numpy"))
+                  for d in base.dists)
+    decided = plan(replace(base, conda=conda, dists=dists))
+    assert decided.project_lock == str(tmp_path / "pixi.lock") and decided.conda is not None
+    specs = {d.name: (d.spec, d.reason) for d in decided.conda.decisions}
+    assert specs["numpy"] == ("numpy ==2.1.2", "pixi.lock locks 2.1.2 for linux-64 (linux-x86_64)")
+    assert specs["python"][0] == "python ==3.11.7"  # the same Python, as ever
+
+    elsewhere = replace(conda, packages=(replace(packages[0], version="2.0.0"), packages[1]))
+    other = plan(replace(base, conda=elsewhere, dists=dists))
+    assert other.project_lock == "" and other.conda is not None
+    assert "pixi.lock" not in {d.name: d.reason for d in other.conda.decisions}["numpy"]

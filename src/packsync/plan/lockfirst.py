@@ -11,10 +11,13 @@ otherwise it describes another environment, and is reported and left alone. Pure
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from packsync.conda.model import CondaPlan
+from packsync.conda.names import pypi_name
 from packsync.model import LockedVersion, Problem, ProjectLock, Snapshot, Target
 from packsync.plan.dependencies import marker_holds, target_environment
 
@@ -73,6 +76,31 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
     return LockChoice(problems=tuple(problems))
 
 
+def conda_from_lock(
+    conda: CondaPlan, chosen: LockChoice, snapshot: Snapshot, target: Target,
+    mandatory: frozenset[str],
+) -> CondaPlan:
+    """The conda pins a ``pixi.lock`` decides for the target: its version there, never
+    relaxed (the build is left to the solver: builds differ per platform). Python, noarch
+    packages (already exact) and the Dask packages stay as the conda rules have them."""
+    if chosen.lock is None or chosen.lock.kind != "pixi.lock" or snapshot.conda is None:
+        return conda
+    decisions = []
+    for decision in conda.decisions:
+        package = snapshot.conda.get(decision.name)
+        version = chosen.versions.get(canonicalize_name(decision.name))
+        if (decision.action != "pin" or package is None or version is None
+                or package.name == "python" or package.noarch
+                or set(package.python_dists) & mandatory
+                or pypi_name(package.name) in mandatory):
+            decisions.append(decision)
+            continue
+        decisions.append(replace(
+            decision, spec=f"{decision.name} =={version}",
+            reason=f"pixi.lock locks {version} for {conda.subdir} ({target.platform})"))
+    return replace(conda, decisions=tuple(decisions))
+
+
 _UPDATE = {
     "uv.lock": "bring the environment in line with the lock (`uv sync`), or the lock with "
                "the environment (`uv lock`)",
@@ -86,17 +114,20 @@ def _compare(lock: ProjectLock, snapshot: Snapshot) -> tuple[int, list[str]]:
     """How many index-installed packages the lock pins as installed, and those it pins
     otherwise (``"name 1.0 here, 1.1 in the lock"``)."""
     here = _all_versions(lock.packages, snapshot.environment)
+    installed = [(d.key, d.name, d.version) for d in snapshot.dists if d.source.kind == "index"]
+    if lock.kind == "pixi.lock" and snapshot.conda is not None:
+        installed += [(canonicalize_name(p.name), p.name, p.version)
+                      for p in snapshot.conda.packages]
     matched = 0
     mismatched: list[str] = []
-    for dist in snapshot.dists:
-        locked = here.get(dist.key)
-        if not locked or dist.source.kind != "index":
+    for key, name, version in installed:
+        locked = here.get(key)
+        if not locked:
             continue
-        if any(_same_version(dist.version, v) for v in locked):
+        if any(_same_version(version, v) for v in locked):
             matched += 1
         else:
-            mismatched.append(f"{dist.name} {dist.version} here, {' or '.join(locked)} "
-                              "in the lock")
+            mismatched.append(f"{name} {version} here, {' or '.join(locked)} in the lock")
     return matched, mismatched
 
 

@@ -28,7 +28,7 @@ from packsync.model import (
 from packsync.plan.accelerators import VARIANT_PACKAGES, with_accelerator
 from packsync.plan.crossplatform import needed_only_there, platform_only
 from packsync.plan.dependencies import DependencyGraph
-from packsync.plan.lockfirst import LockChoice, choose_lock
+from packsync.plan.lockfirst import LockChoice, choose_lock, conda_from_lock
 from packsync.plan.targets import resolve_target
 from packsync.sources import ArchiveSource, CondaSource, IndexSource
 
@@ -99,8 +99,9 @@ def plan(
     conda = None
     if snapshot.conda is not None:
         dropped = {d.key for d in decisions if d.action == "ignore"}
-        conda = plan_conda(
-            snapshot.conda, target, options, mandatory=MANDATORY, left_out=dropped
+        conda = conda_from_lock(
+            plan_conda(snapshot.conda, target, options, mandatory=MANDATORY, left_out=dropped),
+            chosen, snapshot, target, frozenset(MANDATORY),
         )
     return Plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
