@@ -82,6 +82,14 @@ def test_lock_output_errors_are_named_never_raw(client_env: ClientEnv, tmp_path:
     result = client_env.packsync("lock", "-o", str(blocker / "sub" / "pylock.toml"))
     assert result.returncode == 2, result.stderr
     assert "cannot write the lock to" in result.stderr and "Traceback" not in result.stderr
+    for option, what in (("--cache-dir", "cache directory"), ("--store", "artifact store")):
+        result = client_env.packsync("lock", option, "a-file/sub", "-o", "elsewhere/")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"as the packsync {what}" in result.stderr or f"as the {what}" in result.stderr
+    planned = client_env.packsync("plan", "--cache-dir", "a-file/sub")
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr
+    relative = client_env.packsync("lock", "--store", "a-store", "-o", "with-store/")
+    assert relative.returncode == 0, relative.stderr  # a relative store directory works
     # a directory, existing or not, gets a pylock.toml
     for directory in ("new-dir/", "new-dir"):
         result = client_env.packsync("lock", "-o", directory)

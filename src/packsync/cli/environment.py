@@ -35,14 +35,19 @@ def register(commands: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
+    from packsync.config import cache_dir, store_url
     from packsync.lock.export import export, uv_installable_name
-    from packsync.lock.lockfile import check_writable
+    from packsync.lock.lockfile import check_directory, check_writable
     from packsync.pipeline import lock_environment
 
     output = Path(args.output)
     if args.output.endswith(("/", os.sep)) or output.is_dir():
         output = output / "pylock.toml"  # a directory: the lock goes in it
     check_writable(output)  # before building and resolving, not after
+    check_directory(cache_dir(args.cache_dir), "packsync cache directory")
+    store = store_url(args.store, cache_dir(args.cache_dir))
+    if "://" not in store:
+        check_directory(Path(store), "artifact store")
     locked = lock_environment(
         options=plan_options(args),
         target=target(args),

@@ -124,6 +124,11 @@ def _plan(args: argparse.Namespace) -> int:
     from packsync.scan import scan
 
     options = plan_options(args)
+    if not args.no_resolve:
+        from packsync.config import cache_dir
+        from packsync.lock.lockfile import check_directory
+
+        check_directory(cache_dir(args.cache_dir), "packsync cache directory")
     snapshot = load_snapshot(args) or scan()
     decided = plan(snapshot, target(args), options)
     if not args.no_resolve:
