@@ -188,7 +188,7 @@ class PlanOptions:
     fail_on: FailOn = "critical"
     relax_same_platform: bool = False
     accelerator: str = ""
-    accelerator_index: str = ""  # the index URL for that accelerator
+    accelerator_index: str = ""  # the index URL of each accelerator, as {accelerator}
 
     @classmethod
     def create(
@@ -255,7 +255,7 @@ class Plan(Serialisable):
     project_lock: str = ""  # the project lock the target's versions come from, if any
     # its versions for what the workers alone need (resolved there, held to the lock)
     lock_constraints: tuple[str, ...] = ()
-    accelerator: str = ""  # the workers' accelerator, when variants were switched to it
+    accelerator: str = ""  # the accelerator of the workers' variant packages, if any
     accelerator_index: str = ""  # where those variants come from
 
     def synced(self) -> tuple[Decision, ...]:

@@ -38,7 +38,9 @@ def pytorch(tmp_path_factory):
 
 
 def resolve(snapshot, options: PlanOptions, cpu_index: str, tmp_path: Path):
-    env = {"UV_INDEX": cpu_index, "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+    env = {"HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+    if cpu_index:
+        env["UV_INDEX"] = cpu_index
     decided = plan(snapshot, None, options)
     result = lock(decided, {}, store=open_store(str(tmp_path / "store")),
                   settings=discover(env, prefix=str(tmp_path)), cache=tmp_path / "cache")
@@ -58,12 +60,18 @@ def test_a_local_label_and_its_index_are_carried(pytorch, tmp_path):
     assert result.versions["torch"] == f"{VERSION}+cpu" and result.relaxed == ()
     assert f"{pytorch}/files/whl/cpu/torch-{VERSION}+cpu" in torch_url(result.text)
     assert decided.accelerator == ""
+    # installed with a one-off --index-url: the index of its variant is searched for it
+    pytorch_like = PlanOptions.create(accelerator_index=f"{pytorch}/whl/{{accelerator}}")
+    decided, result = resolve(snapshot, pytorch_like, "", tmp_path)
+    assert (decided.accelerator, decided.accelerator_index) == ("cpu", cpu)
+    assert f"{pytorch}/files/whl/cpu/torch-{VERSION}+cpu" in torch_url(result.text)
+    assert result.relaxed == ()
 
 
 def test_gpu_workers_get_the_cuda_variant_and_the_plan_shows_it(pytorch, tmp_path):
     cpu = f"{pytorch}/whl/cpu"
     gpu = PlanOptions.create(accelerator="cu124",
-                             accelerator_index=f"{pytorch}/whl/cu124")
+                             accelerator_index=f"{pytorch}/whl/{{accelerator}}")
     decided, result = resolve(linux_snapshot(f"{VERSION}+cpu", probe="torch"), gpu, cpu,
                               tmp_path)
     torch = next(d for d in decided.decisions if d.key == "torch")
@@ -75,7 +83,8 @@ def test_gpu_workers_get_the_cuda_variant_and_the_plan_shows_it(pytorch, tmp_pat
     assert f"{pytorch}/files/whl/cu124/torch-{VERSION}+cu124" in torch_url(result.text)
 
     # from a Mac, whose torch has no label, CPU workers get the +cpu variant
-    cpu_workers = PlanOptions.create(accelerator="cpu", accelerator_index=cpu)
+    cpu_workers = PlanOptions.create(accelerator="cpu",
+                                     accelerator_index=f"{pytorch}/whl/{{accelerator}}")
     _, from_mac = resolve(linux_snapshot(VERSION, MAC, probe="torch"), cpu_workers, cpu,
                           tmp_path)
     assert from_mac.versions["torch"] == f"{VERSION}+cpu"

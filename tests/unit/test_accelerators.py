@@ -14,11 +14,12 @@ from tests.unit.test_plan import decision, snapshot
 
 
 def test_the_accelerator_option_names_its_index_and_refuses_unknown_labels():
-    options = plan_options(accelerator="cu124")
-    assert options.accelerator_index == "https://download.pytorch.org/whl/cu124"
+    client = snapshot(InstalledDist(name="torch", version="2.5.1"))
+    decided = plan(client, options=plan_options(accelerator="cu124"))
+    assert decided.accelerator_index == "https://download.pytorch.org/whl/cu124"
     with dask.config.set({"packsync.accelerator": "rocm6.2",
                           "packsync.accelerator-index": "https://mirror/{accelerator}/"}):
-        configured = plan_options()
+        configured = plan(client, options=plan_options())
     assert (configured.accelerator, configured.accelerator_index) == ("rocm6.2",
                                                                      "https://mirror/rocm6.2/")
     assert plan_options().accelerator == ""
@@ -41,5 +42,18 @@ def test_only_index_pins_of_the_torch_family_switch():
     assert decision(switched, "torchaudio").action == "build"  # local code stays itself
     [notice] = [p for p in switched.problems if "accelerator" in p.message]
     assert notice.severity == "notice" and notice.packages == ("torch",)
-    as_here = plan(client)
+    # as here: torch and torchvision disagree on their variant, so no index is added
+    as_here = plan(client, options=plan_options())
     assert decision(as_here, "torch").specifier == "==2.5.1+cpu" and as_here.accelerator == ""
+
+
+def test_the_installed_variant_keeps_its_index():
+    kept = plan(snapshot(InstalledDist(name="torch", version="2.5.1+cu124")),
+                options=plan_options())
+    assert decision(kept, "torch").specifier == "==2.5.1+cu124"
+    assert (kept.accelerator, kept.accelerator_index) == (
+        "cu124", "https://download.pytorch.org/whl/cu124")
+    assert any("cu124 variants installed here are kept" in p.message for p in kept.problems)
+    local_build = plan(snapshot(InstalledDist(name="torch", version="2.5.1+git1234")),
+                       options=plan_options())
+    assert local_build.accelerator_index == ""

@@ -321,7 +321,8 @@ def _uv_environment(plan: Plan, settings: IndexSettings) -> dict[str, str]:
     """uv's index variables for the plan: the configured indexes, and the index of the
     workers' accelerator variants when the plan switched to them."""
     env = settings.uv_environment()
-    if plan.accelerator_index:
+    configured = {i.plain_url.rstrip("/") for i in settings.indexes}
+    if plan.accelerator_index and plan.accelerator_index.rstrip("/") not in configured:
         env["UV_INDEX"] = f"{env.get('UV_INDEX', '')} {plan.accelerator_index}".strip()
     return env
 

@@ -49,10 +49,7 @@ def plan_options(
             else config.relax_same_platform()
         ),
         accelerator=chosen_accelerator or "",
-        accelerator_index=(
-            config.accelerator_index().replace("{accelerator}", chosen_accelerator)
-            if chosen_accelerator else ""
-        ),
+        accelerator_index=config.accelerator_index(),
     )
 
 

@@ -25,7 +25,7 @@ from packsync.model import (
     Snapshot,
     Target,
 )
-from packsync.plan.accelerators import VARIANT_PACKAGES, with_accelerator
+from packsync.plan.accelerators import with_accelerator
 from packsync.plan.crossplatform import needed_only_there, platform_only
 from packsync.plan.dependencies import DependencyGraph
 from packsync.plan.lockfirst import LockChoice, choose_lock, conda_from_lock
@@ -92,10 +92,9 @@ def plan(
         chosen = choose_lock(snapshot, target)
         problems += chosen.problems
         decisions = [_from_lock(d, chosen, target) for d in decisions]
-    decisions, substituted = with_accelerator(decisions, options)
+    decisions, substituted, accelerator, accelerator_index = with_accelerator(
+        decisions, options)
     problems += substituted
-    variants = bool(options.accelerator) and any(
-        d.key in VARIANT_PACKAGES and d.action == "pin" for d in decisions)
     conda = None
     if snapshot.conda is not None:
         dropped = {d.key for d in decisions if d.action == "ignore"}
@@ -108,8 +107,8 @@ def plan(
         problems=tuple(problems), conda=conda,
         project_lock=chosen.lock.path if chosen.lock is not None else "",
         lock_constraints=_lock_constraints(chosen, decisions),
-        accelerator=options.accelerator if variants else "",
-        accelerator_index=options.accelerator_index if variants else "",
+        accelerator=accelerator,
+        accelerator_index=accelerator_index,
     )
 
 
