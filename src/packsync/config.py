@@ -34,7 +34,7 @@ from packsync.errors import (
     ScanError,
     StoreError,
 )
-from packsync.model import FAIL_ON_LEVELS
+from packsync.model import ACCELERATOR, FAIL_ON_LEVELS
 
 DECLARATIONS = Path(__file__).with_name("packsync.yaml")
 
@@ -108,6 +108,31 @@ def only() -> tuple[str, ...] | None:
 def strict() -> bool:
     """Exact versions even for another platform; dependency conflicts stop the launch."""
     return _flag("strict", PlanError)
+
+
+def relax_same_platform() -> bool:
+    """Whether a same-platform pin the indexes lack may become the nearest version there."""
+    return _flag("relax-same-platform", PlanError)
+
+
+def accelerator() -> str | None:
+    """The workers' accelerator (``cpu``, ``cu124``, ``rocm6.2``), or None: as here."""
+    value, source = _setting("accelerator")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or ACCELERATOR.fullmatch(value) is None:
+        raise _bad(PlanError, source, value, "an accelerator",
+                   "cpu, a CUDA version such as cu124, or a ROCm version such as rocm6.2")
+    return value
+
+
+def accelerator_index() -> str:
+    """The index of accelerator variants, ``{accelerator}`` standing for the accelerator."""
+    value, source = _setting("accelerator-index")
+    if not isinstance(value, str) or "{accelerator}" not in value:
+        raise _bad(PlanError, source, value, "an index URL",
+                   "a URL in which {accelerator} stands for the accelerator")
+    return value
 
 
 def fail_on() -> str:

@@ -10,6 +10,7 @@ ever holds a credential: index URLs are stored redacted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -65,6 +66,34 @@ class IndexConfig(Serialisable):
     origins: Mapping[str, str] = field(default_factory=dict)
 
 
+LockKind = Literal["uv.lock", "pylock.toml", "pixi.lock"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedVersion(Serialisable):
+    """One package version a project lock pins, and the platforms it is for (a PEP 508
+    marker; empty: every platform the lock covers)."""
+
+    name: str
+    version: str
+    marker: str = ""
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectLock(Serialisable):
+    """A lock file of the working project (``uv.lock``, ``pylock.toml``, ``pixi.lock``):
+    the versions it resolved for every platform it covers."""
+
+    path: str
+    kind: LockKind
+    packages: tuple[LockedVersion, ...]
+    environments: tuple[str, ...] = ()  # markers of the platforms covered; empty: any
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Snapshot(Serialisable):
     """Everything packsync knows about the client environment: its only witness."""
@@ -78,6 +107,7 @@ class Snapshot(Serialisable):
     indexes: IndexConfig = field(default_factory=IndexConfig)
     notes: tuple[str, ...] = ()  # what the scan saw and deliberately left out
     conda: CondaEnvironment | None = None  # when the prefix is a conda environment
+    project_locks: tuple[ProjectLock, ...] = ()  # the working project's own locks
 
     def get(self, name: str) -> InstalledDist | None:
         key = canonicalize_name(name)
@@ -111,6 +141,9 @@ class Target(Serialisable):
         return f"{self.machine}-{self.libc}" if self.libc else f"{self.machine}-unknown-linux-gnu"
 
 
+Severity = Literal["critical", "warning", "notice"]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Decision(Serialisable):
     """What the cluster gets for one local distribution, and why."""
@@ -122,6 +155,7 @@ class Decision(Serialisable):
     reason: str
     source: Source = field(default_factory=IndexSource)
     fallbacks: tuple[str, ...] = ()  # looser specifiers to try if the target has no such file
+    if_relaxed: Severity = "warning"  # how much a fallback matters (critical: it stops)
     cluster_version: str = ""  # known once resolved for the target
 
     @property
@@ -129,7 +163,7 @@ class Decision(Serialisable):
         return canonicalize_name(self.name)
 
 
-Severity = Literal["critical", "warning", "notice"]
+ACCELERATOR = re.compile(r"cpu|cu\d{2,4}|rocm\d+(\.\d+)*")  # PyTorch's variant labels
 FailOn = Literal["critical", "warning", "any"]
 FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
     "critical": frozenset({"critical"}),
@@ -142,13 +176,19 @@ FAIL_ON_LEVELS: Mapping[str, frozenset[str]] = {
 class PlanOptions:
     """What the user asked for beyond the defaults.
 
-    ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch.
+    ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch;
+    ``relax_same_platform`` lets a same-platform pin the indexes lack become the nearest
+    version there (a warning, not a critical problem); ``accelerator`` picks the workers'
+    variant of the packages published per accelerator, from ``accelerator_index``.
     """
 
     ignore: frozenset[str] = frozenset()
     only: frozenset[str] | None = None
     strict: bool = False
     fail_on: FailOn = "critical"
+    relax_same_platform: bool = False
+    accelerator: str = ""
+    accelerator_index: str = ""  # the index URL of each accelerator, as {accelerator}
 
     @classmethod
     def create(
@@ -158,6 +198,9 @@ class PlanOptions:
         only: Iterable[str] | None = None,
         strict: bool = False,
         fail_on: str = "critical",
+        relax_same_platform: bool = False,
+        accelerator: str = "",
+        accelerator_index: str = "",
     ) -> PlanOptions:
         if fail_on not in FAIL_ON_LEVELS:
             raise ValueError(
@@ -168,6 +211,9 @@ class PlanOptions:
             only=None if only is None else frozenset(canonicalize_name(n) for n in only),
             strict=strict,
             fail_on=fail_on,  # type: ignore[arg-type]
+            relax_same_platform=relax_same_platform,
+            accelerator=accelerator,
+            accelerator_index=accelerator_index,
         )
 
 
@@ -206,6 +252,11 @@ class Plan(Serialisable):
     indexes: IndexConfig = field(default_factory=IndexConfig)
     problems: tuple[Problem, ...] = ()
     conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
+    project_lock: str = ""  # the project lock the target's versions come from, if any
+    # its versions for what the workers alone need (resolved there, held to the lock)
+    lock_constraints: tuple[str, ...] = ()
+    accelerator: str = ""  # the accelerator of the workers' variant packages, if any
+    accelerator_index: str = ""  # where those variants come from
 
     def synced(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.action != "ignore")

@@ -83,14 +83,15 @@ def git_init(root: Path) -> str:
 
 
 def make_wheel(directory: Path, name: str, version: str, tag: str = "py3-none-any",
-               modules: dict[str, str] | None = None) -> Path:
-    """A minimal valid wheel: metadata, ``modules`` (path -> text; default one module that
-    holds its ``VERSION``), RECORD."""
+               modules: dict[str, str] | None = None, requires: tuple[str, ...] = ()) -> Path:
+    """A minimal valid wheel: metadata (with ``requires`` as Requires-Dist), ``modules``
+    (path -> text; default one module that holds its ``VERSION``), RECORD."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     files = {
         **(modules or {f"{dist}.py": f"VERSION = {version!r}\n"}),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            + "".join(f"Requires-Dist: {r}\n" for r in requires),
         f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
     }
     record = []

@@ -188,3 +188,27 @@ def test_uv_environment_carries_indexes_and_a_redacted_description(home):
     description = env["PACKSYNC_INDEX_SOURCES"]
     assert "pw-secret" not in description and "tok3n-value" not in description
     assert '"credentials": "URL"' in description
+
+
+def test_sources_pin_packages_to_named_indexes(home):
+    write(home / "project" / "pyproject.toml", """\
+[project]
+name = "x"
+[[tool.uv.index]]
+name = "pytorch-cpu"
+url = "https://download.pytorch.org/whl/cpu"
+explicit = true
+[tool.uv.sources]
+Torch = [{ index = "pytorch-cpu", marker = "sys_platform == 'linux'" }]
+torchvision = { index = "pytorch-cpu" }
+mylib = { path = "../mylib", editable = true }
+""")
+    settings = find(home)
+    assert [(p.package, p.index, p.marker) for p in settings.pins] == [
+        ("torch", "pytorch-cpu", "sys_platform == 'linux'"),
+        ("torchvision", "pytorch-cpu", ""),
+    ]
+    alone = settings.only("pytorch-cpu")
+    assert alone is not None and alone.index_url == "https://download.pytorch.org/whl/cpu"
+    assert alone.extra_index_urls == () and alone.pins == ()
+    assert settings.only("nowhere") is None

@@ -116,3 +116,16 @@ def test_cli_refuses_an_unwritable_output_before_resolving(tmp_path: Path, capsy
     error = capsys.readouterr().err
     assert str(output) in error and f"{blocker} is not a directory" in " ".join(error.split())
     assert not cache.exists()  # nothing was built, stored or resolved
+
+
+def test_an_unusable_cache_or_store_directory_is_named(tmp_path: Path):
+    from packsync.lock.lockfile import check_directory
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for directory in (blocker, blocker / "below"):
+        with pytest.raises(LockError, match=f"cannot use {directory} as the store") as refused:
+            check_directory(directory, "store")
+        assert refused.value.path == str(directory)
+    check_directory(tmp_path / "new" / "cache", "cache")  # made later, by whoever uses it
+    assert not (tmp_path / "new").exists()

@@ -281,7 +281,8 @@ def test_resolution_fills_cluster_versions_and_reports_relaxed_pins():
     from packsync.plan.resolved import with_resolution
 
     p = plan(snapshot(InstalledDist(name="numpy", version="2.1.3"),
-                      InstalledDist(name="mine", version="0.1", source=EditableSource(path="/m"))))
+                      InstalledDist(name="mine", version="0.1", source=EditableSource(path="/m")),
+                      platform="macosx-14.0-arm64"))
     relaxed = Relaxation(name="numpy", local_version="2.1.3", specifier="<=2.1.3,==2.1.*",
                          version="2.1.2", reason="numpy 2.1.3 has no wheel for linux-x86_64")
     resolved = with_resolution(p, {"numpy": "2.1.2", "dask": "1.2.3"}, [relaxed])
@@ -305,3 +306,32 @@ def test_targets_by_name():
         resolve_target(s, "windows-amd64")
     mac = foreign(MAC_ENV, "macosx-14.0-arm64")
     assert resolve_target(mac, None).platform == "linux-x86_64"
+
+
+def test_same_platform_relaxing_is_critical_unless_allowed():
+    from packsync.model import IndexConfig, Relaxation
+    from packsync.plan.resolved import with_resolution
+
+    six = InstalledDist(name="six", version="1.16.9")
+    client = snapshot(six)
+    client = Snapshot(**{**{f: getattr(client, f) for f in ("interpreter", "environment",
+                                                           "prefix", "dists")},
+                         "indexes": IndexConfig(index_url="https://pypi.org/simple",
+                                                find_links=("/srv/wheels",))})
+    relaxed = Relaxation(name="six", local_version="1.16.9", specifier="<=1.16.9,==1.16.*",
+                         version="1.16.0", reason="six 1.16.9 is not on the configured indexes")
+    exact = plan(client)
+    assert decision(exact, "six").if_relaxed == "critical"
+    [critical] = with_resolution(exact, {"six": "1.16.0"}, [relaxed]).problems
+    assert critical.severity == "critical" and critical.packages == ("six",)
+    for text in ("six 1.16.9", "same platform", "https://pypi.org/simple, /srv/wheels"):
+        assert text in critical.message
+    assert "configure the index" in critical.hint and "relax_same_platform" in critical.hint
+    with pytest.raises(PlanError, match="six 1.16.9"):
+        enforce([critical], "critical")
+
+    allowed = plan(client, options=PlanOptions.create(relax_same_platform=True))
+    assert decision(allowed, "six").if_relaxed == "warning"
+    [warning] = with_resolution(allowed, {"six": "1.16.0"}, [relaxed]).problems
+    assert warning.severity == "warning"
+    enforce([warning], "critical")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ from packsync.errors import PacksyncError
 def register(commands: Any) -> None:
     lock = commands.add_parser("lock", help="build local code and write the PEP 751 lock")
     planning_options(lock)
-    lock.add_argument("-o", "--output", default="pylock.toml", help="lock file to write")
+    lock.add_argument("-o", "--output", default="pylock.toml",
+                      help="lock file to write, or a directory to write pylock.toml in "
+                           "(created if need be); the wheels of local code go to wheels/ "
+                           "beside it, so plain uv installs it")
     lock.add_argument("--store", help="artifact store URL or directory")
     lock.add_argument("--cache-dir", help="packsync cache directory")
     lock.add_argument("--store-expiry", metavar="DURATION",
@@ -31,11 +35,19 @@ def register(commands: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from packsync.lock.lockfile import check_writable
+    from packsync.config import cache_dir, store_url
+    from packsync.lock.export import export, uv_installable_name
+    from packsync.lock.lockfile import check_directory, check_writable
     from packsync.pipeline import lock_environment
 
     output = Path(args.output)
+    if args.output.endswith(("/", os.sep)) or output.is_dir():
+        output = output / "pylock.toml"  # a directory: the lock goes in it
     check_writable(output)  # before building and resolving, not after
+    check_directory(cache_dir(args.cache_dir), "packsync cache directory")
+    store = store_url(args.store, cache_dir(args.cache_dir))
+    if "://" not in store:
+        check_directory(Path(store), "artifact store")
     locked = lock_environment(
         options=plan_options(args),
         target=target(args),
@@ -45,9 +57,19 @@ def _lock(args: argparse.Namespace) -> int:
         expiry=args.store_expiry,
         reporter=RichReporter(err),
     )
-    locked.lock.write(output)
-    err.print(f"wrote {output}: {locked.lock.package_count} packages, "
-              f"environment sha256:{locked.lock.digest[:16]}…")
+    wheels = export(locked.lock, output, locked.store)
+    beside = f", {len(wheels)} local wheel(s) in {output.parent / 'wheels'}" if wheels else ""
+    err.print(f"wrote {output}: {locked.lock.package_count} packages{beside}, "
+              f"environment sha256:{locked.lock.digest[:16]}…", soft_wrap=True)
+    if locked.lock.conda is not None:
+        err.print("note: its conda packages ([tool.packsync.conda]) install with "
+                  f"`packsync materialize {output}`; uv alone installs only the rest",
+                  soft_wrap=True)
+    elif uv_installable_name(output):
+        err.print(f"without packsync: uv pip sync {output}", soft_wrap=True)
+    else:
+        err.print(f"note: uv installs a lock only named pylock.toml or pylock.<name>.toml, "
+                  f"not {output.name}", soft_wrap=True)
     return 0
 
 

@@ -40,17 +40,24 @@ def planning_options(parser: argparse.ArgumentParser) -> None:
                              "they all require")
     parser.add_argument("--strict", action="store_true", default=None,
                         help="exact versions even for another platform; conflicts are errors")
+    parser.add_argument("--relax-same-platform", action="store_true", default=None,
+                        help="on this machine's own platform, let a version the indexes lack "
+                             "become the nearest of its major.minor (default: stop)")
     parser.add_argument("--fail-on", choices=sorted(FAIL_ON_LEVELS),
                         help="which problems stop: critical (default), warning or any")
     parser.add_argument("--target", metavar="PLATFORM",
                         help="the workers' platform: linux-x86_64 or linux-aarch64 "
                              "(default: like this machine, or linux-x86_64 from elsewhere)")
+    parser.add_argument("--accelerator", metavar="NAME",
+                        help="the workers' accelerator: cpu, cu124, rocm6.2...; torch and its "
+                             "family get that variant (default: the variant installed here)")
     parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     return options.plan_options(
-        ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on
+        ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on,
+        relax_same_platform=args.relax_same_platform, accelerator=args.accelerator,
     )
 
 
@@ -117,6 +124,11 @@ def _plan(args: argparse.Namespace) -> int:
     from packsync.scan import scan
 
     options = plan_options(args)
+    if not args.no_resolve:
+        from packsync.config import cache_dir
+        from packsync.lock.lockfile import check_directory
+
+        check_directory(cache_dir(args.cache_dir), "packsync cache directory")
     snapshot = load_snapshot(args) or scan()
     decided = plan(snapshot, target(args), options)
     if not args.no_resolve:
@@ -165,6 +177,12 @@ def _print_plan(decided: Plan) -> None:
     out.print(table)
     if decided.conda is not None:
         _print_conda(decided)
+    if decided.accelerator:
+        out.print(f"accelerator: {decided.accelerator}, variants from "
+                  f"{decided.accelerator_index}", soft_wrap=True)
+    if decided.project_lock:
+        out.print(f"versions for {target.platform} from the project lock "
+                  f"{decided.project_lock}", soft_wrap=True)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:

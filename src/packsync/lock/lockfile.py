@@ -193,13 +193,29 @@ def check_writable(path: Path) -> None:
             raise LockError(f"cannot write the lock to {path}: the file is not writable",
                             path=str(path), hint=hint)
         return
+    _check_parents(path, f"cannot write the lock to {path}", hint)
+
+
+def check_directory(path: Path, what: str) -> None:
+    """Refuse a directory (the cache, the store) that cannot be made or written, before
+    anything is built or resolved into it."""
+    hint = f"choose another {what}"
+    if path.exists():
+        if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+            raise LockError(f"cannot use {path} as the {what}: it is not a writable directory",
+                            path=str(path), hint=hint)
+        return
+    _check_parents(path, f"cannot use {path} as the {what}", hint)
+
+
+def _check_parents(path: Path, refusal: str, hint: str) -> None:
+    """The nearest existing directory above ``path`` is one this process may write into."""
     existing = next(p for p in path.absolute().parents if p.exists())
     if not existing.is_dir():
-        raise LockError(f"cannot write the lock to {path}: {existing} is not a directory",
-                        path=str(path), hint=hint)
+        raise LockError(f"{refusal}: {existing} is not a directory", path=str(path), hint=hint)
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise LockError(f"cannot write the lock to {path}: the directory {existing} is not "
-                        "writable", path=str(path), hint=hint)
+        raise LockError(f"{refusal}: the directory {existing} is not writable",
+                        path=str(path), hint=hint)
 
 
 def _local_wheel(package: Package, origin: str) -> LocalWheel | None:

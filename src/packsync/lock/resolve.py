@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
 from packsync.conda.locked import CondaLock
@@ -31,6 +32,7 @@ from packsync.lock.lockfile import (
     render,
 )
 from packsync.model import Artifact, Decision, Plan, Relaxation
+from packsync.plan.dependencies import marker_holds, target_environment
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.redact import redact_text, secrets_in
 from packsync.scan.indexes import IndexSettings
@@ -114,6 +116,12 @@ def _resolve_key(
     }
     if conda is not None:
         material["conda"] = conda.to_dict()
+    if plan.accelerator_index:
+        material["accelerator-index"] = plan.accelerator_index
+    if settings.pins:
+        material["index-pins"] = [[p.package, p.index, p.marker] for p in settings.pins]
+    if plan.lock_constraints:
+        material["lock-constraints"] = list(plan.lock_constraints)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -136,13 +144,81 @@ def _resolve(
     # what the target needs and the client never installed: resolved afterwards, with deps
     additions = {key: lines.pop(key) for key, d in pins.items() if not d.local_version}
     relaxed: dict[str, Relaxation] = {}
+    data = empty_document()
+    for group_settings, group in _by_index(plan, lines, pins, settings):
+        compiled = _compile_relaxing(plan, group, pins, group_settings, workdir, relaxed)
+        if not data["packages"]:
+            data = tomllib.loads(compiled)
+        else:  # pins from another index, each resolved alone (--no-deps): merged by name
+            packages = data["packages"] + tomllib.loads(compiled).get("packages", [])
+            data["packages"] = sorted(packages, key=lambda p: canonicalize_name(p["name"]))
+    if additions:
+        data["packages"] = _with_additions(plan, data["packages"], additions, settings, workdir)
+    local_dir = str(workdir / WHEELS_DIR)
+    versions: dict[str, str] = {}
+    for package in data.get("packages", []):
+        versions[canonicalize_name(package["name"])] = str(package.get("version", ""))
+        archive = package.get("archive", {})
+        if str(archive.get("path", "")).startswith(local_dir):
+            archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
+    table = PacksyncTable(
+        python=plan.target.python,
+        target=plan.target.platform,
+        uv_platform=plan.target.uv_platform,
+        relaxed=tuple(
+            replace(r, version=versions.get(key, "")) for key, r in sorted(relaxed.items())
+        ),
+        conda=conda,
+    )
+    return render(data, table)
+
+
+def _by_index(
+    plan: Plan, lines: Mapping[str, str], pins: Mapping[str, Decision], settings: IndexSettings
+) -> list[tuple[IndexSettings, dict[str, str]]]:
+    """The requirements grouped by where they may come from: the configured indexes, or
+    (for a package ``[tool.uv.sources]`` pins to a named index) that index alone."""
+    here = {k: str(v) for k, v in default_environment().items()}
+    on_target = target_environment(plan.target, here)
+    general: dict[str, str] = {}
+    pinned: dict[str, dict[str, str]] = {}
+    for key, line in lines.items():
+        pin = next((p for p in settings.pins if p.package == key and key in pins
+                    and marker_holds(p.marker, on_target)), None)
+        if pin is None:
+            general[key] = line
+        else:
+            pinned.setdefault(pin.index, {})[key] = line
+    groups = [(settings, general)] if general else []
+    for name, group in sorted(pinned.items()):
+        alone = settings.only(name)
+        if alone is None:
+            names = ", ".join(sorted(group))
+            raise LockError(
+                f"[tool.uv.sources] takes {names} from the index {name!r}, and no index of "
+                "that name is configured",
+                package=names,
+                hint=f"add [[tool.uv.index]] name = {name!r} with its url, or drop the source",
+            )
+        groups.append((alone, group))
+    return groups
+
+
+def _compile_relaxing(
+    plan: Plan,
+    lines: dict[str, str],
+    pins: Mapping[str, Decision],
+    settings: IndexSettings,
+    workdir: Path,
+    relaxed: dict[str, Relaxation],
+) -> str:
+    """The lock text of ``lines`` (exact pins, no dependencies), each pin the target cannot
+    install relaxed to its fallbacks in turn, recorded in ``relaxed``."""
     tried: dict[str, int] = {}
-    output = ""
-    while lines:
+    while True:
         compiled, log = _compile(plan, list(lines.values()), settings, workdir)
         if compiled is not None:
-            output = compiled
-            break
+            return compiled
         failing = failing_package(log)
         decision = pins.get(failing or "")
         if decision is None:
@@ -167,27 +243,6 @@ def _resolve(
             reason=_why_unavailable(log, decision, plan),
         )
 
-    data = tomllib.loads(output) if lines else empty_document()
-    if additions:
-        data["packages"] = _with_additions(plan, data["packages"], additions, settings, workdir)
-    local_dir = str(workdir / WHEELS_DIR)
-    versions: dict[str, str] = {}
-    for package in data.get("packages", []):
-        versions[canonicalize_name(package["name"])] = str(package.get("version", ""))
-        archive = package.get("archive", {})
-        if str(archive.get("path", "")).startswith(local_dir):
-            archive["path"] = f"{WHEELS_DIR}/{Path(archive['path']).name}"
-    table = PacksyncTable(
-        python=plan.target.python,
-        target=plan.target.platform,
-        uv_platform=plan.target.uv_platform,
-        relaxed=tuple(
-            replace(r, version=versions.get(key, "")) for key, r in sorted(relaxed.items())
-        ),
-        conda=conda,
-    )
-    return render(data, table)
-
 
 def _with_additions(
     plan: Plan,
@@ -198,6 +253,7 @@ def _with_additions(
 ) -> list[dict[str, Any]]:
     """``packages`` plus the additions and their dependencies, resolved around the pins."""
     pinned = [f"{p['name']}=={p['version']}" for p in packages if p.get("version")]
+    pinned += plan.lock_constraints  # the project lock's versions for the rest
     compiled, log = _compile(
         plan, list(additions.values()), settings, workdir, constraints=pinned
     )
@@ -208,7 +264,9 @@ def _with_additions(
             "resolved together with the packages synced from here",
             package=names,
             log_tail=tail(log),
-            hint=f"install {names} here so that they are synced as they are, or ignore them",
+            hint=f"install {names} here so that they are synced as they are, or ignore them"
+                 + (f"; or update the project lock {plan.project_lock}"
+                    if plan.project_lock else ""),
         )
     present = {canonicalize_name(p["name"]) for p in packages}
     added = [
@@ -245,11 +303,11 @@ def _compile(
             "--python-platform", plan.target.uv_platform,
             "--python-version", plan.target.python,
         ],
-        extra_env=settings.uv_environment(),
+        extra_env=_uv_environment(plan, settings),
         cwd=str(workdir),
     )
     if result.returncode != 0 or not output.exists():
-        uv_env = settings.uv_environment()
+        uv_env = _uv_environment(plan, settings)
         refused = explain_index_failure(
             result.stdout, uv_env, LockError, action="resolving the environment", kinds=ACCESS
         )
@@ -257,6 +315,16 @@ def _compile(
             raise refused
         return None, redact_text(result.stdout, secrets_in(uv_env))
     return output.read_text(encoding="utf-8"), result.stdout
+
+
+def _uv_environment(plan: Plan, settings: IndexSettings) -> dict[str, str]:
+    """uv's index variables for the plan: the configured indexes, and the index of the
+    workers' accelerator variants when the plan switched to them."""
+    env = settings.uv_environment()
+    configured = {i.plain_url.rstrip("/") for i in settings.indexes}
+    if plan.accelerator_index and plan.accelerator_index.rstrip("/") not in configured:
+        env["UV_INDEX"] = f"{env.get('UV_INDEX', '')} {plan.accelerator_index}".strip()
+    return env
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -283,7 +351,8 @@ def _no_distribution(
     plan: Plan, decision: Decision, settings: IndexSettings, log: str
 ) -> LockError:
     config = settings.redacted()
-    searched = ", ".join([config.index_url, *config.extra_index_urls, *config.find_links])
+    searched = ", ".join([config.index_url, *config.extra_index_urls, *config.find_links,
+                          *filter(None, [plan.accelerator_index])])
     tried = ", ".join(decision.fallbacks)
     return LockError(
         f"{_why_unavailable(log, decision, plan)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,6 +35,17 @@ def target_environment(target: Target, client: Mapping[str, str]) -> dict[str, s
         "implementation_version": target.python,
         "platform_python_implementation": "CPython",
     }
+
+
+def marker_holds(marker: str, environment: Mapping[str, str]) -> bool:
+    """Whether a PEP 508 marker (empty: always) holds there; one that cannot be evaluated
+    counts as holding."""
+    if not marker:
+        return True
+    try:
+        return Marker(marker).evaluate({**environment, "extra": ""})
+    except (UndefinedComparison, UndefinedEnvironmentName, InvalidMarker):
+        return True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -25,10 +25,12 @@ from packsync.model import (
     Snapshot,
     Target,
 )
+from packsync.plan.accelerators import with_accelerator
 from packsync.plan.crossplatform import needed_only_there, platform_only
 from packsync.plan.dependencies import DependencyGraph
+from packsync.plan.lockfirst import LockChoice, choose_lock, conda_from_lock
 from packsync.plan.targets import resolve_target
-from packsync.sources import ArchiveSource, CondaSource
+from packsync.sources import ArchiveSource, CondaSource, IndexSource
 
 MANDATORY = ("dask", "distributed", "tornado", "cloudpickle", "msgpack")
 
@@ -78,23 +80,35 @@ def plan(
                 hint=f"reinstall it, or leave it out with ignore=[{dist.name!r}]",
             ))
             continue
-        decisions.append(_decide_synced(dist, same_platform, options.strict, prefix))
+        decisions.append(_decide_synced(dist, same_platform, options, prefix))
 
     synced = [d.key for d in decisions if d.action != "ignore"]
     problems += _conflicts(graph, synced, client, options.strict)
+    chosen = LockChoice()
     if not same_platform:
         added, reported = needed_only_there(graph, synced, client, target, options)
         decisions += added
         problems += reported
+        chosen = choose_lock(snapshot, target)
+        problems += chosen.problems
+        decisions = [_from_lock(d, chosen, target) for d in decisions]
+    decisions, substituted, accelerator, accelerator_index = with_accelerator(
+        decisions, options)
+    problems += substituted
     conda = None
     if snapshot.conda is not None:
         dropped = {d.key for d in decisions if d.action == "ignore"}
-        conda = plan_conda(
-            snapshot.conda, target, options, mandatory=MANDATORY, left_out=dropped
+        conda = conda_from_lock(
+            plan_conda(snapshot.conda, target, options, mandatory=MANDATORY, left_out=dropped),
+            chosen, snapshot, target, frozenset(MANDATORY),
         )
     return Plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
         problems=tuple(problems), conda=conda,
+        project_lock=chosen.lock.path if chosen.lock is not None else "",
+        lock_constraints=_lock_constraints(chosen, decisions),
+        accelerator=accelerator,
+        accelerator_index=accelerator_index,
     )
 
 
@@ -175,7 +189,7 @@ def _in_conda(snapshot: Snapshot, name: str) -> bool:
 
 
 def _decide_synced(
-    dist: InstalledDist, same_platform: bool, strict: bool, prefix: str
+    dist: InstalledDist, same_platform: bool, options: PlanOptions, prefix: str
 ) -> Decision:
     source = dist.source
     if isinstance(source, CondaSource):
@@ -193,11 +207,39 @@ def _decide_synced(
     exact = f"=={dist.version}"
     if dist.key in MANDATORY:
         return _decide(dist, "pin", exact, prefix + "Dask needs it: exact version")
-    if strict:
+    if options.strict:
         return _decide(dist, "pin", exact, prefix + "strict: exact version")
+    nearest = f"the nearest {_major_minor(dist.version)}.* there is"
+    if same_platform and not options.relax_same_platform:
+        # still resolved to its nearest, so that the plan shows what the workers would get
+        why = prefix + f"same platform: exact version (else {nearest}, a critical problem)"
+        return replace(_decide(dist, "pin", exact, why), fallbacks=_nearest(dist.version),
+                       if_relaxed="critical")
     platform = "same platform" if same_platform else "other platform"
-    why = f"{platform}: exact version, else the nearest {_major_minor(dist.version)}.* there is"
+    why = f"{platform}: exact version, else {nearest}"
     return replace(_decide(dist, "pin", exact, prefix + why), fallbacks=_nearest(dist.version))
+
+
+def _lock_constraints(chosen: LockChoice, decisions: Iterable[Decision]) -> tuple[str, ...]:
+    """The lock's versions for the target of every package the plan does not decide: the
+    dependencies of what only the workers need come from the lock too."""
+    decided = {d.key for d in decisions}
+    return tuple(f"{key}=={version}" for key, version in sorted(chosen.versions.items())
+                 if key not in decided)
+
+
+def _from_lock(decision: Decision, chosen: LockChoice, target: Target) -> Decision:
+    """An index pin as the project lock has it for the target: exact, never relaxed (the
+    Dask packages stay as here: client and workers must speak the same protocol)."""
+    version = chosen.versions.get(decision.key)
+    if (chosen.lock is None or version is None or decision.action != "pin"
+            or not isinstance(decision.source, IndexSource) or decision.key in MANDATORY):
+        return decision
+    why = f"{chosen.lock.kind} locks {version} for {target.platform}"
+    if not decision.local_version:
+        why = f"{decision.reason}; {why}"
+    return replace(decision, specifier=f"=={version}", fallbacks=(), if_relaxed="warning",
+                   reason=why)
 
 
 def _decide(dist: InstalledDist, action: Action, specifier: str, reason: str) -> Decision:

@@ -12,6 +12,7 @@ import site
 import sys
 import sysconfig
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
     from packsync.model import Snapshot
     from packsync.scan.dists import find_dists
     from packsync.scan.indexes import discover
+    from packsync.scan.project_locks import project_locks
     from packsync.scan.workdir import code_paths, stdlib_paths
     from packsync.sources import DirectorySource, EditableSource
 
@@ -65,6 +67,7 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
     if is_conda_prefix(sys.prefix):
         found = scan_conda(sys.prefix, dists)
         dists, notes, conda = found.dists, notes + found.notes, found.environment
+    locks, lock_notes = project_locks(Path.cwd())
     local_projects = [
         d.source.path for d in dists if isinstance(d.source, (EditableSource, DirectorySource))
     ]
@@ -75,6 +78,7 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
         dists=dists,
         code_paths=code_paths(search_path, prefixes=stdlib_paths(), exclude=local_projects),
         indexes=discover().redacted(),
-        notes=notes,
+        notes=notes + lock_notes,
         conda=conda,
+        project_locks=locks,
     )

@@ -49,6 +49,16 @@ class Index:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class IndexPin:
+    """``[tool.uv.sources]``: ``package`` comes from the index named ``index`` only (where
+    ``marker`` holds, if it has one)."""
+
+    package: str  # canonical
+    index: str
+    marker: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UvSettings:
     """What uv's settings say, before merging with pip's."""
 
@@ -56,6 +66,7 @@ class UvSettings:
     indexes: tuple[Index, ...] = ()
     find_links: tuple[Index, ...] = ()
     strategy: str = ""
+    pins: tuple[IndexPin, ...] = ()
 
 
 # --------------------------------------------------------------------------- uv
@@ -130,8 +141,11 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
     for url in environ.get("UV_FIND_LINKS", "").replace(",", " ").split():
         links.append(Index(url=url, role="find-links", origin="$UV_FIND_LINKS"))
 
+    pins: list[IndexPin] = []
     for path in uv_config_files(environ, cwd):
         origin = str(path)
+        if path.name == "pyproject.toml" and not pins:  # the project's own sources
+            pins = _index_pins(_load_toml(path).get("tool", {}).get("uv", {}))
         for table in _uv_tables(path):
             entries = table.get("index", [])
             for entry in entries if isinstance(entries, list) else []:
@@ -141,9 +155,9 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
                               name=str(entry.get("name", "")),
                               explicit=bool(entry.get("explicit", False)))
                 if entry.get("format") == "flat":
-                    links.append(_with_role(index, "find-links"))
+                    links.append(with_role(index, "find-links"))
                 elif entry.get("default"):
-                    default = default or _with_role(index, "default")
+                    default = default or with_role(index, "default")
                 else:
                     indexes.append(index)
             extra = table.get("extra-index-url", [])
@@ -154,10 +168,25 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
                 default = Index(url=str(table["index-url"]), role="default", origin=origin)
             strategy = strategy or str(table.get("index-strategy", ""))
     return UvSettings(default=default, indexes=tuple(indexes), find_links=tuple(links),
-                    strategy=strategy)
+                      strategy=strategy, pins=tuple(pins))
 
 
-def _with_role(index: Index, role: Role) -> Index:
+def _index_pins(uv: Mapping[str, Any]) -> list[IndexPin]:
+    """``[tool.uv.sources]`` entries that name an index (``torch = { index = "pytorch" }``,
+    or a list of them with markers); Git, path and URL sources are local code, built."""
+    from packaging.utils import canonicalize_name
+
+    pins = []
+    sources = uv.get("sources", {})
+    for package, value in (sources.items() if isinstance(sources, dict) else ()):
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict) and isinstance(entry.get("index"), str):
+                pins.append(IndexPin(package=canonicalize_name(str(package)),
+                                     index=entry["index"], marker=str(entry.get("marker", ""))))
+    return pins
+
+
+def with_role(index: Index, role: Role) -> Index:
     return Index(url=index.url, role=role, origin=index.origin, name=index.name,
                  explicit=index.explicit)
 

@@ -18,7 +18,8 @@ pip, so both are read and nothing configured is dropped:
   PyPI. A pip ``index-url`` displaced by uv's default is kept as an extra index.
 * Extra indexes, in priority order: uv's ``index`` entries, uv's ``extra-index-url``,
   pip's ``extra-index-url``, a displaced pip ``index-url``. ``explicit`` uv indexes are
-  kept too (``uv pip`` has no per-package index pins), last. Find-links: uv's, then pip's.
+  kept too, last; the packages ``[tool.uv.sources]`` pins to a named index are resolved
+  from that index alone (``IndexSettings.only``). Find-links: uv's, then pip's.
 * Index strategy: uv's configured ``index-strategy``, else ``unsafe-best-match`` (what
   pip does across all its indexes, which is how a pip client got its packages).
 """
@@ -29,14 +30,14 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from packsync.model import IndexConfig
 from packsync.redact import redact_url
-from packsync.scan.index_config import Index, pip_settings, uv_settings
+from packsync.scan.index_config import Index, IndexPin, pip_settings, uv_settings, with_role
 
 if TYPE_CHECKING:
     from packsync.scan.credentials import Credentials
@@ -53,6 +54,7 @@ class IndexSettings:
 
     indexes: tuple[Index, ...] = (Index(url=DEFAULT_INDEX, role="default", origin="default"),)
     index_strategy: str = DEFAULT_STRATEGY
+    pins: tuple[IndexPin, ...] = ()  # packages that come from one named index only
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _found: dict[str, Credentials | None] = field(
         default_factory=dict, repr=False, compare=False
@@ -88,6 +90,15 @@ class IndexSettings:
             find_links=tuple(redact_url(u) for u in self.find_links),
             origins={i.display: _describe_origin(i) for i in self.indexes},
         )
+
+    def only(self, name: str) -> IndexSettings | None:
+        """These settings with the index named ``name`` as the only one (for the packages
+        pinned to it), or None if no index has that name."""
+        index = next((i for i in self.indexes if i.name == name and i.role != "find-links"),
+                     None)
+        if index is None:
+            return None
+        return replace(self, indexes=(with_role(index, "default"),), pins=())
 
     def credentials(self, index: Index) -> Credentials | None:
         """The credentials for ``index`` (URL, uv variables, netrc, keyring), looked up once."""
@@ -180,6 +191,7 @@ def discover(
     return IndexSettings(
         indexes=_unique(indexes),
         index_strategy=uv.strategy or DEFAULT_STRATEGY,
+        pins=uv.pins,
         environ=env,
     )
 

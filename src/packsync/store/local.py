@@ -29,7 +29,7 @@ class LocalStore:
     """A store in a local directory: ``<root>/sha256/<ab>/<digest>``; mtime is the last use."""
 
     def __init__(self, root: Path, *, clock: Clock = time.time) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # a relative directory (--store ./store) too
         self.url = self.root.as_uri()
         self.clock = clock
 
