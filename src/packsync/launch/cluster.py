@@ -61,6 +61,12 @@ class Cluster(SpecClusterInternals):
     fail_on:
         Which plan problems stop the launch: ``"critical"`` (default), ``"warning"`` or
         ``"any"``. Each option defaults to the Dask config key ``packsync.<name>``.
+    relax_same_platform:
+        Let a version that no configured index has become the nearest one it has, for
+        workers of this machine's platform too (default: refused as critical).
+    accelerator:
+        The workers' accelerator: ``"cpu"``, a CUDA version such as ``"cu124"``, or a ROCm
+        one: the torch family then resolves to that variant (see ``docs/planning.md``).
     cache_dir, store:
         Where environments are cached and local-code artifacts stored (defaults:
         ``PACKSYNC_CACHE_DIR`` / dask config ``packsync.cache-dir`` / user cache dir).
@@ -136,6 +142,8 @@ class Cluster(SpecClusterInternals):
         only: Sequence[str] | None = None,
         strict: bool | None = None,
         fail_on: str | None = None,
+        relax_same_platform: bool | None = None,
+        accelerator: str | None = None,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         watch: bool | None = None,
@@ -175,7 +183,8 @@ class Cluster(SpecClusterInternals):
             n_workers, threads_per_worker, host = layout.on_hosts(
                 self._hosts, n_workers, threads_per_worker, host)
         n_workers, threads_per_worker = layout.workers_and_threads(n_workers, threads_per_worker)
-        options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on)
+        options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on,
+                           relax_same_platform=relax_same_platform, accelerator=accelerator)
         self._settings = LaunchSettings(
             options=options, code_rules=code_rules(include=include, exclude=exclude),
             cache_dir=cache_dir, store=store if store is not None or not hosts else shared_store,

@@ -86,6 +86,8 @@ def jobqueue(
     only: Sequence[str] | None = None,
     strict: bool | None = None,
     fail_on: str | None = None,
+    relax_same_platform: bool | None = None,
+    accelerator: str | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     watch: bool | None = None,
@@ -105,7 +107,8 @@ def jobqueue(
     the package indexes instead (the jobs then authenticate to them from their own
     environment: see ``worker_command``). The other options are ``packsync.Cluster``'s.
     """
-    options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on)
+    options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on,
+                           relax_same_platform=relax_same_platform, accelerator=accelerator)
     rules = code_rules(include=include, exclude=exclude)
     clock = StageClock(reporter)
     link = f"jobs-{uuid.uuid4().hex[:16]}"
