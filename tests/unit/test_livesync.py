@@ -162,3 +162,22 @@ def test_versions_unused_for_the_expiry_are_pruned_unless_linked(work, tmp_path)
     first.close()
     live_code(work, tmp_path)
     assert not old.exists() and not os.path.exists(first_version)
+
+
+@pytest.mark.parametrize("relpath", ["../escaped.py", "/etc/escaped.py", "a/../../x.py",
+                                     "a//b.py", ".packsync-ready"])
+def test_an_update_naming_a_path_outside_its_version_is_refused(work, tmp_path, relpath):
+    import dataclasses
+
+    live = live_code(work, tmp_path)
+    (work / "helpers_ls.py").write_text("def f():\n    return 2\n")
+    update = live.next_update()
+    assert update is not None
+    hostile = dataclasses.replace(update, manifest={**update.manifest, relpath: "0" * 64},
+                                  files={**update.files, relpath: b"owned = True\n"})
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="is not a file of the code directory"):
+        apply_update(hostile, link=str(live.link))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    with pytest.raises(ValueError, match="is not a version name"):
+        apply_update(dataclasses.replace(update, code_id="../x"), link=str(live.link))

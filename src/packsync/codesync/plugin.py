@@ -104,6 +104,7 @@ def apply_on_scheduler(update: CodeUpdate, dask_scheduler: Any = None) -> dict[s
 
 def apply_update(update: CodeUpdate, *, link: str | None = None) -> Applied:
     """Make ``update`` the code this host imports, and this process's next imports see it."""
+    _check_names(update)
     link = link or os.environ.get(LINK_VARIABLE, "")
     if not link or not os.path.islink(link):
         raise RuntimeError(
@@ -122,6 +123,19 @@ def apply_update(update: CodeUpdate, *, link: str | None = None) -> Applied:
         _swap_link(link, target)
     dropped = _forget_changed_modules(update, link=link, code_root=code_root)
     return Applied(code_id=update.code_id, written=written, fetched=fetched, dropped=dropped)
+
+
+def _check_names(update: CodeUpdate) -> None:
+    """Refuse an update that would write anywhere but inside its own version directory."""
+    for name in (update.code_id, update.base):
+        if name and (name in (".", "..") or "/" in name or "\\" in name or "\0" in name):
+            raise ValueError(f"code update {update.code_id!r}: {name!r} is not a version name")
+    for relpath in update.manifest:
+        parts = relpath.split("/")
+        if (relpath.startswith("/") or "\\" in relpath or "\0" in relpath or relpath in (
+                READY, MANIFEST) or any(p in ("", ".", "..") for p in parts)):
+            raise ValueError(f"code update {update.code_id}: {relpath!r} is not a file of the "
+                             "code directory")
 
 
 def _sibling(target: str, code_id: str) -> str:
