@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"<>]+")  # a comma ends it (uv's lists)
@@ -37,10 +37,32 @@ def userinfo_span(url: str) -> tuple[int, int] | None:
     return None
 
 
+# an access token in a URL's path (Cloudsmith's /<token>/org/repo/, Gemfury's, anaconda.org's
+# /t/<token>/): 16 or more letters, digits, - _ ~, with both letters and digits
+_TOKEN_SEGMENT = re.compile(r"(?=[\w~-]*\d)(?=[\w~-]*[A-Za-z])[\w~-]{16,}", re.ASCII)
+# a digest (Git's commit ids, the file hashes in PyPI's paths, SHA-256): not a secret
+_DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{60}|[0-9a-f]{64}")
+
+
+def url_tokens(url: str) -> set[str]:
+    """The secrets ``url`` holds besides its userinfo: every query value (``?token=``, a
+    presigned URL's signature), and every path segment shaped like an access token."""
+    parts = urlsplit(strip_userinfo(url))
+    found = {value for _, value in parse_qsl(parts.query) if len(value) >= 3}
+    found |= {segment for segment in parts.path.split("/")
+              if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)}
+    return found
+
+
 def redact_url(url: str) -> str:
-    """``https://user:secret@host/x`` -> ``https://***@host/x``."""
+    """``https://user:secret@host/x`` -> ``https://***@host/x``; tokens in the path or
+    query become ``***`` too."""
     span = userinfo_span(url)
-    return url if span is None else f"{url[:span[0]]}***{url[span[1]:]}"
+    if span is not None:
+        url = f"{url[:span[0]]}***{url[span[1]:]}"
+    for token in sorted(url_tokens(url), key=len, reverse=True):
+        url = url.replace(token, "***")
+    return url
 
 
 def strip_userinfo(url: str) -> str:
@@ -71,4 +93,5 @@ def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
                 user, _, password = url[span[0]:span[1]].partition(":")
                 raw = password or user
                 found.update({raw, unquote(raw)})
+            found.update(token for raw in url_tokens(url) for token in (raw, unquote(raw)))
     return found
