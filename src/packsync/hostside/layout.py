@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-READY_MARKER = ".packsync-ready"
-RECORD_DIR = ".packsync"  # inside an environment: its lock, and its wheels while building
+from packsync.hostside.contents import READY_MARKER as READY_MARKER
+from packsync.hostside.contents import RECORD_DIR as RECORD_DIR
+
 WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"
 CODE_MANIFEST = ".packsync-manifest.json"
@@ -70,11 +71,3 @@ def is_ready(path: str) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def mark_ready(path: str, digest: str) -> None:
-    """The last write of a build: from now on the directory is used as it is."""
-    partial = os.path.join(path, READY_MARKER + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(digest + "\n")
-    os.replace(partial, os.path.join(path, READY_MARKER))
