@@ -115,6 +115,18 @@ def refuse_if_in_use(path: str, env_id: str, problems: list[str]) -> None:
             "launch again (it is rebuilt)", kind="damaged")
 
 
+def trusted_uv(cache: str, sha256: str) -> str:
+    """The cached uv binary's path; a binary there without that hash is removed first (it
+    would run with the user's index credentials), so that it is fetched again."""
+    path = layout.uv_path(cache, sha256)
+    try:
+        if os.access(path, os.X_OK) and layout.sha256_file(path) != sha256:
+            os.unlink(path)
+    except OSError as error:
+        raise disk_error(error, path) from None
+    return path
+
+
 def discard(path: str) -> None:
     """Remove an unfinished environment, even while an orphaned child still writes to it."""
     if not os.path.lexists(path):

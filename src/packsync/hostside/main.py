@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from packsync.hostside import artifact, install, layout, livecode, peers, protocol
+from packsync.hostside import artifact, contents, install, layout, lease, livecode, peers, protocol
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
 from packsync.hostside.transfer import copy_verified, disk_error, download, receive
@@ -75,7 +75,7 @@ def probe(header: protocol.Header) -> None:
     store = _store(header, cache)
     code_id = str(header.get("code_id") or "")
     path = layout.env_dir(cache, env_id)
-    ready = layout.is_ready(path)
+    ready = contents.examine(path, header.get("digest")) == []
     code_ready = not code_id or layout.is_ready(layout.code_dir(cache, code_id))
     link = ""
     if ready and code_ready and header.get("link"):
@@ -149,7 +149,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
         build = _unpacking(artifact.check_manifest(header.get("manifest"), "the manifest"),
                            store)
     else:
-        uv = layout.uv_path(cache, str(header["uv_sha256"]))
+        uv = install.trusted_uv(cache, str(header["uv_sha256"]))
         if not os.access(uv, os.X_OK) and shared:
             copy_verified(layout.blob_path(store, str(header["uv_sha256"])),
                           str(header["uv_sha256"]), uv, 0o700)
@@ -286,7 +286,7 @@ def run(header: protocol.Header, stdin: IO[bytes]) -> int:
         list(header["argv"]),
         env=env, cwd=str(header.get("cwd") or os.path.expanduser("~")),
         stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(),
-        start_new_session=True,
+        start_new_session=True, pass_fds=lease.inherited(str(header["argv"][0])),
     )
     emit("started", pid=child.pid, pgid=child.pid)
     watchdog = Watchdog()
@@ -417,7 +417,7 @@ def worker_main(argv: list[str]) -> int:
                 json.loads(_verified_text(store, options.artifact, "environment manifest")),
                 f"manifest sha256:{options.artifact[:12]}"), store)
         else:
-            uv = layout.uv_path(cache, options.uv)
+            uv = install.trusted_uv(cache, options.uv)
             if not os.access(uv, os.X_OK):
                 copy_verified(layout.blob_path(store, options.uv), options.uv, uv, 0o700)
             wheels = [dict(zip(("filename", "sha256"), w.split("=", 1), strict=True))
@@ -448,6 +448,7 @@ def worker_main(argv: list[str]) -> int:
         sys.stderr.write(f"packsync: bad worker command arguments: {error}\n")
         return 2
     python = layout.env_python(path)
+    lease.keep_across_exec(path)
     os.execve(python, [python, *args], env)
     return 0  # pragma: no cover - execve does not return
 

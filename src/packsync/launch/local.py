@@ -33,6 +33,7 @@ from distributed.deploy.spec import ProcessInterface
 
 from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
+from packsync.hostside import lease
 from packsync.launch.processes import (
     DaskProcess,
     SchedulerRole,
@@ -100,6 +101,7 @@ class EnvProcess(DaskProcess):
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                pass_fds=lease.inherited(self.python),  # in use while it runs
             )
         except OSError as error:
             raise LaunchError(
