@@ -40,7 +40,17 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from packsync.hostside import artifact, contents, install, layout, lease, livecode, peers, protocol
+from packsync.hostside import (
+    artifact,
+    contents,
+    install,
+    layout,
+    lease,
+    lifecycle,
+    livecode,
+    peers,
+    protocol,
+)
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
 from packsync.hostside.transfer import copy_verified, disk_error, download, receive
@@ -162,6 +172,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
                 uv_env=dict(header.get("uv_env", {})), watchdog=watchdog)
 
     path, hit = install.materialize(cache, env_id, digest, build)
+    lifecycle.collect_on_host(cache)
     if mode == "artifact" and not header.get("keep_chunks") and not shared:
         _remove_chunks(header.get("manifest", {}), store)
     code_id = str(header.get("code_id") or "")
@@ -429,6 +440,7 @@ def worker_main(argv: list[str]) -> int:
                     wheel_dir=store, uv_env=job_index_environment(options.index, os.environ))
 
         path, _ = install.materialize(cache, options.lock[:32], options.lock, build)
+        lifecycle.collect_on_host(cache)
         env = {k: v for k, v in os.environ.items()  # the worker needs no index credential
                if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packsync import uvtool
+from packsync.config import cache_expiry, cache_max_size
 from packsync.errors import MaterializeError
-from packsync.hostside import contents, install, layout, lease
+from packsync.hostside import contents, install, layout, lease, lifecycle
 from packsync.hostside.protocol import HostError
 from packsync.lock.index_failures import explain
 from packsync.lock.lockfile import WHEELS_DIR, Lock
@@ -102,6 +103,7 @@ def materialize(
         found = ready_environment(lock, cache)
         if found is not None:
             current.detail = "cache hit"
+            collect_unused(cache)
             return found
 
         def build(path: str) -> None:
@@ -120,7 +122,23 @@ def materialize(
             raise disk_full(error, error.filename or str(cache), lock) from None
         current.detail = ("cache hit (built by another process)" if hit
                           else f"built {lock.package_count} packages")
+        collect_unused(cache)
         return Environment(path=Path(path), digest=lock.digest, cache_hit=hit)
+
+
+def collect_unused(cache: Path) -> None:
+    """The automatic pass at launch (at most hourly): environments unused for longer than
+    ``packsync.cache-expiry``, and beyond ``packsync.cache-max-size``, are removed. Never
+    the one just materialized (this process holds its lease). A failure only logs."""
+    try:
+        result = lifecycle.collect_if_due(str(cache), expiry=cache_expiry(),
+                                          max_size=cache_max_size())
+    except OSError as error:
+        logger.warning("collecting unused environments in %s failed: %s", cache, error)
+        return
+    if result and result["removed"]:
+        logger.info("removed %d unused environments (%.1f MB) from %s", len(result["removed"]),
+                    result["freed"] / 1e6, cache)
 
 
 def _build(
