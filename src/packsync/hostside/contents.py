@@ -185,9 +185,29 @@ def examine(root: str, digest: str | None) -> list[str] | None:
 
 def worker_check() -> dict[str, Any]:
     """Run inside a worker: how its own environment (``sys.prefix``) differs from the
-    record made when it became ready; ``recorded`` is False where there is none."""
+    record made when it became ready. Where there is none (an environment packsync did
+    not build), every file each distribution's ``RECORD`` lists must be there with its
+    size. ``recorded`` says which check ran."""
     marker = read_marker(sys.prefix)
-    if not marker or not isinstance(marker.get("files"), dict):
-        return {"prefix": sys.prefix, "recorded": False, "problems": []}
-    return {"prefix": sys.prefix, "recorded": True,
-            "problems": differences(sys.prefix, marker["files"])}
+    if marker and isinstance(marker.get("files"), dict):
+        return {"prefix": sys.prefix, "recorded": True,
+                "problems": differences(sys.prefix, marker["files"])}
+    return {"prefix": sys.prefix, "recorded": False, "problems": _record_problems()}
+
+
+def _record_problems() -> list[str]:
+    import importlib.metadata
+
+    problems: list[str] = []
+    for dist in importlib.metadata.distributions():
+        for entry in dist.files or ():
+            if entry.size is None or entry.parts[0].endswith(".dist-info"):
+                continue
+            try:
+                size = os.stat(str(entry.locate())).st_size
+            except OSError:
+                problems.append(f"missing {entry}")
+                continue
+            if size != entry.size:
+                problems.append(f"changed {entry}")
+    return problems
