@@ -1,0 +1,67 @@
+"""A running cluster's environment is never collected, expired ones are; a file deleted
+from a running environment is seen by worker verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.venvs import ClientEnv
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+import packsync
+from packsync.errors import LaunchError
+from packsync.hostside import contents, lease
+from packsync.launch.verify import verify_client
+
+cache = Path(os.environ["PACKSYNC_CACHE_DIR"])
+old = time.time() - 48 * 3600
+
+def gc():
+    done = subprocess.run([str(Path(sys.executable).with_name("packsync")), "cache", "gc",
+                           "--json"], capture_output=True, text=True, check=True)
+    return [r["env_id"] for r in json.loads(done.stdout)["removed"]]
+
+with packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+    with cluster.get_client() as client:
+        client.wait_for_workers(1)
+        env = cluster.prepared.environment.path
+        expired = cache / "envs" / ("0" * 32)
+        (expired / ".packsync").mkdir(parents=True)
+        (expired / ".packsync" / "pylock.toml").write_text("# old\\n")
+        import hashlib
+        contents.mark_ready(str(expired), hashlib.sha256(b"# old\\n").hexdigest())
+        for path in (expired, env):
+            os.utime(path / ".packsync-ready", (old, old))
+        lease.release(str(env))  # the workers alone hold it now
+        removed = gc()
+        site = next(env.glob("lib/python*/site-packages"))
+        (site / "httpx" / "_auth.py").unlink()
+        try:
+            verify_client(client, cluster.prepared.locked.lock)
+            refused = ""
+        except LaunchError as error:
+            refused = str(error)
+print(json.dumps({"env": env.name, "removed": removed, "kept": env.is_dir(),
+                  "refused": refused}))
+"""
+
+
+def test_a_running_clusters_environment_is_kept_and_expired_ones_go(client_env: ClientEnv):
+    result = client_env.json_run(SCRIPT)
+    assert result["removed"] == ["0" * 32] and result["kept"]
+    assert "httpx" in result["refused"] and "_auth.py" in result["refused"]
+    listed = json.loads(client_env.packsync("cache", "list", "--json").stdout)
+    (info,) = listed["environments"]
+    assert info["env_id"] == result["env"] and not info["in_use"]
+    done = client_env.packsync("cache", "gc", "--json")
+    # the cluster closed: unused for 48 h (it was damaged too), it goes now
+    assert [r["env_id"] for r in json.loads(done.stdout)["removed"]] == [result["env"]]
+    assert json.loads(client_env.packsync("cache", "list", "--json").stdout)[
+        "environments"] == []
