@@ -4,7 +4,6 @@ from a running environment is seen by worker verification."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

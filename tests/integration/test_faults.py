@@ -21,13 +21,8 @@ from pathlib import Path
 import pytest
 
 from packsync.hostside import contents
-from packsync.lock.lockfile import PacksyncTable, render
-from tests.support.venvs import UV, hermetic_env
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from tests.support.caches import small_lock_text
+from tests.support.venvs import hermetic_env
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +41,7 @@ def print_counts() -> object:
 @pytest.fixture(scope="module")
 def small_lock(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The text of a lock of httpx and its dependencies for this Python."""
-    root = tmp_path_factory.mktemp("lock")
-    (root / "req.txt").write_text("httpx==0.27.2\n")
-    python = ".".join(map(str, sys.version_info[:3]))
-    subprocess.run([UV, "pip", "compile", "-q", str(root / "req.txt"), "--format", "pylock.toml",
-                    "--python-version", python, "-o", str(root / "pylock.toml")],
-                   check=True, env=hermetic_env(), cwd=root)
-    document = tomllib.loads((root / "pylock.toml").read_text())
-    return render(document, PacksyncTable(python=python))
+    return small_lock_text(tmp_path_factory.mktemp("lock"))
 
 
 def write_lock(directory: Path, text: str, variant: int) -> Path:

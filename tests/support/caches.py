@@ -34,3 +34,27 @@ def make_ready(path: Path, text: str = LOCK_TEXT, used: float | None = None) -> 
     if used is not None:
         os.utime(path / layout.READY_MARKER, (used, used))
     return digest_of(text)
+
+
+def small_lock_text(directory: Path) -> str:
+    """The text of a packsync lock of httpx and its dependencies for this Python (resolved
+    by uv from PyPI in ``directory``): a real environment of a few seconds' build."""
+    import subprocess
+    import sys
+
+    from packsync.lock.lockfile import PacksyncTable, render
+    from tests.support.venvs import UV, hermetic_env
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    (directory / "req.txt").write_text("httpx==0.27.2\n")
+    python = ".".join(map(str, sys.version_info[:3]))
+    subprocess.run([UV, "pip", "compile", "-q", str(directory / "req.txt"), "--format",
+                    "pylock.toml", "--python-version", python, "-o",
+                    str(directory / "pylock.uv.toml")],
+                   check=True, env=hermetic_env(), cwd=directory)
+    document = tomllib.loads((directory / "pylock.uv.toml").read_text())
+    return render(document, PacksyncTable(python=python))
