@@ -176,3 +176,40 @@ def test_a_cache_others_can_write_is_refused(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     install.check_cache_root(str(fresh))
     assert (fresh.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
+def test_a_planted_donor_or_environment_is_never_used(tmp_path: Path) -> None:
+    from packsync.hostside import pyc_reuse
+
+    envs = tmp_path / "envs"
+    config = "home = /usr/bin\nimplementation = CPython\nversion_info = 3.11.7\n"
+    new = envs / "new"
+    new.mkdir(parents=True)
+    (new / "pyvenv.cfg").write_text(config)
+    planted = envs / "planted"
+    planted.mkdir()
+    (planted / "pyvenv.cfg").write_text(config)
+    make_ready(planted, used=time.time())
+    for path in (planted, planted / layout.READY_MARKER):
+        os.chown(path, 65534, 65534)  # another user's (nobody), in a cache they could write
+
+    def donor() -> str | None:
+        return pyc_reuse.bytecode_donor(str(envs), str(new), layout.READY_MARKER,
+                                        install.trusted_donor)
+
+    assert donor() is None
+    assert any("not owned by this user" in p for p in contents.trusted(str(planted), None))
+    for path in (planted, planted / layout.READY_MARKER):
+        os.chown(path, os.getuid(), os.getgid())
+    assert donor() == str(planted)  # the same environment, this user's own
+    (planted / layout.RECORD_DIR / "pylock.toml").write_text("# another lock\n")
+    assert donor() is None  # its marker is not about the lock it holds
+
+    # a ready environment forged under the name of the one asked for: rebuilt, not used
+    forged = Path(layout.env_dir(str(tmp_path), "e1"))
+    forged.mkdir()
+    (forged / layout.READY_MARKER).write_text('{"format": 1, "digest": "%s", "uid": 0, '
+                                              '"files": {}}' % DIGEST)
+    path, hit = install.materialize(str(tmp_path), "e1", DIGEST, build_lock_only)
+    assert not hit and contents.examine(path, DIGEST) == []
