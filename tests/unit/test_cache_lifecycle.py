@@ -3,6 +3,7 @@ and the ready marker's record of files, lock and owner."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -209,7 +210,57 @@ def test_a_planted_donor_or_environment_is_never_used(tmp_path: Path) -> None:
     # a ready environment forged under the name of the one asked for: rebuilt, not used
     forged = Path(layout.env_dir(str(tmp_path), "e1"))
     forged.mkdir()
-    (forged / layout.READY_MARKER).write_text('{"format": 1, "digest": "%s", "uid": 0, '
-                                              '"files": {}}' % DIGEST)
+    forgery = {"format": 1, "digest": DIGEST, "uid": os.getuid(), "files": {}}
+    (forged / layout.READY_MARKER).write_text(json.dumps(forgery))
     path, hit = install.materialize(str(tmp_path), "e1", DIGEST, build_lock_only)
     assert not hit and contents.examine(path, DIGEST) == []
+
+
+def fake_env_with_python(cache: Path) -> Path:
+    path = cache / "envs" / "e1"
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "python").symlink_to(sys.executable)
+    make_ready(path)
+    return path
+
+
+def test_a_host_side_run_hands_its_lease_to_the_process_it_supervises(tmp_path: Path) -> None:
+    path = fake_env_with_python(tmp_path)
+    header = {"version": 2, "action": "run", "cwd": str(tmp_path),
+              "argv": [str(path / "bin" / "python"), "-c", "import time; time.sleep(60)"]}
+    supervisor = subprocess.Popen([sys.executable, "-m", "packsync.hostside.main"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert supervisor.stdin is not None and supervisor.stdout is not None
+    supervisor.stdin.write(json.dumps(header) + "\n")
+    supervisor.stdin.flush()
+    started = json.loads(supervisor.stdout.readline())
+    try:
+        assert started["event"] == "started" and lease.in_use(str(path))
+        supervisor.send_signal(signal.SIGKILL)  # the supervisor dies; its child runs on
+        supervisor.wait()
+        assert lease.in_use(str(path))
+    finally:
+        os.killpg(started["pgid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while lease.in_use(str(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not lease.in_use(str(path))
+
+
+def test_a_worker_command_keeps_its_lease_across_exec(tmp_path: Path) -> None:
+    path = fake_env_with_python(tmp_path)
+    code = ("import os, sys\nfrom packsync.hostside import lease\n"
+            "lease.keep_across_exec(sys.argv[1])\n"
+            "os.execv('/bin/sleep', ['sleep', '60'])\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(path)])
+    try:
+        deadline = time.monotonic() + 10
+        while not os.readlink(f"/proc/{process.pid}/exe").endswith("sleep") \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.readlink(f"/proc/{process.pid}/exe").endswith("sleep")
+        assert lease.in_use(str(path))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not lease.in_use(str(path))

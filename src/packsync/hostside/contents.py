@@ -63,7 +63,7 @@ def walk(root: str) -> dict[str, os.stat_result]:
         relative = stack.pop()
         try:
             entries = list(os.scandir(os.path.join(root, relative) if relative else root))
-        except FileNotFoundError:
+        except OSError:  # gone, or not readable: its files count as missing
             continue
         for entry in entries:
             name = entry.name if not relative else relative + "/" + entry.name
@@ -98,7 +98,10 @@ def differences(root: str, recorded: dict[str, Entry]) -> list[str]:
             same = (not os.path.islink(path) and stat.st_size == expected[0]
                     and stat.st_mtime_ns == expected[1])
             if same and len(expected) > 2:
-                same = _sha256(path) == expected[2]
+                try:
+                    same = _sha256(path) == expected[2]
+                except OSError:
+                    same = False
         if not same:
             problems.append(f"changed {name}")
     problems += [f"added {name}" for name in sorted(found)

@@ -72,8 +72,11 @@ def ready_environment(lock: Lock, cache: Path) -> Environment | None:
     path = environment_dir(lock, cache)
     if not path.is_dir():
         return None
-    lease.hold(str(path))
-    problems = contents.examine(str(path), lock.digest)
+    try:
+        lease.hold(str(path))
+        problems = contents.examine(str(path), lock.digest)
+    except OSError as error:
+        raise disk_full(error, error.filename or str(path), lock) from None
     if problems is None:
         return None
     if problems:
@@ -217,13 +220,13 @@ def _install_from_uv_cache(path: Path, interpreter: str, lock: Lock, uv_env: Map
 def disk_full(error: OSError, path: str, lock: Lock) -> MaterializeError:
     """An OS error while building, said plainly (a full disk above all), naming the path."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        problem = "no space left on the device"
-    else:
-        problem = error.strerror or str(error)
+        return MaterializeError(
+            f"cannot build environment {lock.env_id[:12]}: no space left on the device of "
+            f"{path}", path=path, digest=lock.digest, hint=NO_SPACE_HINT)
     return MaterializeError(
-        f"cannot build environment {lock.env_id[:12]}: {problem} of {path}",
+        f"cannot build environment {lock.env_id[:12]}: {error.strerror or error}: {path}",
         path=path, digest=lock.digest,
-        hint=NO_SPACE_HINT,
+        hint="fix the permissions there, or set PACKSYNC_CACHE_DIR; nothing half-built is used",
     )
 
 
