@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
+import time
 from typing import Any
 
 READY_MARKER = ".packsync-ready"  # the layout's names (``layout`` takes them from here:
@@ -30,6 +32,8 @@ FORMAT = 1
 _HASHED_NAMES = {"sitecustomize.py", "usercustomize.py", "pyvenv.cfg"}
 _LOCK = os.path.join(RECORD_DIR, "pylock.toml")
 _SHOWN = 8
+_INTACT: dict[str, float] = {}  # environments this process found intact: realpath -> when
+FRESH = 60.0  # seconds a check of this process stands for its workers' own
 
 Entry = list[Any]  # [size, mtime_ns] | [size, mtime_ns, sha256] | ["->", target]
 
@@ -179,6 +183,7 @@ def examine(root: str, digest: str | None) -> list[str] | None:
     if not problems:
         problems = differences(root, marker["files"])
     if not problems:
+        _INTACT[os.path.realpath(root)] = time.monotonic()
         try:
             os.utime(os.path.join(root, READY_MARKER))
         except OSError:
@@ -186,11 +191,21 @@ def examine(root: str, digest: str | None) -> list[str] | None:
     return problems
 
 
-def worker_check() -> dict[str, Any]:
+def checked_here() -> list[str]:
+    """The environments this process found intact within ``FRESH`` seconds: a worker of
+    this machine running from one of them need not walk it again (``worker_check``)."""
+    now = time.monotonic()
+    return [root for root, when in _INTACT.items() if now - when < FRESH]
+
+
+def worker_check(host: str = "", checked: list[str] | None = None) -> dict[str, Any]:
     """Run inside a worker: how its own environment (``sys.prefix``) differs from the
     record made when it became ready. Where there is none (an environment packsync did
     not build), every file each distribution's ``RECORD`` lists must be there with its
-    size. ``recorded`` says which check ran."""
+    size. ``recorded`` says which check ran. A worker on ``host`` whose environment is one
+    the client ``checked`` a moment ago (``checked_here``) does not check it again."""
+    if host == socket.gethostname() and os.path.realpath(sys.prefix) in (checked or []):
+        return {"prefix": sys.prefix, "recorded": True, "problems": [], "checked": "client"}
     marker = read_marker(sys.prefix)
     if marker and isinstance(marker.get("files"), dict):
         return {"prefix": sys.prefix, "recorded": True,

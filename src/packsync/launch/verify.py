@@ -14,8 +14,10 @@ is silenced for these clusters: this check covers it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -161,11 +163,15 @@ async def verify_workers(
     workers: Mapping[str, str],
 ) -> list[Difference]:
     """Ask the workers (address -> host name) for their reports and file checks, and
-    compare each with the lock."""
+    compare each with the lock. A worker of this machine whose environment this process
+    found intact a moment ago (it materialized it for this launch) does not walk it again."""
     if not workers:
         return []
-    reports = await _run_on_workers(scheduler_comm, workerreport.report_json, workers)
-    checks = await _run_on_workers(scheduler_comm, contents.worker_check, workers)
+    reports, checks = await asyncio.gather(
+        _run_on_workers(scheduler_comm, workerreport.report_json, workers),
+        _run_on_workers(scheduler_comm, contents.worker_check, workers,
+                        socket.gethostname(), contents.checked_here()),
+    )
     differences: list[Difference] = []
     for address, response in reports.items():
         host = workers.get(address, address)
@@ -186,15 +192,15 @@ async def verify_workers(
     return differences
 
 
-async def _run_on_workers(scheduler_comm: Any, function: Any,
-                          workers: Mapping[str, str]) -> dict[str, Any]:
+async def _run_on_workers(scheduler_comm: Any, function: Any, workers: Mapping[str, str],
+                          *args: Any) -> dict[str, Any]:
     from distributed.protocol import pickle as dask_pickle
 
     responses: dict[str, Any] = await scheduler_comm.broadcast(
         msg={
             "op": "run",
             "function": dask_pickle.dumps(function),  # type: ignore[no-untyped-call]
-            "args": dask_pickle.dumps(()),  # type: ignore[no-untyped-call]
+            "args": dask_pickle.dumps(args),  # type: ignore[no-untyped-call]
             "kwargs": dask_pickle.dumps({}),  # type: ignore[no-untyped-call]
             "wait": True,
         },
