@@ -1,11 +1,15 @@
 """An environment made ready in a cache: the one procedure the client and every host follow.
 
-``materialize`` finds a ready environment with one ``stat``; otherwise it takes the
-environment's file lock, clears what an interrupted build left, builds (from the
-artifact, or with uv from the indexes) and writes the ready marker last. A directory
-without the marker is never used. What a crashed build left is first renamed aside and
-then deleted, so a child process of the crashed build that still writes into it (uv
-outlives a ``kill -9`` of its parent) cannot stop the next build.
+``materialize`` finds a ready environment by its marker and a check of its files
+(``contents``); otherwise it takes the environment's build lock (``buildlock``), clears
+what an interrupted build left, builds (from the artifact, or with uv from the indexes)
+and writes the ready marker, with the record of every file, last. A directory without
+the marker is never used. What a crashed build left is first renamed aside and then
+deleted, and the crashed build's children (uv outlives a ``kill -9`` of its parent) are
+ended first: they hold the build lock until then. The caller holds the environment's
+lease from the start (``lease``): it is in use, and a damaged environment in use by
+other processes is refused rather than pulled from under them. A cache that other users
+could write into is refused (``check_cache_root``).
 """
 
 from __future__ import annotations

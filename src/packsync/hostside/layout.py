@@ -5,7 +5,9 @@ hosts that have nothing but Python: standard library only, no import from packsy
 outside ``packsync.hostside``.
 
 ``<cache>/envs/<env_id>/`` holds one environment, used only once ``READY_MARKER`` is
-in it (written last); ``<cache>/envs/<env_id>.lock`` serialises its builders.
+in it (written last, with the record of its files: ``contents``);
+``<cache>/envs/<env_id>.lock`` serialises its builders (``buildlock``) and
+``<cache>/envs/<env_id>.lease`` is held by every process that runs from it (``lease``).
 ``<cache>/code/<code_id>/`` holds one version of the working-directory code.
 ``<cache>/bin/uv-<sha256[:16]>`` is the uv binary a host builds with. A store directory
 keeps objects at ``<store>/sha256/<ab>/<sha256>``.

@@ -1,10 +1,13 @@
 """Host side: a lock becomes a ready environment in ``<cache>/envs/<env_id>``.
 
-A ready environment is found with one ``stat`` and reused without running uv.
+A ready environment is found by its marker and reused without running uv once its
+files match the marker's record (one ``lstat`` each: ``hostside.contents``).
 Otherwise it is built under a file lock, at its final path (virtual environments
 are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), and
 the ready marker is written last. A directory without the marker is the remains of
-an interrupted build: it is never used, and the next build wipes it first.
+an interrupted build: it is never used, and the next build wipes it first. This process
+holds the lease of every environment it materializes (``hostside.lease``), which the
+Dask processes it starts inherit, and collects unused ones at most hourly.
 
 A build reuses what this machine has. The lock's index wheels that uv installed in the
 client come from uv's cache when it holds all of those (``uv_cache``: hash-pinned,
