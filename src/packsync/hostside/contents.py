@@ -42,7 +42,7 @@ def _hashed(name: str) -> bool:
     return name.endswith(".pth") or name in _HASHED_NAMES
 
 
-def _sha256(path: str) -> str:
+def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -55,7 +55,7 @@ def _entry(path: str, name: str, stat: os.stat_result, *, hashed: bool) -> Entry
         return ["->", os.readlink(path)]
     entry: Entry = [stat.st_size, stat.st_mtime_ns]
     if hashed and _hashed(name):
-        entry.append(_sha256(path))
+        entry.append(sha256_file(path))
     return entry
 
 
@@ -103,7 +103,7 @@ def differences(root: str, recorded: dict[str, Entry]) -> list[str]:
                     and stat.st_mtime_ns == expected[1])
             if same and len(expected) > 2:
                 try:
-                    same = _sha256(path) == expected[2]
+                    same = sha256_file(path) == expected[2]
                 except OSError:
                     same = False
         if not same:
@@ -165,7 +165,7 @@ def trusted(root: str, digest: str | None, marker: dict[str, Any] | None = None)
     if digest is not None and marker.get("digest") != digest:
         problems.append(f"its ready marker is about lock sha256:{str(marker.get('digest'))[:12]}")
     try:
-        own = _sha256(os.path.join(root, _LOCK))
+        own = sha256_file(os.path.join(root, _LOCK))
     except OSError:
         own = ""
     if own != marker.get("digest"):

@@ -15,11 +15,11 @@ keeps objects at ``<store>/sha256/<ab>/<sha256>``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from packsync.hostside.contents import READY_MARKER as READY_MARKER
 from packsync.hostside.contents import RECORD_DIR as RECORD_DIR
+from packsync.hostside.contents import sha256_file as sha256_file
 
 WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"
@@ -56,14 +56,6 @@ def uv_path(cache: str, sha256: str) -> str:
 
 def blob_path(store: str, sha256: str) -> str:
     return os.path.join(store, OBJECTS, sha256[:2], sha256)
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_ready(path: str) -> bool:
