@@ -210,7 +210,7 @@ def test_a_planted_donor_or_environment_is_never_used(tmp_path: Path) -> None:
     # a ready environment forged under the name of the one asked for: rebuilt, not used
     forged = Path(layout.env_dir(str(tmp_path), "e1"))
     forged.mkdir()
-    forgery = {"format": 1, "digest": DIGEST, "uid": os.getuid(), "files": {}}
+    forgery = {"format": 1, "digest": DIGEST, "uid": os.getuid(), "dirs": {}}
     (forged / layout.READY_MARKER).write_text(json.dumps(forgery))
     path, hit = install.materialize(str(tmp_path), "e1", DIGEST, build_lock_only)
     assert not hit and contents.examine(path, DIGEST) == []

@@ -2,8 +2,9 @@
 
 A file deleted from a package, an edited module or a ``.pth`` file dropped into
 site-packages would otherwise go unnoticed until a task fails on a worker. The ready
-marker (written last) records every file and link of the environment: size and mtime
-(one ``lstat`` each to check: a relaunch stays fast), a link's target, and the SHA-256 of
+marker (written last) records every directory (its mtime) and every file and link of the
+environment: size and mtime (one ``lstat`` each to check, and a directory whose mtime is
+unchanged is not even listed: a relaunch stays fast), a link's target, and the SHA-256 of
 the small files that run code at every interpreter start (``*.pth``,
 ``sitecustomize.py``, ``usercustomize.py``, ``pyvenv.cfg``). The marker also names the
 digest of the lock the environment was built from and its owner: an environment is used
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from typing import Any
@@ -50,11 +52,11 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _entry(path: str, name: str, stat: os.stat_result, *, hashed: bool) -> Entry:
-    if os.path.islink(path):
+def _entry(path: str, name: str, info: os.stat_result) -> Entry:
+    if stat.S_ISLNK(info.st_mode):
         return ["->", os.readlink(path)]
-    entry: Entry = [stat.st_size, stat.st_mtime_ns]
-    if hashed and _hashed(name):
+    entry: Entry = [info.st_size, info.st_mtime_ns]
+    if _hashed(name):
         entry.append(sha256_file(path))
     return entry
 
@@ -62,55 +64,91 @@ def _entry(path: str, name: str, stat: os.stat_result, *, hashed: bool) -> Entry
 def walk(root: str) -> dict[str, os.stat_result]:
     """Every file and link below ``root`` (relative path -> its ``lstat``), not the marker."""
     found: dict[str, os.stat_result] = {}
-    stack = [""]
-    while stack:
-        relative = stack.pop()
-        try:
-            entries = list(os.scandir(os.path.join(root, relative) if relative else root))
-        except OSError:  # gone, or not readable: its files count as missing
-            continue
-        for entry in entries:
-            name = entry.name if not relative else relative + "/" + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(name)
-            elif not relative and entry.name.startswith(READY_MARKER):
-                continue
-            else:
-                found[name] = entry.stat(follow_symlinks=False)
+    for relative, (_, entries) in record(root, stat_only=True).items():
+        for name, info in entries.items():
+            if isinstance(info, os.stat_result):
+                found[f"{relative}/{name}" if relative else name] = info
     return found
 
 
-def record(root: str) -> dict[str, Entry]:
-    """The record of every file of the environment at ``root``."""
-    return {name: _entry(os.path.join(root, name), name.rsplit("/", 1)[-1], stat, hashed=True)
-            for name, stat in walk(root).items()}
-
-
-def differences(root: str, recorded: dict[str, Entry]) -> list[str]:
-    """How the environment at ``root`` differs from ``recorded``: missing, changed, added."""
-    found = walk(root)
-    problems: list[str] = []
-    for name, expected in recorded.items():
-        stat = found.pop(name, None)
-        if stat is None:
-            problems.append(f"missing {name}")
+def record(root: str, *, stat_only: bool = False) -> dict[str, Any]:
+    """The record of the environment at ``root``: each directory (relative path, "" for
+    ``root``) -> its mtime and its entries (name -> ``Entry``, ``["d"]`` for a directory)."""
+    found: dict[str, Any] = {}
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        directory = os.path.join(root, relative) if relative else root
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+            listed = list(os.scandir(directory))
+        except OSError:  # gone, or not readable: its files count as missing
             continue
-        path = os.path.join(root, name)
-        if expected[0] == "->":
-            same = os.path.islink(path) and os.readlink(path) == expected[1]
-        else:
-            same = (not os.path.islink(path) and stat.st_size == expected[0]
-                    and stat.st_mtime_ns == expected[1])
-            if same and len(expected) > 2:
-                try:
-                    same = sha256_file(path) == expected[2]
-                except OSError:
-                    same = False
-        if not same:
-            problems.append(f"changed {name}")
-    problems += [f"added {name}" for name in sorted(found)
-                 if not (name.endswith(".pyc") and "/__pycache__/" in "/" + name)]
+        entries: dict[str, Any] = {}
+        for entry in listed:
+            if not relative and entry.name.startswith(READY_MARKER):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(f"{relative}/{entry.name}" if relative else entry.name)
+                entries[entry.name] = ["d"]
+                continue
+            info = entry.stat(follow_symlinks=False)
+            entries[entry.name] = info if stat_only else _entry(entry.path, entry.name, info)
+        found[relative] = [mtime, entries]
+    return found
+
+
+def differences(root: str, recorded: dict[str, Any]) -> list[str]:
+    """How the environment at ``root`` differs from ``recorded``: missing, changed, added.
+
+    A directory whose mtime is as recorded holds the same names (an entry added, removed
+    or renamed changes it): its files are ``lstat``-ed by name, not listed, and a
+    ``__pycache__`` one is not looked into (a ``.pyc`` is replaced by renaming, never
+    written in place). The top directory is always listed: the marker is written in it.
+    """
+    problems: list[str] = []
+    for relative, (mtime, entries) in recorded.items():
+        directory = os.path.join(root, relative) if relative else root
+        prefix = relative + "/" if relative else ""
+        try:
+            same_names = bool(relative) and os.stat(directory).st_mtime_ns == mtime
+        except OSError:
+            same_names = False
+        if same_names and relative.endswith("__pycache__"):
+            continue
+        if same_names:
+            base = directory + os.sep  # (paths joined as strings: thousands of files)
+            problems += [f"changed {prefix}{name}" for name, expected in entries.items()
+                         if expected[0] != "d" and not _same(base + name, expected)]
+            continue
+        try:
+            present = {e.name for e in os.scandir(directory)}
+        except OSError:
+            present = set()
+        if not relative:
+            present = {n for n in present if not n.startswith(READY_MARKER)}
+        for name, expected in entries.items():
+            if name not in present:
+                problems.append(f"missing {prefix}{name}")
+            elif expected[0] != "d" and not _same(os.path.join(directory, name), expected):
+                problems.append(f"changed {prefix}{name}")
+        pycache = relative.endswith("__pycache__")
+        problems += [f"added {prefix}{name}" for name in sorted(present - set(entries))
+                     if not (pycache and name.endswith(".pyc"))]
     return problems
+
+
+def _same(path: str, expected: Entry) -> bool:
+    try:
+        info = os.lstat(path)
+        if expected[0] == "->":
+            return stat.S_ISLNK(info.st_mode) and os.readlink(path) == expected[1]
+        if stat.S_ISLNK(info.st_mode) or info.st_size != expected[0] \
+                or info.st_mtime_ns != expected[1]:
+            return False
+        return len(expected) < 3 or sha256_file(path) == expected[2]
+    except OSError:
+        return False
 
 
 def describe(problems: list[str]) -> str:
@@ -121,7 +159,7 @@ def describe(problems: list[str]) -> str:
 def mark_ready(root: str, digest: str) -> None:
     """The last write of a build: the record of what the environment holds, its lock's
     digest and its owner. From now on the directory is used as it is."""
-    marker = {"format": FORMAT, "digest": digest, "uid": os.getuid(), "files": record(root)}
+    marker = {"format": FORMAT, "digest": digest, "uid": os.getuid(), "dirs": record(root)}
     partial = os.path.join(root, READY_MARKER + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(marker, handle, separators=(",", ":"))
@@ -158,7 +196,7 @@ def trusted(root: str, digest: str | None, marker: dict[str, Any] | None = None)
             owner = -1
         if owner != uid:
             problems.append(f"{path} is not owned by this user (uid {owner}, not {uid})")
-    if marker.get("format") != FORMAT or not isinstance(marker.get("files"), dict):
+    if marker.get("format") != FORMAT or not isinstance(marker.get("dirs"), dict):
         return [*problems, "its ready marker was not written by this packsync version"]
     if marker.get("uid") != uid:
         problems.append(f"its ready marker names another owner (uid {marker.get('uid')})")
@@ -181,7 +219,7 @@ def examine(root: str, digest: str | None) -> list[str] | None:
         return None
     problems = trusted(root, digest, marker)
     if not problems:
-        problems = differences(root, marker["files"])
+        problems = differences(root, marker["dirs"])
     if not problems:
         _INTACT[os.path.realpath(root)] = time.monotonic()
         try:
@@ -207,9 +245,9 @@ def worker_check(host: str = "", checked: list[str] | None = None) -> dict[str, 
     if host == socket.gethostname() and os.path.realpath(sys.prefix) in (checked or []):
         return {"prefix": sys.prefix, "recorded": True, "problems": [], "checked": "client"}
     marker = read_marker(sys.prefix)
-    if marker and isinstance(marker.get("files"), dict):
+    if marker and isinstance(marker.get("dirs"), dict):
         return {"prefix": sys.prefix, "recorded": True,
-                "problems": differences(sys.prefix, marker["files"])}
+                "problems": differences(sys.prefix, marker["dirs"])}
     return {"prefix": sys.prefix, "recorded": False, "problems": _record_problems()}
 
 

@@ -79,9 +79,10 @@ def environments(cache: str) -> list[EnvInfo]:
 
 def _info(path: str) -> EnvInfo:
     marker = contents.read_marker(path)
-    files = (marker or {}).get("files")
-    if isinstance(files, dict):
-        size = sum(int(e[0]) for e in files.values() if e and e[0] != "->")
+    dirs = (marker or {}).get("dirs")
+    if isinstance(dirs, dict):
+        size = sum(int(e[0]) for _, entries in dirs.values() for e in entries.values()
+                   if e and e[0] not in ("->", "d"))
     else:
         size = sum(s.st_size for s in contents.walk(path).values())
     try:
