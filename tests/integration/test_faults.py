@@ -110,7 +110,7 @@ def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
             deadline = time.monotonic() + whole
             while not uv_running(cache) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.1))
+            time.sleep(rng.uniform(0.0, 0.03))
         during_uv = uv_running(cache)
         victim.send_signal(signal.SIGKILL)
         code, _, _ = finished(victim)
