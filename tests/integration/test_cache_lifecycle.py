@@ -1,13 +1,18 @@
-"""A running cluster's environment is never collected, expired ones are; a file deleted
-from a running environment is seen by worker verification."""
+"""A running cluster's environment is never collected, expired ones are, on this machine
+and on an SSH host; a file deleted from a running environment is seen by worker
+verification."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support.venvs import ClientEnv
+from packsync.hostside import lifecycle
+from tests.support import sshd
+from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +69,43 @@ def test_a_running_clusters_environment_is_kept_and_expired_ones_go(client_env: 
     assert [r["env_id"] for r in json.loads(done.stdout)["removed"]] == [result["env"]]
     assert json.loads(client_env.packsync("cache", "list", "--json").stdout)[
         "environments"] == []
+
+
+SSH_SCRIPT = """
+import hashlib, json, os, time
+from pathlib import Path
+import packsync
+from packsync.hostside import contents, lifecycle
+
+cache = Path(os.environ["HOST_CACHE"])  # the host's cache, as this machine sees it
+old = time.time() - 48 * 3600
+spec = json.loads(os.environ["HOST_SPEC"])
+with packsync.Cluster(hosts=[spec, spec], threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+    with cluster.get_client() as client:
+        client.wait_for_workers(1)
+        (env,) = [p for p in (cache / "envs").iterdir() if p.is_dir()]
+        expired = cache / "envs" / ("0" * 32)
+        (expired / ".packsync").mkdir(parents=True)
+        (expired / ".packsync" / "pylock.toml").write_text("# old\\n")
+        contents.mark_ready(str(expired), hashlib.sha256(b"# old\\n").hexdigest())
+        for path in (expired, env):
+            os.utime(path / ".packsync-ready", (old, old))
+        removed = [r["env_id"] for r in lifecycle.collect(str(cache))["removed"]]
+print(json.dumps({"env": env.name, "removed": removed, "kept": env.is_dir()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or sshd.available() is not None,
+                    reason=str(sshd.available()))
+def test_on_an_ssh_host_a_running_clusters_environment_is_kept(client_env: ClientEnv,
+                                                               tmp_path: Path) -> None:
+    key = sshd.client_key(tmp_path / "client-key")
+    hidden = (str(client_env.path), str(client_env.cache), str(REPO))
+    with sshd.loopback_hosts(("alpha",), tmp_path / "hosts", key, hidden) as (host,):
+        result = client_env.json_run(SSH_SCRIPT, timeout=600, HOST_CACHE=str(host.cache),
+                                     HOST_SPEC=json.dumps(host.spec(python=BASE_PYTHON)))
+        assert result["removed"] == ["0" * 32] and result["kept"]  # leased by its runs
+        assert host.wait_no_processes() == {}
+        done = lifecycle.collect(str(host.cache))  # the cluster closed: it goes now
+        assert [r["env_id"] for r in done["removed"]] == [result["env"]]
