@@ -80,7 +80,7 @@ from packsync.hostside import contents, lifecycle
 cache = Path(os.environ["HOST_CACHE"])  # the host's cache, as this machine sees it
 old = time.time() - 48 * 3600
 spec = json.loads(os.environ["HOST_SPEC"])
-with packsync.Cluster(hosts=[spec, spec], threads_per_worker=1,
+with packsync.Cluster(hosts=[spec], threads_per_worker=1,
                       dashboard_address=None) as cluster:
     with cluster.get_client() as client:
         client.wait_for_workers(1)
