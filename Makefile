@@ -55,6 +55,8 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_watch.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_relaunch_process.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_damage_check.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_cache_gc.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)

@@ -116,6 +116,8 @@ def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
         code, _, _ = finished(victim)
         COUNTS["kill -9: " + ("during uv" if during_uv else
                               "after it finished" if code == 0 else "outside uv")] += 1
+        if processes_under(cache):
+            COUNTS["kill -9: orphans still running as the next run starts"] += 1
         code, out, err = finished(materialize(lock, cache))
         assert code == 0, err
         assert "Traceback" not in err
