@@ -16,16 +16,30 @@ from tests.support.venvs import BASE_PYTHON, REPO, ClientEnv
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = """
-import json, os, subprocess, sys, time
+EXPIRE = """
+import hashlib, os, time
+from packsync.hostside import contents
+
+def expire(cache, env):
+    \"\"\"An environment unused for 48 h planted in the cache, and ``env`` unused as long.\"\"\"
+    old = time.time() - 48 * 3600
+    expired = cache / "envs" / ("0" * 32)
+    (expired / ".packsync").mkdir(parents=True)
+    (expired / ".packsync" / "pylock.toml").write_text("# old\\n")
+    contents.mark_ready(str(expired), hashlib.sha256(b"# old\\n").hexdigest())
+    for path in (expired, env):
+        os.utime(path / ".packsync-ready", (old, old))
+"""
+
+SCRIPT = EXPIRE + """
+import json, subprocess, sys
 from pathlib import Path
 import packsync
 from packsync.errors import LaunchError
-from packsync.hostside import contents, lease
+from packsync.hostside import lease
 from packsync.launch.verify import verify_client
 
 cache = Path(os.environ["PACKSYNC_CACHE_DIR"])
-old = time.time() - 48 * 3600
 
 def gc():
     done = subprocess.run([str(Path(sys.executable).with_name("packsync")), "cache", "gc",
@@ -36,13 +50,7 @@ with packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
     with cluster.get_client() as client:
         client.wait_for_workers(1)
         env = cluster.prepared.environment.path
-        expired = cache / "envs" / ("0" * 32)
-        (expired / ".packsync").mkdir(parents=True)
-        (expired / ".packsync" / "pylock.toml").write_text("# old\\n")
-        import hashlib
-        contents.mark_ready(str(expired), hashlib.sha256(b"# old\\n").hexdigest())
-        for path in (expired, env):
-            os.utime(path / ".packsync-ready", (old, old))
+        expire(cache, env)
         lease.release(str(env))  # the workers alone hold it now
         removed = gc()
         site = next(env.glob("lib/python*/site-packages"))
@@ -71,26 +79,20 @@ def test_a_running_clusters_environment_is_kept_and_expired_ones_go(client_env: 
         "environments"] == []
 
 
-SSH_SCRIPT = """
-import hashlib, json, os, time
+SSH_SCRIPT = EXPIRE + """
+import json
 from pathlib import Path
 import packsync
-from packsync.hostside import contents, lifecycle
+from packsync.hostside import lifecycle
 
 cache = Path(os.environ["HOST_CACHE"])  # the host's cache, as this machine sees it
-old = time.time() - 48 * 3600
 spec = json.loads(os.environ["HOST_SPEC"])
 with packsync.Cluster(hosts=[spec], threads_per_worker=1,
                       dashboard_address=None) as cluster:
     with cluster.get_client() as client:
         client.wait_for_workers(1)
         (env,) = [p for p in (cache / "envs").iterdir() if p.is_dir()]
-        expired = cache / "envs" / ("0" * 32)
-        (expired / ".packsync").mkdir(parents=True)
-        (expired / ".packsync" / "pylock.toml").write_text("# old\\n")
-        contents.mark_ready(str(expired), hashlib.sha256(b"# old\\n").hexdigest())
-        for path in (expired, env):
-            os.utime(path / ".packsync-ready", (old, old))
+        expire(cache, env)
         removed = [r["env_id"] for r in lifecycle.collect(str(cache))["removed"]]
 print(json.dumps({"env": env.name, "removed": removed, "kept": env.is_dir()}))
 """
