@@ -177,6 +177,12 @@ def test_a_cache_others_can_write_is_refused(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     install.check_cache_root(str(fresh))
     assert (fresh.stat().st_mode & 0o777) == 0o700
+    assert (fresh / "envs").stat().st_mode & 0o777 == 0o700
+    if os.geteuid() == 0:  # another user's cache
+        os.chown(fresh, 65534, 65534)
+        with pytest.raises(install.HostError) as foreign:
+            install.check_cache_root(str(fresh))
+        assert "belongs to uid 65534" in str(foreign.value)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")

@@ -58,13 +58,15 @@ def check_cache_root(cache: str) -> None:
         for path in (cache, os.path.join(cache, "envs")):
             if not os.path.lexists(path):
                 os.mkdir(path, 0o700)
-            info = os.lstat(path)
+            info = os.stat(path)  # a cache on scratch space may be reached by a link
             if info.st_uid != os.getuid():
                 raise HostError(
                     f"the cache {path} belongs to uid {info.st_uid}, not to this user "
                     f"(uid {os.getuid()}): its environments would run another user's code; "
                     "use a cache of your own (PACKSYNC_CACHE_DIR)", kind="cache")
-            if info.st_mode & 0o022 or not stat.S_ISDIR(info.st_mode):
+            if not stat.S_ISDIR(info.st_mode):
+                raise HostError(f"the cache {path} is not a directory", kind="cache")
+            if info.st_mode & 0o022:
                 raise HostError(
                     f"the cache {path} is writable by other users "
                     f"(mode {stat.filemode(info.st_mode)}): anyone could plant code in it; "
