@@ -86,6 +86,14 @@ def materialize(cache: str, env_id: str, digest: str, build: Callable[[str], Non
     """
     check_cache_root(cache)
     path = layout.env_dir(cache, env_id)
+    try:
+        return _materialize(cache, env_id, digest, build, say, path)
+    except OSError as error:  # a full disk above all: said plainly, with the path
+        raise disk_error(error, str(error.filename or path)) from None
+
+
+def _materialize(cache: str, env_id: str, digest: str, build: Callable[[str], None],
+                 say: Callable[[str], None] | None, path: str) -> tuple[str, bool]:
     lease.hold(path)
     if contents.examine(path, digest) == []:
         return path, True
