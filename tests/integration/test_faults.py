@@ -9,6 +9,7 @@ from PyPI through uv's cache) into a cache of the test's own.
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import random
 import shutil
@@ -21,7 +22,10 @@ from pathlib import Path
 import pytest
 
 from packsync.hostside import contents
+from packsync.lock.lockfile import PacksyncTable, render
+from packsync.store import LocalStore
 from tests.support.caches import small_lock_text
+from tests.support.projects import make_wheel
 from tests.support.venvs import hermetic_env
 
 pytestmark = pytest.mark.integration
@@ -193,27 +197,42 @@ SMALL_DISK = """
 set -e
 mount -t tmpfs -o size=$1 tmpfs $2
 set +e
-$3 materialize $4 --cache-dir $2/cache > $2/../full.out 2> $2/../full.err
+$3 materialize $4 --cache-dir $2/cache --store $5 > $2/../full.out 2> $2/../full.err
 echo $? > $2/../full.code
 set -e
 mount -o remount,size=200m $2
-$3 materialize $4 --cache-dir $2/cache > $2/../roomy.out 2> $2/../roomy.err
+$3 materialize $4 --cache-dir $2/cache --store $5 > $2/../roomy.out 2> $2/../roomy.err
 ls -A $2/cache/envs > $2/../left.txt
 """
 
 
+def local_wheel_lock(tmp_path: Path) -> str:
+    """A lock of one local wheel of 2 MB, put in a store at ``tmp_path/store``."""
+    wheel = make_wheel(tmp_path / "built", "bigdata", "1.0", modules={
+        "bigdata.py": "VALUE = 1\n", "bigdata_blob.py": "BLOB = " + repr(os.urandom(1 << 20).hex())})
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    LocalStore(tmp_path / "store").put(wheel, sha256)
+    python = ".".join(map(str, sys.version_info[:3]))
+    document = {"lock-version": "1.0", "created-by": "test", "packages": [{
+        "name": "bigdata", "version": "1.0",
+        "archive": {"path": f"wheels/{wheel.name}", "hashes": {"sha256": sha256}}}]}
+    return render(document, PacksyncTable(python=python))
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                     reason="needs root and unshare to mount a small tmpfs")
-@pytest.mark.parametrize("size", ["256k", "3m"])
+@pytest.mark.parametrize(("size", "stage"), [("256k", "uv venv"), ("3m", "uv pip sync"),
+                                             ("1m", "store copy")])
 def test_a_disk_too_small_is_named_and_a_later_run_with_room_succeeds(
-    tmp_path: Path, small_lock: str, size: str
+    tmp_path: Path, small_lock: str, size: str, stage: str
 ) -> None:
     mount = tmp_path / "mnt"
     mount.mkdir()
-    lock = write_lock(tmp_path, small_lock, 0)
+    text = local_wheel_lock(tmp_path) if stage == "store copy" else small_lock
+    lock = write_lock(tmp_path, text, 0)
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", SMALL_DISK, "sh",
-         size, str(mount), PACKSYNC, str(lock)],
+         size, str(mount), PACKSYNC, str(lock), str(tmp_path / "store")],
         capture_output=True, text=True, timeout=300, env=hermetic_env(),
     )
     assert done.returncode == 0, done.stderr + (tmp_path / "roomy.err").read_text()
@@ -222,4 +241,4 @@ def test_a_disk_too_small_is_named_and_a_later_run_with_room_succeeds(
     assert "no space left" in err.lower() and str(mount) in err, err
     assert "Traceback" not in err
     assert (tmp_path / "roomy.out").read_text().strip().endswith("/bin/python")
-    COUNTS[f"disk full ({size}) named, then built"] += 1
+    COUNTS[f"disk full ({size}, {stage}) named, then built"] += 1

@@ -88,8 +88,8 @@ def materialize(cache: str, env_id: str, digest: str, build: Callable[[str], Non
     path = layout.env_dir(cache, env_id)
     try:
         return _materialize(cache, env_id, digest, build, say, path)
-    except OSError as error:  # a full disk above all: said plainly, with the path
-        raise disk_error(error, str(error.filename or path)) from None
+    except OSError as error:  # a full disk above all: said plainly, with the path written
+        raise disk_error(error, str(error.filename2 or error.filename or path)) from None
 
 
 def _materialize(cache: str, env_id: str, digest: str, build: Callable[[str], None],
