@@ -83,8 +83,9 @@ def processes_under(cache: Path) -> dict[int, str]:
     return found
 
 
-def uv_running(cache: Path) -> bool:
-    return any(os.path.basename(argv.split(" ", 1)[0]) == "uv"
+def uv_running(cache: Path, doing: str = "") -> bool:
+    """Whether a uv (doing ``doing``, e.g. ``sync``) works on the cache."""
+    return any(os.path.basename(argv.split(" ", 1)[0]) == "uv" and f" {doing}" in argv
                for argv in processes_under(cache).values())
 
 
@@ -110,11 +111,11 @@ def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
         victim = materialize(lock, cache)
         if variant % 2:  # any moment
             time.sleep(rng.uniform(0.05, whole * 0.8))
-        else:  # a moment while uv runs
+        else:  # a moment while uv installs (its longest step)
             deadline = time.monotonic() + whole
-            while not uv_running(cache) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.03))
+            while not uv_running(cache, "sync") and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.02))
         during_uv = uv_running(cache)
         victim.send_signal(signal.SIGKILL)
         code, _, _ = finished(victim)
