@@ -60,6 +60,8 @@ bench: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_tls.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_workdir_scan.py
 	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_slurm.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_damage_check.py
+	$(HERMETIC) $(TEST_VENV)/bin/python benchmarks/bench_cache_gc.py
 
 clean:
 	rm -rf $(DEMO_VENV) $(TEST_VENV)

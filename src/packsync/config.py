@@ -84,6 +84,30 @@ def store_expiry(explicit: str | float | None = None) -> float:
     return _duration(value or DEFAULTS["store-expiry"], source, StoreError)
 
 
+def cache_expiry(explicit: str | float | None = None) -> float:
+    """Seconds an environment of the cache is kept after its last use (24 h declared)."""
+    if explicit is not None:
+        return _duration(explicit, "the cache expiry", MaterializeError)
+    value, source = _setting("cache-expiry")
+    return _duration(value or DEFAULTS["cache-expiry"], source, MaterializeError)
+
+
+def cache_max_size(explicit: str | int | None = None) -> int | None:
+    """The most bytes the cache's environments may take, or None for no cap."""
+    value, source = (explicit, "the cache size cap") if explicit is not None else (
+        _setting("cache-max-size"))
+    if value is None or value == "":
+        return None
+    try:
+        size = int(parse_bytes(value))
+    except (ValueError, TypeError) as error:
+        raise _bad(MaterializeError, source, value, "a size", "bytes or a size such as '20GB'"
+                   ) from error
+    if size <= 0:
+        raise _bad(MaterializeError, source, value, "a positive size", "a size such as '20GB'")
+    return size
+
+
 def store_options() -> dict[str, Any]:
     """Options of the fsspec filesystem of a store URL (``storage_options=`` win over them)."""
     value, source = _setting("store-options")

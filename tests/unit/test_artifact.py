@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from packsync.hostside import artifact, install, layout
+from tests.support.caches import DIGEST, build_lock_only
 
 
 def fake_environment(path: Path) -> Path:
@@ -180,13 +181,14 @@ def test_materialize_marks_ready_last_and_a_failed_build_leaves_nothing(tmp_path
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        install.materialize(cache, "e1", "d1", broken)
-    assert os.listdir(os.path.join(cache, "envs")) == ["e1.lock"]
+        install.materialize(cache, "e1", DIGEST, broken)
+    assert sorted(os.listdir(os.path.join(cache, "envs"))) == ["e1.lease", "e1.lock"]
 
-    path, hit = install.materialize(cache, "e1", "d1", lambda p: os.makedirs(p))
+    path, hit = install.materialize(cache, "e1", DIGEST, build_lock_only)
     assert not hit and layout.is_ready(path)
-    assert Path(path, layout.READY_MARKER).read_text() == "d1\n"
-    assert install.materialize(cache, "e1", "d1", lambda p: pytest.fail("rebuilt")) == (path, True)
+    assert json.loads(Path(path, layout.READY_MARKER).read_text())["digest"] == DIGEST
+    assert install.materialize(cache, "e1", DIGEST,
+                               lambda p: pytest.fail("rebuilt")) == (path, True)
 
 
 def test_leftovers_of_a_killed_build_do_not_stop_the_next_one(tmp_path):
@@ -196,9 +198,10 @@ def test_leftovers_of_a_killed_build_do_not_stop_the_next_one(tmp_path):
     staging = Path(cache, "envs", artifact.staging_prefix("e1") + "x")
     staging.mkdir()
     Path(cache, "envs", ".discarded-e1-old").mkdir()
-    path, hit = install.materialize(cache, "e1", "d1", lambda p: os.makedirs(p))
-    assert not hit and sorted(os.listdir(os.path.join(cache, "envs"))) == ["e1", "e1.lock"]
-    assert json.dumps(os.listdir(path)) == json.dumps([layout.READY_MARKER])
+    path, hit = install.materialize(cache, "e1", DIGEST, build_lock_only)
+    assert not hit
+    assert sorted(os.listdir(os.path.join(cache, "envs"))) == ["e1", "e1.lease", "e1.lock"]
+    assert sorted(os.listdir(path)) == sorted([layout.READY_MARKER, layout.RECORD_DIR])
 
 
 def test_files_that_name_the_builders_path_name_the_hosts(tmp_path, small_chunks):

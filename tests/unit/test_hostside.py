@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from packsync.hostside import layout, pyc_reuse
+from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.install import lock_for_interpreter, venv_version
+from tests.support.caches import make_ready
 
 LOCK = 'lock-version = "1.0"\nrequires-python = ">=3.11.7"\n\n[[packages]]\nname = "six"\n'
 
@@ -48,8 +49,7 @@ def _environment(path: Path, version: str, *, ready: bool = True, used: float = 
     (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nimplementation = CPython\n"
                                      f"version_info = {version}\n")
     if ready:
-        (path / ".packsync-ready").write_text("digest\n")
-        os.utime(path / ".packsync-ready", (used, used))
+        make_ready(path, used=used)
     return path
 
 
@@ -57,7 +57,8 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     tmp_path: Path,
 ) -> None:
     def bytecode_donor(envs: str, path: str) -> str | None:
-        return pyc_reuse.bytecode_donor(envs, path, layout.READY_MARKER)
+        return pyc_reuse.bytecode_donor(envs, path, layout.READY_MARKER,
+                                        install.trusted_donor)
 
     envs = tmp_path / "envs"
     new = _environment(envs / "new", "3.12.4", ready=False)
@@ -66,6 +67,10 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     latest = _environment(envs / "latest", "3.12.4", used=2000)
     _environment(envs / "unfinished", "3.12.4", ready=False)
     _environment(envs / "other-minor", "3.11.9", used=3000)
+    assert bytecode_donor(str(envs), str(new)) == str(latest)
+    planted = _environment(envs / "planted", "3.12.4", ready=False)
+    (planted / layout.READY_MARKER).write_text("digest\n")  # not a marker packsync wrote
+    os.utime(planted / layout.READY_MARKER, (5000, 5000))
     assert bytecode_donor(str(envs), str(new)) == str(latest)
     (tmp_path / "conda").mkdir()  # no pyvenv.cfg: never a donor nor given one
     assert bytecode_donor(str(envs), str(tmp_path / "conda")) is None

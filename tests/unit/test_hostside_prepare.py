@@ -111,4 +111,4 @@ def test_a_chunk_altered_in_transit_leaves_nothing(tmp_path, capsys):
     assert manifest["chunks"][-1]["sha256"][:12] in error["message"]
     envs = cache / "envs"
     assert not envs.exists() or [p.name for p in envs.iterdir()
-                                 if not p.name.endswith(".lock")] == []
+                                 if not p.name.endswith((".lock", ".lease"))] == []

@@ -20,6 +20,7 @@ import pytest
 from packsync.hostside import pyc_reuse
 from packsync.hostside.layout import READY_MARKER
 from packsync.materialize.bytecode import bytecode_donor
+from tests.support.caches import make_ready
 
 SITE = Path("lib") / "site-packages"
 
@@ -160,8 +161,7 @@ def fake_env(cache: Path, name: str, version: str | None, *, ready: bool, used: 
         (path / "pyvenv.cfg").write_text(
             f"home = /usr/bin\nimplementation = CPython\nversion_info = {version}\n")
     if ready:
-        (path / READY_MARKER).write_text("digest\n")
-        os.utime(path / READY_MARKER, (used, used))
+        make_ready(path, used=used)
     return path
 
 

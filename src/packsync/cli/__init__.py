@@ -12,11 +12,11 @@ import sys
 
 from rich.text import Text
 
-from packsync.cli import environment, indexes, inspection, store, worker
+from packsync.cli import cache, environment, indexes, inspection, store, worker
 from packsync.cli.console import err
 from packsync.errors import PacksyncError
 
-COMMAND_GROUPS = (inspection, environment, store, indexes, worker)
+COMMAND_GROUPS = (inspection, environment, cache, store, indexes, worker)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,15 @@
 """An environment made ready in a cache: the one procedure the client and every host follow.
 
-``materialize`` finds a ready environment with one ``stat``; otherwise it takes the
-environment's file lock, clears what an interrupted build left, builds (from the
-artifact, or with uv from the indexes) and writes the ready marker last. A directory
-without the marker is never used. What a crashed build left is first renamed aside and
-then deleted, so a child process of the crashed build that still writes into it (uv
-outlives a ``kill -9`` of its parent) cannot stop the next build.
+``materialize`` finds a ready environment by its marker and a check of its files
+(``contents``); otherwise it takes the environment's build lock (``buildlock``), clears
+what an interrupted build left, builds (from the artifact, or with uv from the indexes)
+and writes the ready marker, with the record of every file, last. A directory without
+the marker is never used. What a crashed build left is first renamed aside and then
+deleted, and the crashed build's children (uv outlives a ``kill -9`` of its parent) are
+ended first: they hold the build lock until then. The caller holds the environment's
+lease from the start (``lease``): it is in use, and a damaged environment in use by
+other processes is refused rather than pulled from under them. A cache that other users
+could write into is refused (``check_cache_root``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from packsync.hostside import artifact, layout, pyc_reuse
+from packsync.hostside import artifact, buildlock, contents, layout, lease, pyc_reuse
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, supervised
 from packsync.hostside.transfer import copy_verified, disk_error
@@ -45,28 +50,95 @@ def locked(path: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def materialize(cache: str, env_id: str, digest: str,
-                build: Callable[[str], None]) -> tuple[str, bool]:
+def check_cache_root(cache: str) -> None:
+    """Create the cache owner-only, or refuse one that another user could write into (its
+    environments, byte-code donors and uv binary are run): as OpenSSH's StrictModes does."""
+    try:
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        for path in (cache, os.path.join(cache, "envs")):
+            if not os.path.lexists(path):
+                os.mkdir(path, 0o700)
+            info = os.stat(path)  # a cache on scratch space may be reached by a link
+            if info.st_uid != os.getuid():
+                raise HostError(
+                    f"the cache {path} belongs to uid {info.st_uid}, not to this user "
+                    f"(uid {os.getuid()}): its environments would run another user's code; "
+                    "use a cache of your own (PACKSYNC_CACHE_DIR)", kind="cache")
+            if not stat.S_ISDIR(info.st_mode):
+                raise HostError(f"the cache {path} is not a directory", kind="cache")
+            if info.st_mode & 0o022:
+                raise HostError(
+                    f"the cache {path} is writable by other users "
+                    f"(mode {stat.filemode(info.st_mode)}): anyone could plant code in it; "
+                    f"chmod go-w {path}, or use a cache of your own", kind="cache")
+    except OSError as error:
+        raise disk_error(error, cache) from None
+
+
+def materialize(cache: str, env_id: str, digest: str, build: Callable[[str], None],
+                say: Callable[[str], None] | None = None) -> tuple[str, bool]:
     """The ready environment's directory, and whether it was there already.
 
     ``build(path)`` makes the environment at ``path`` (which does not exist); if it
-    raises, nothing of it stays.
+    raises, nothing of it stays. This process holds the environment's lease from now on
+    (``lease``). A damaged environment is built again, unless other processes run from
+    it: that is refused. ``say`` tells what happens (default: a step event to the client).
     """
+    check_cache_root(cache)
     path = layout.env_dir(cache, env_id)
-    if layout.is_ready(path):
+    try:
+        return _materialize(cache, env_id, digest, build, say, path)
+    except OSError as error:  # a full disk above all: said plainly, with the path written
+        raise disk_error(error, str(error.filename2 or error.filename or path)) from None
+
+
+def _materialize(cache: str, env_id: str, digest: str, build: Callable[[str], None],
+                 say: Callable[[str], None] | None, path: str) -> tuple[str, bool]:
+    lease.hold(path)
+    if contents.examine(path, digest) == []:
         return path, True
-    with locked(layout.env_lock(cache, env_id)):
-        if layout.is_ready(path):
+    with buildlock.holding(layout.env_lock(cache, env_id)):
+        problems = contents.examine(path, digest)
+        if problems == []:
             return path, True
+        if problems:
+            refuse_if_in_use(path, env_id, problems)
+            (say or _step)(f"environment {env_id[:12]} is damaged "
+                           f"({contents.describe(problems)}): building it again")
         clear_leftovers(cache, env_id)
         discard(path)
         try:
             build(path)
-            layout.mark_ready(path, digest)
+            contents.mark_ready(path, digest)
         except BaseException:
             discard(path)
             raise
     return path, False
+
+
+def _step(message: str) -> None:
+    emit("step", message=message)
+
+
+def refuse_if_in_use(path: str, env_id: str, problems: list[str]) -> None:
+    """A damaged environment that running processes use is not pulled from under them."""
+    if not lease.only_holder(path):
+        raise HostError(
+            f"environment {env_id[:12]} at {path} is damaged ({contents.describe(problems)}) "
+            "and running processes use it: close the clusters that run from it, then "
+            "launch again (it is rebuilt)", kind="damaged")
+
+
+def trusted_uv(cache: str, sha256: str) -> str:
+    """The cached uv binary's path; a binary there without that hash is removed first (it
+    would run with the user's index credentials), so that it is fetched again."""
+    path = layout.uv_path(cache, sha256)
+    try:
+        if os.access(path, os.X_OK) and layout.sha256_file(path) != sha256:
+            os.unlink(path)
+    except OSError as error:
+        raise disk_error(error, path) from None
+    return path
 
 
 def discard(path: str) -> None:
@@ -144,7 +216,8 @@ def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
         installed = os.path.join(record, "pylock.host.toml")
         with open(installed, "w", encoding="utf-8") as handle:
             handle.write(accepted)
-    donor = pyc_reuse.bytecode_donor(os.path.dirname(path), path, layout.READY_MARKER)
+    donor = pyc_reuse.bytecode_donor(os.path.dirname(path), path, layout.READY_MARKER,
+                                     trusted_donor)
     emit("step", message="installing")
     run_uv(uv, [
         "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
@@ -155,6 +228,12 @@ def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
         counts = compile_reusing(path, donor, watchdog)
         emit("bytecode", donor=os.path.basename(donor), **counts)
     shutil.rmtree(os.path.join(record, layout.WHEELS_DIR), ignore_errors=True)
+
+
+def trusted_donor(path: str) -> bool:
+    """Whether the ready environment at ``path`` may lend its byte code: its marker is
+    this user's and names the lock the environment holds."""
+    return not contents.trusted(path, None)
 
 
 def compile_reusing(path: str, donor: str, watchdog: Watchdog | None) -> dict[str, int]:

@@ -5,7 +5,9 @@ hosts that have nothing but Python: standard library only, no import from packsy
 outside ``packsync.hostside``.
 
 ``<cache>/envs/<env_id>/`` holds one environment, used only once ``READY_MARKER`` is
-in it (written last); ``<cache>/envs/<env_id>.lock`` serialises its builders.
+in it (written last, with the record of its files: ``contents``);
+``<cache>/envs/<env_id>.lock`` serialises its builders (``buildlock``) and
+``<cache>/envs/<env_id>.lease`` is held by every process that runs from it (``lease``).
 ``<cache>/code/<code_id>/`` holds one version of the working-directory code.
 ``<cache>/bin/uv-<sha256[:16]>`` is the uv binary a host builds with. A store directory
 keeps objects at ``<store>/sha256/<ab>/<sha256>``.
@@ -13,11 +15,12 @@ keeps objects at ``<store>/sha256/<ab>/<sha256>``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
-READY_MARKER = ".packsync-ready"
-RECORD_DIR = ".packsync"  # inside an environment: its lock, and its wheels while building
+from packsync.hostside.contents import READY_MARKER as READY_MARKER
+from packsync.hostside.contents import RECORD_DIR as RECORD_DIR
+from packsync.hostside.contents import sha256_file as sha256_file
+
 WHEELS_DIR = "wheels"
 CODE_READY = ".packsync-ready"
 CODE_MANIFEST = ".packsync-manifest.json"
@@ -56,14 +59,6 @@ def blob_path(store: str, sha256: str) -> str:
     return os.path.join(store, OBJECTS, sha256[:2], sha256)
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_ready(path: str) -> bool:
     """Whether the environment or code version at ``path`` is complete; a use is recorded."""
     try:
@@ -71,11 +66,3 @@ def is_ready(path: str) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def mark_ready(path: str, digest: str) -> None:
-    """The last write of a build: from now on the directory is used as it is."""
-    partial = os.path.join(path, READY_MARKER + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(digest + "\n")
-    os.replace(partial, os.path.join(path, READY_MARKER))

@@ -43,7 +43,18 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from packsync.hostside import artifact, install, jobreport, layout, livecode, peers, protocol
+from packsync.hostside import (
+    artifact,
+    contents,
+    install,
+    jobreport,
+    layout,
+    lease,
+    lifecycle,
+    livecode,
+    peers,
+    protocol,
+)
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
 from packsync.hostside.transfer import Arrivals, copy_verified, disk_error, download, receive
@@ -78,7 +89,7 @@ def probe(header: protocol.Header) -> None:
     store = _store(header, cache)
     code_id = str(header.get("code_id") or "")
     path = layout.env_dir(cache, env_id)
-    ready = layout.is_ready(path)
+    ready = contents.examine(path, header.get("digest")) == []
     code_ready = not code_id or layout.is_ready(layout.code_dir(cache, code_id))
     link = ""
     if ready and code_ready and header.get("link"):
@@ -155,7 +166,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
         emit("received", received=received)
         watchdog = Watchdog()
         watchdog.start(stdin)
-        uv = layout.uv_path(cache, str(header["uv_sha256"]))
+        uv = install.trusted_uv(cache, str(header["uv_sha256"]))
         if not os.access(uv, os.X_OK) and shared:
             copy_verified(layout.blob_path(store, str(header["uv_sha256"])),
                           str(header["uv_sha256"]), uv, 0o700)
@@ -169,6 +180,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
                 uv_env=dict(header.get("uv_env", {})), watchdog=watchdog)
 
         path, hit = install.materialize(cache, env_id, digest, build)
+    lifecycle.collect_on_host(cache)
     code_id = str(header.get("code_id") or "")
     if code_id:
         _unpack_code(cache, store, code_id, str(header["code_sha256"]))
@@ -329,6 +341,7 @@ def run(header: protocol.Header, stdin: IO[bytes]) -> int:
         env=env, cwd=str(header.get("cwd") or os.path.expanduser("~")),
         stdin=subprocess.PIPE if payload else subprocess.DEVNULL,
         stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(), start_new_session=True,
+        pass_fds=lease.inherited(str(header["argv"][0])),
     )
     if child.stdin is not None:
         with contextlib.suppress(BrokenPipeError):
@@ -470,7 +483,7 @@ def worker_main(argv: list[str]) -> int:
                 f"manifest sha256:{options.artifact[:12]}"),
                 lambda sha: layout.blob_path(store, sha))
         else:
-            uv = layout.uv_path(cache, options.uv)
+            uv = install.trusted_uv(cache, options.uv)
             if not os.access(uv, os.X_OK):
                 copy_verified(layout.blob_path(store, options.uv), options.uv, uv, 0o700)
             wheels = [dict(zip(("filename", "sha256"), w.split("=", 1), strict=True))
@@ -482,6 +495,7 @@ def worker_main(argv: list[str]) -> int:
                     wheel_dir=store, uv_env=job_index_environment(options.index, os.environ))
 
         path, _ = install.materialize(cache, options.lock[:32], options.lock, build)
+        lifecycle.collect_on_host(cache)
         env = {k: v for k, v in os.environ.items()  # the worker needs no index credential
                if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
         env["PYTHONNOUSERSITE"] = "1"
@@ -507,6 +521,7 @@ def worker_main(argv: list[str]) -> int:
         return _job_failed(options, store, f"bad worker command arguments: {error}", "",
                            "arguments")
     python = layout.env_python(path)
+    lease.keep_across_exec(path)
     os.execve(python, [python, *args], env)
     return 0  # pragma: no cover - execve does not return
 

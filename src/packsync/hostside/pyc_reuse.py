@@ -42,6 +42,7 @@ import shutil
 import sys
 import sysconfig
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 _HEADER = 16  # magic, flags, then mtime + size or the 8-byte source hash (PEP 552)
@@ -167,28 +168,33 @@ def compile_all(paths: list[str]) -> None:
         list(pool.map(_compile, chunks))
 
 
-def bytecode_donor(envs: str, path: str, ready_marker: str) -> str | None:
+def bytecode_donor(envs: str, path: str, ready_marker: str,
+                   accept: Callable[[str], bool]) -> str | None:
     """The most recently used ready environment in ``envs`` of the same Python as the one
-    at ``path``: the donor of its byte code. Only a ready one (``ready_marker`` present):
-    its files are complete and never change again. Local builds and hosts both ask this."""
+    at ``path`` that ``accept`` trusts: the donor of its byte code. Only a ready one
+    (``ready_marker`` present): its files are complete and never change again. Local
+    builds and hosts both ask this; ``accept`` is the ready marker's check (its owner and
+    its lock), as for any environment used: a directory planted in a shared cache is
+    never a donor."""
     python = python_of(path)
     if python is None:
         return None
-    best: tuple[float, str] | None = None
     try:
         candidates = list(os.scandir(envs))
     except OSError:
         return None
+    found: list[tuple[float, str]] = []
     for entry in candidates:
         if entry.path == path or not entry.is_dir(follow_symlinks=False):
             continue
         try:
-            used = os.stat(os.path.join(entry.path, ready_marker)).st_mtime
+            found.append((os.stat(os.path.join(entry.path, ready_marker)).st_mtime, entry.path))
         except OSError:
             continue
-        if (best is None or used > best[0]) and python_of(entry.path) == python:
-            best = (used, entry.path)
-    return None if best is None else best[1]
+    for _, candidate in sorted(found, reverse=True):
+        if python_of(candidate) == python and accept(candidate):
+            return candidate
+    return None
 
 
 def python_of(path: str) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import IO
 
+from packsync.hostside import buildlock
 from packsync.hostside.protocol import HostError
 
 STOP_GRACE = 5.0
@@ -54,14 +55,27 @@ def kill_group(child: subprocess.Popen[bytes] | None) -> None:
 
 def supervised(argv: list[str], env: dict[str, str] | None,
                watchdog: Watchdog | None) -> tuple[int, str]:
-    """Run a child in a group of its own, ended with it if the client goes away."""
+    """Run a child in a group of its own, ended with it if the client goes away.
+
+    During a build the child holds the builders' lock too, and is recorded in it: a
+    builder killed meanwhile leaves the lock held until the next one ends the child
+    (``buildlock``). The child's group is ended if this process is interrupted.
+    """
+    lock = buildlock.current()
     child = subprocess.Popen(
         argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
+        pass_fds=() if lock is None else (lock.fd,),
     )
+    if lock is not None:
+        lock.child_started(child.pid)
     if watchdog is not None:
         watchdog.child = child
-    output, _ = child.communicate()
+    try:
+        output, _ = child.communicate()
+    except BaseException:
+        kill_group(child)
+        raise
     if watchdog is not None:
         watchdog.child = None
         if watchdog.gone.is_set():

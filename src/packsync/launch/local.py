@@ -32,6 +32,7 @@ from distributed.deploy.spec import ProcessInterface
 
 from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
+from packsync.hostside import lease
 from packsync.launch.processes import (
     SPEC_RUNNER,
     DaskProcess,
@@ -103,6 +104,7 @@ class EnvProcess(DaskProcess):
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                pass_fds=lease.inherited(self.python),  # in use while it runs
             )
             assert self.proc.stdin is not None
             self.proc.stdin.write(payload)

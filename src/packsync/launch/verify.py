@@ -3,16 +3,21 @@
 Each worker reports what it imports (``packsync.launch.worker_report``); the client checks
 the report against its schema (``WorkerReport``, with a format version), then compares it
 with the lock: every distribution's version, the local wheels (file name
-and untouched installed files) and the interpreter. Differences carry a severity, so
-``fail_on`` decides, as for plan problems, which of them stop the cluster and which
-are logged as warnings. Dask's own ten-package version check is silenced for these
-clusters: this check covers it.
+and untouched installed files) and the interpreter. Each worker also checks the files of
+every package of its environment (``hostside.contents.worker_check``): against the record
+made when the environment became ready (a missing, changed or added file, ``.pth`` and
+``sitecustomize.py`` included), or, where there is none, against each ``RECORD``.
+Differences carry a severity, so ``fail_on`` decides, as for plan problems, which of them
+stop the cluster and which are logged as warnings. Dask's own ten-package version check
+is silenced for these clusters: this check covers it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from packsync import serial
 from packsync.errors import LaunchError
+from packsync.hostside import contents
 from packsync.launch import worker_report as workerreport
 from packsync.lock.lockfile import Lock
 from packsync.model import FAIL_ON_LEVELS
@@ -36,6 +42,7 @@ else:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 cloudpickle.register_pickle_by_value(workerreport)  # workers may lack packsync
+cloudpickle.register_pickle_by_value(contents)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,25 +162,18 @@ async def verify_workers(
     lock: Lock,
     workers: Mapping[str, str],
 ) -> list[Difference]:
-    """Ask the workers (address -> host name) for their reports and compare each with the lock."""
+    """Ask the workers (address -> host name) for their reports and file checks, and
+    compare each with the lock. A worker of this machine whose environment this process
+    found intact a moment ago (it materialized it for this launch) does not walk it again."""
     if not workers:
         return []
-    from distributed.protocol import pickle as dask_pickle
-
-    responses = await scheduler_comm.broadcast(
-        msg={
-            "op": "run",
-            "function": dask_pickle.dumps(workerreport.report_json),  # type: ignore[no-untyped-call]
-            "args": dask_pickle.dumps(()),  # type: ignore[no-untyped-call]
-            "kwargs": dask_pickle.dumps({}),  # type: ignore[no-untyped-call]
-            "wait": True,
-        },
-        workers=list(workers),
-        nanny=False,
-        on_error="return",
+    reports, checks = await asyncio.gather(
+        _run_on_workers(scheduler_comm, workerreport.report_json, workers),
+        _run_on_workers(scheduler_comm, contents.worker_check, workers,
+                        socket.gethostname(), contents.checked_here()),
     )
     differences: list[Difference] = []
-    for address, response in responses.items():
+    for address, response in reports.items():
         host = workers.get(address, address)
         if not isinstance(response, Mapping) or response.get("status") != "OK":
             differences.append(Difference(
@@ -184,15 +184,69 @@ async def verify_workers(
         result = response.get("result")
         result = getattr(result, "data", result)  # to_serialize() around it
         differences += compare_raw(lock, result, worker=address, host=host)
+        check = checks.get(address)
+        if isinstance(check, Mapping) and check.get("status") == "OK":
+            found = check.get("result")
+            differences += compare_files(getattr(found, "data", found), worker=address,
+                                         host=host)
     return differences
+
+
+async def _run_on_workers(scheduler_comm: Any, function: Any, workers: Mapping[str, str],
+                          *args: Any) -> dict[str, Any]:
+    from distributed.protocol import pickle as dask_pickle
+
+    responses: dict[str, Any] = await scheduler_comm.broadcast(
+        msg={
+            "op": "run",
+            "function": dask_pickle.dumps(function),  # type: ignore[no-untyped-call]
+            "args": dask_pickle.dumps(args),  # type: ignore[no-untyped-call]
+            "kwargs": dask_pickle.dumps({}),  # type: ignore[no-untyped-call]
+            "wait": True,
+        },
+        workers=list(workers),
+        nanny=False,
+        on_error="return",
+    )
+    return responses
+
+
+def compare_files(check: object, *, worker: str, host: str) -> list[Difference]:
+    """A worker's file check as differences: one per package with damaged files."""
+    if not isinstance(check, Mapping) or not isinstance(check.get("problems"), list):
+        return [Difference(package="(files)", expected="a file check", actual=repr(check)[:200],
+                           severity="warning", worker=worker, host=host)]
+    by_package: dict[str, list[str]] = {}
+    for problem in check["problems"]:
+        by_package.setdefault(_package_of(str(problem)), []).append(str(problem))
+    expected = ("its files as when it was built" if check.get("recorded")
+                else "the files its RECORD lists")
+    return [Difference(package=package, expected=expected,
+                       actual="damaged files: " + contents.describe(problems),
+                       severity="critical", worker=worker, host=host)
+            for package, problems in sorted(by_package.items())]
+
+
+def _package_of(problem: str) -> str:
+    """The top-level name under site-packages a problem is about (or the path's first part)."""
+    path = problem.split(" ", 1)[-1]
+    parts = path.split("/")
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1:]
+        if rest:
+            return rest[0].removesuffix(".py")
+    return parts[0]
 
 
 def verify_client(client: Any, lock: Lock, *, fail_on: str = "critical") -> list[Difference]:
     """Check every worker connected to ``client`` (any deployer) against ``lock``."""
     reports = client.run(workerreport.report_json)
+    checks = client.run(contents.worker_check)
     differences: list[Difference] = []
     for address, text in reports.items():
-        differences += compare_raw(lock, text, worker=address, host=_host_of(address))
+        host = _host_of(address)
+        differences += compare_raw(lock, text, worker=address, host=host)
+        differences += compare_files(checks.get(address), worker=address, host=host)
     return enforce(differences, fail_on)
 
 

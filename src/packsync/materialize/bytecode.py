@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packsync.errors import MaterializeError, tail
-from packsync.hostside import layout, pyc_reuse
+from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.supervise import supervised
+from packsync.materialize.children import out_of_space
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,7 +57,8 @@ def donors(cache: Path, path: Path) -> Donors:
 
 def bytecode_donor(cache: Path, path: Path) -> Path | None:
     """The ready environment of the same Python whose byte code the one at ``path`` reuses."""
-    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), layout.READY_MARKER)
+    donor = pyc_reuse.bytecode_donor(str(cache / "envs"), str(path), layout.READY_MARKER,
+                                     install.trusted_donor)
     return None if donor is None else Path(donor)
 
 
@@ -100,6 +102,9 @@ def compile_reusing(path: Path, given: Donors, env_id: str, digest: str) -> dict
     returncode, log = supervised(
         [layout.env_python(str(path)), "-I", script, *given.arguments()], None, None
     )
+    full = out_of_space(log, path, digest, "byte-compiling")
+    if full is not None:
+        raise full
     try:
         if returncode != 0:
             raise ValueError(returncode)

@@ -1,10 +1,13 @@
 """Host side: a lock becomes a ready environment in ``<cache>/envs/<env_id>``.
 
-A ready environment is found with one ``stat`` and reused without running uv.
+A ready environment is found by its marker and reused without running uv once its
+files match the marker's record (one ``lstat`` each: ``hostside.contents``).
 Otherwise it is built under a file lock, at its final path (virtual environments
 are not relocatable: scripts, ``.pyc`` files and ``RECORD`` carry their path), and
 the ready marker is written last. A directory without the marker is the remains of
-an interrupted build: it is never used, and the next build wipes it first.
+an interrupted build: it is never used, and the next build wipes it first. This process
+holds the lease of every environment it materializes (``hostside.lease``), which the
+Dask processes it starts inherit, and collects unused ones at most hourly.
 
 A build reuses what this machine has. The lock's index wheels that uv installed in the
 client come from uv's cache when it holds all of those (``uv_cache``: hash-pinned,
@@ -18,26 +21,35 @@ that package.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packsync import uvtool
+from packsync.config import cache_expiry, cache_max_size
 from packsync.errors import MaterializeError
-from packsync.hostside import install, layout
+from packsync.hostside import contents, install, layout, lease, lifecycle
+from packsync.hostside.protocol import HostError
 from packsync.lock.index_failures import explain
 from packsync.lock.lockfile import WHEELS_DIR, Lock
 from packsync.materialize.bytecode import Donors, compile_reusing, donors
+from packsync.materialize.children import NO_SPACE_HINT, out_of_space, run_uv
 from packsync.materialize.uv_cache import install_cached
 from packsync.progress import NullReporter, Reporter, stage
 from packsync.store import Store
 from packsync.uv_errors import scrubbed_tail
-from packsync.uvtool import run_uv
 
 logger = logging.getLogger(__name__)
 
 RECORD_DIR = layout.RECORD_DIR
+_HINTS = {
+    "disk": NO_SPACE_HINT,
+    "cache": "use a cache directory of your own: PACKSYNC_CACHE_DIR or packsync.cache-dir",
+    "damaged": "close the clusters that run from it, or remove the directory",
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,9 +70,21 @@ def environment_dir(lock: Lock, cache: Path) -> Path:
 
 
 def ready_environment(lock: Lock, cache: Path) -> Environment | None:
-    """The cached environment for ``lock`` if it is ready: the cheap path of every relaunch."""
+    """The cached environment for ``lock`` if it is ready, intact and trusted: the cheap
+    path of every relaunch (a ``stat`` of each of its files). This process holds its lease."""
     path = environment_dir(lock, cache)
-    if not layout.is_ready(str(path)):
+    if not path.is_dir():
+        return None
+    try:
+        lease.hold(str(path))
+        problems = contents.examine(str(path), lock.digest)
+    except OSError as error:
+        raise disk_full(error, error.filename or str(path), lock) from None
+    if problems is None:
+        return None
+    if problems:
+        logger.warning("environment %s is not used as it is: %s", lock.env_id[:12],
+                       contents.describe(problems))
         return None
     return Environment(path=path, digest=lock.digest, cache_hit=True)
 
@@ -85,6 +109,7 @@ def materialize(
         found = ready_environment(lock, cache)
         if found is not None:
             current.detail = "cache hit"
+            collect_unused(cache)
             return found
 
         def build(path: str) -> None:
@@ -92,16 +117,34 @@ def materialize(
                    cache=cache, conda_channels=conda_channels or {})
 
         try:
-            path, hit = install.materialize(str(cache), lock.env_id, lock.digest, build)
-        except OSError as error:
+            path, hit = install.materialize(str(cache), lock.env_id, lock.digest, build,
+                                            say=logger.warning)
+        except HostError as error:
             raise MaterializeError(
-                f"cannot build environment {lock.env_id[:12]}: {error.strerror or error}",
-                path=error.filename or str(cache), digest=lock.digest,
-                hint="free space or fix the permissions there; nothing half-built is used",
+                str(error), path=str(environment_dir(lock, cache)), digest=lock.digest,
+                hint=_HINTS.get(error.kind, "nothing half-built is used; launch again"),
             ) from None
+        except OSError as error:
+            raise disk_full(error, error.filename or str(cache), lock) from None
         current.detail = ("cache hit (built by another process)" if hit
                           else f"built {lock.package_count} packages")
+        collect_unused(cache)
         return Environment(path=Path(path), digest=lock.digest, cache_hit=hit)
+
+
+def collect_unused(cache: Path) -> None:
+    """The automatic pass at launch (at most hourly): environments unused for longer than
+    ``packsync.cache-expiry``, and beyond ``packsync.cache-max-size``, are removed. Never
+    the one just materialized (this process holds its lease). A failure only logs."""
+    try:
+        result = lifecycle.collect_if_due(str(cache), expiry=cache_expiry(),
+                                          max_size=cache_max_size())
+    except OSError as error:
+        logger.warning("collecting unused environments in %s failed: %s", cache, error)
+        return
+    if result and result["removed"]:
+        logger.info("removed %d unused environments (%.1f MB) from %s", len(result["removed"]),
+                    result["freed"] / 1e6, cache)
 
 
 def _build(
@@ -148,6 +191,7 @@ def _build(
             ],
             lock,
             uv_env,
+            path,
         )
     if given:
         reporter.step("materialize", f"byte-compiling, reusing {given.describe()}")
@@ -159,7 +203,7 @@ def _build(
 
 def _venv(path: Path, interpreter: str, lock: Lock, uv_env: Mapping[str, str]) -> None:
     _uv(["venv", "--quiet", "--relocatable", "--no-project", "--python", interpreter,
-         str(path)], lock, uv_env)
+         str(path)], lock, uv_env, path)
 
 
 def _install_from_uv_cache(path: Path, interpreter: str, lock: Lock, uv_env: Mapping[str, str],
@@ -176,12 +220,28 @@ def _install_from_uv_cache(path: Path, interpreter: str, lock: Lock, uv_env: Map
                     installed)
 
 
-def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
-    result = run_uv(args, extra_env=uv_env)
-    if result.returncode != 0:
+def disk_full(error: OSError, path: str, lock: Lock) -> MaterializeError:
+    """An OS error while building, said plainly (a full disk above all), naming the path."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MaterializeError(
+            f"cannot build environment {lock.env_id[:12]}: no space left on the device of "
+            f"{path}", path=path, digest=lock.digest, hint=NO_SPACE_HINT)
+    return MaterializeError(
+        f"cannot build environment {lock.env_id[:12]}: {error.strerror or error}: {path}",
+        path=path, digest=lock.digest,
+        hint="fix the permissions there, or set PACKSYNC_CACHE_DIR; nothing half-built is used",
+    )
+
+
+def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str], path: Path) -> None:
+    returncode, output = run_uv(args, uv_env)
+    if returncode != 0:
         command = " ".join(args[:2]) if args[0] == "pip" else args[0]
+        full = out_of_space(output, path, lock.digest, f"uv {command}")
+        if full is not None:
+            raise full
         explained = explain(
-            result.stdout,
+            output,
             uv_env,
             MaterializeError,
             action=f"installing environment {lock.env_id[:12]}",
@@ -192,7 +252,7 @@ def _uv(args: list[str], lock: Lock, uv_env: Mapping[str, str]) -> None:
         raise MaterializeError(
             f"uv {command} failed while building environment {lock.env_id[:12]}",
             digest=lock.digest,
-            log_tail=scrubbed_tail(result.stdout, uv_env),
+            log_tail=scrubbed_tail(output, uv_env),
             hint="the log names the package at fault; nothing of this environment will be used",
         )
 
@@ -220,7 +280,7 @@ def find_python(version: str, explicit: str | None = None) -> str:
 
 def _uv_find_python(version: str) -> str:
     for request in (version, ".".join(version.split(".")[:2])):
-        result = run_uv(["python", "find", "--no-project", request])
+        result = uvtool.run_uv(["python", "find", "--no-project", request])
         if result.returncode == 0 and result.stdout.strip():
             return result.stdout.strip().splitlines()[-1]
     raise MaterializeError(

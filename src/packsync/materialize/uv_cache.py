@@ -29,8 +29,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from packsync.lock.lockfile import Lock
+from packsync.materialize.children import run_uv
 from packsync.uv_errors import scrubbed_tail
-from packsync.uvtool import run_uv
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,17 +106,17 @@ def install_cached(lock: Lock, python: Path, uv_env: Mapping[str, str]) -> int |
     with tempfile.TemporaryDirectory(prefix="packsync-cached-") as tmp:
         listed = Path(tmp) / "requirements.txt"
         listed.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        result = run_uv(
+        returncode, output = run_uv(
             [
                 "pip", "install", "--quiet", "--offline", "--no-deps", "--no-build",
                 "--require-hashes", "--python", str(python), "-r", str(listed),
             ],
-            extra_env=uv_env,
+            uv_env,
         )
-    if result.returncode != 0:
+    if returncode != 0:
         logger.info("environment %s: the lock's wheels are not all in uv's cache, they are "
                     "downloaded", lock.env_id[:12])
         logger.debug("uv's cache could not serve the lock:\n%s",
-                     scrubbed_tail(result.stdout, uv_env))
+                     scrubbed_tail(output, uv_env))
         return None
     return len(requirements)
