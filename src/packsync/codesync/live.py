@@ -41,6 +41,7 @@ from packsync.codesync.plugin import (
 from packsync.config import store_expiry
 from packsync.errors import SyncError
 from packsync.hostside import layout, livecode
+from packsync.hostside.buildlock import alive
 from packsync.scan.workdir import CodeRules, walk_code
 from packsync.store import Store
 
@@ -206,7 +207,7 @@ def _remove_dead_links(live: Path) -> None:
     """Links of clusters whose client process is gone (a crash skips ``close``)."""
     for entry in live.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or alive(int(pid), ""):
             continue
         try:
             if entry.is_symlink() or entry.is_file():
@@ -236,12 +237,3 @@ def _prune_versions(code_root: Path, expiry: float) -> None:
             continue  # being unpacked, or not a version
         shutil.rmtree(version, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
