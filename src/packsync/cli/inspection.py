@@ -33,6 +33,16 @@ def register(commands: Any) -> None:
 
 
 def planning_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a plan, and what it is made for and from."""
+    plan_choices(parser)
+    parser.add_argument("--target", metavar="PLATFORM",
+                        help="the workers' platform: linux-x86_64 or linux-aarch64 "
+                             "(default: like this machine, or linux-x86_64 from elsewhere)")
+    parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
+
+
+def plan_choices(parser: argparse.ArgumentParser) -> None:
+    """The options ``packsync.plan.options.plan_options`` takes."""
     parser.add_argument("--ignore", action="append", metavar="NAME",
                         help="a distribution not to sync (repeatable)")
     parser.add_argument("--only", action="append", metavar="NAME",
@@ -45,13 +55,9 @@ def planning_options(parser: argparse.ArgumentParser) -> None:
                              "become the nearest of its major.minor (default: stop)")
     parser.add_argument("--fail-on", choices=sorted(FAIL_ON_LEVELS),
                         help="which problems stop: critical (default), warning or any")
-    parser.add_argument("--target", metavar="PLATFORM",
-                        help="the workers' platform: linux-x86_64 or linux-aarch64 "
-                             "(default: like this machine, or linux-x86_64 from elsewhere)")
     parser.add_argument("--accelerator", metavar="NAME",
                         help="the workers' accelerator: cpu, cu124, rocm6.2...; torch and its "
                              "family get that variant (default: the variant installed here)")
-    parser.add_argument("--snapshot", help="plan from a saved `packsync scan --json`")
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:

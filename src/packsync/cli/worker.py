@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from packsync.cli.console import err
-from packsync.cli.inspection import plan_options
+from packsync.cli.inspection import plan_choices, plan_options
 from packsync.cli.reporter import RichReporter
 
 
@@ -46,10 +46,7 @@ def register(commands: Any) -> None:
     command.add_argument("--node-cache", metavar="DIR",
                          help="with --kubernetes: a directory of each node kept as the pods' "
                               "cache (hostPath)")
-    command.add_argument("--ignore", action="append", metavar="NAME")
-    command.add_argument("--only", action="append", metavar="NAME")
-    command.add_argument("--strict", action="store_true", default=None)
-    command.add_argument("--fail-on", choices=("critical", "warning", "any"))
+    plan_choices(command)
     command.set_defaults(run=_worker_command)
 
 
