@@ -79,6 +79,39 @@ def test_a_running_clusters_environment_is_kept_and_expired_ones_go(client_env: 
         "environments"] == []
 
 
+CLOSED_SCRIPT = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+import packsync
+
+cache = Path(os.environ["PACKSYNC_CACHE_DIR"])
+
+def gc():
+    \"\"\"``packsync cache gc`` with a short expiry, after ``env`` was last used 2 h ago.\"\"\"
+    old = time.time() - 2 * 3600
+    os.utime(env / ".packsync-ready", (old, old))
+    done = subprocess.run([str(Path(sys.executable).with_name("packsync")), "cache", "gc",
+                           "--expiry", "1h", "--json"], capture_output=True, text=True,
+                          check=True)
+    return [r["env_id"] for r in json.loads(done.stdout)["removed"]]
+
+cluster = packsync.Cluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+env = cluster.prepared.environment.path
+while_open = gc()
+cluster.close()
+after_close = gc()  # this process goes on, as a notebook does
+print(json.dumps({"env": env.name, "while_open": while_open, "after_close": after_close,
+                  "gone": not env.exists()}))
+"""
+
+
+def test_a_closed_clusters_environment_is_collected_while_its_process_goes_on(
+        client_env: ClientEnv) -> None:
+    result = client_env.json_run(CLOSED_SCRIPT)
+    assert result["while_open"] == []
+    assert result["after_close"] == [result["env"]] and result["gone"]
+
+
 SSH_SCRIPT = EXPIRE + """
 import json
 from pathlib import Path
