@@ -118,16 +118,27 @@ from pathlib import Path
 import packsync
 from packsync.hostside import lifecycle
 
+import dask.config
+from packsync.hostside import contents
+
 cache = Path(os.environ["HOST_CACHE"])  # the host's cache, as this machine sees it
 spec = json.loads(os.environ["HOST_SPEC"])
-with packsync.Cluster(hosts=[spec], threads_per_worker=1,
-                      dashboard_address=None) as cluster:
+# unused for 2 h: within the host's default expiry, beyond the client's 1 h, which it sends
+recent = cache / "envs" / ("1" * 32)
+(recent / ".packsync").mkdir(parents=True)
+(recent / ".packsync" / "pylock.toml").write_text("# recent\\n")
+contents.mark_ready(str(recent), hashlib.sha256(b"# recent\\n").hexdigest())
+os.utime(recent / ".packsync-ready", (time.time() - 7200,) * 2)
+with dask.config.set({"packsync.cache-expiry": "1h"}), packsync.Cluster(
+        hosts=[spec], threads_per_worker=1, dashboard_address=None) as cluster:
     with cluster.get_client() as client:
         client.wait_for_workers(1)
+        sent_expiry_used = not recent.exists()
         (env,) = [p for p in (cache / "envs").iterdir() if p.is_dir()]
         expire(cache, env)
         removed = [r["env_id"] for r in lifecycle.collect(str(cache))["removed"]]
-print(json.dumps({"env": env.name, "removed": removed, "kept": env.is_dir()}))
+print(json.dumps({"env": env.name, "removed": removed, "kept": env.is_dir(),
+                  "sent_expiry_used": sent_expiry_used}))
 """
 
 
@@ -141,6 +152,7 @@ def test_on_an_ssh_host_a_running_clusters_environment_is_kept(client_env: Clien
         result = client_env.json_run(SSH_SCRIPT, timeout=600, HOST_CACHE=str(host.cache),
                                      HOST_SPEC=json.dumps(host.spec(python=BASE_PYTHON)))
         assert result["removed"] == ["0" * 32] and result["kept"]  # leased by its runs
+        assert result["sent_expiry_used"]  # the host collected with the client's expiry
         assert host.wait_no_processes() == {}
         done = lifecycle.collect(str(host.cache))  # the cluster closed: it goes now
         assert [r["env_id"] for r in done["removed"]] == [result["env"]]

@@ -222,14 +222,34 @@ def collect_if_due(cache: str, *, expiry: float = EXPIRY, max_size: int | None =
     return collect(cache, expiry=expiry, max_size=max_size, now=now)
 
 
-def collect_on_host(cache: str) -> None:
+def collect_on_host(cache: str, sent: Mapping[str, object] | None = None) -> None:
     """The automatic pass on a host or a worker command's machine, after it prepared an
-    environment (leased by then): settings from its environment; a failure only says so."""
-    expiry, max_size = host_settings(os.environ)
+    environment (leased by then): with the settings the client ``sent`` in its header,
+    else those of the host's environment; a failure only says so."""
+    expiry, max_size = sent_settings(sent or {}, host_settings(os.environ))
     try:
         collect_if_due(cache, expiry=expiry, max_size=max_size)
     except OSError as error:
         emit("step", message=f"collecting unused environments failed: {error}")
+
+
+def sent_settings(sent: Mapping[str, object],
+                  otherwise: tuple[float, int | None]) -> tuple[float, int | None]:
+    """The expiry and size cap of a client's header (``cache_expiry`` in seconds,
+    ``cache_max_size`` in bytes or None for no cap); ``otherwise`` for what it lacks (a
+    client of an earlier release) or gives in a form not understood."""
+    expiry, max_size = otherwise
+    sent_expiry = sent.get("cache_expiry")
+    if isinstance(sent_expiry, (int, float)) and not isinstance(sent_expiry, bool) \
+            and sent_expiry > 0:
+        expiry = float(sent_expiry)
+    if "cache_max_size" in sent:
+        sent_size = sent["cache_max_size"]
+        if sent_size is None:
+            max_size = None
+        elif isinstance(sent_size, int) and not isinstance(sent_size, bool) and sent_size > 0:
+            max_size = sent_size
+    return expiry, max_size
 
 
 def host_settings(environ: Mapping[str, str]) -> tuple[float, int | None]:

@@ -180,7 +180,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
                 uv_env=dict(header.get("uv_env", {})), watchdog=watchdog)
 
         path, hit = install.materialize(cache, env_id, digest, build)
-    lifecycle.collect_on_host(cache)
+    lifecycle.collect_on_host(cache, header)
     code_id = str(header.get("code_id") or "")
     if code_id:
         _unpack_code(cache, store, code_id, str(header["code_sha256"]))

@@ -76,6 +76,8 @@ class Header(TypedDict, total=False):
     wheels_detail: list[Wheel]
     uv_env: dict[str, str]  # index mode: what the host's uv needs (credentials included)
     python: str
+    cache_expiry: float  # the client's ``packsync.cache-expiry``, in seconds
+    cache_max_size: int | None  # the client's ``packsync.cache-max-size`` in bytes; None: no cap
     # serve
     chunks: list[str]
     token: str

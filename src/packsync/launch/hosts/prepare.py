@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from packsync.codesync.bundle import CodeBundle
+from packsync.config import cache_expiry, cache_max_size
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
 from packsync.hostside import artifact as artifact_format
 from packsync.hostside import protocol
@@ -595,9 +596,12 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
             if on_received is not None:
                 on_received()
 
+    # the host collects its unused environments as the client's settings say
+    sent: protocol.Header = {**header, "cache_expiry": cache_expiry(),
+                             "cache_max_size": cache_max_size()}
     try:
         done = cast(protocol.Done, await probed.connection.call(
-            [probed.host_python], header, blobs=blobs, on_event=on_event))
+            [probed.host_python], sent, blobs=blobs, on_event=on_event))
     except HostFailure as failure:
         error = _materialize_error(spec, payload.lock, failure, payload.uv_env)
         if from_peer and failure.kind in _PEER_FAULTS:
