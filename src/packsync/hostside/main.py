@@ -509,7 +509,7 @@ def worker_main(argv: list[str]) -> int:
                 raise HostError(f"code bundle sha256:{options.code} is missing or altered in "
                                 f"{store}: {error}", kind="store") from None
         if options.link:
-            link = livecode.make_link(cache, options.code[:32], options.link)
+            link = livecode.held_link(cache, options.code[:32], options.link)
             env["PYTHONPATH"] = env[layout.CODE_LINK_VARIABLE] = link
     except (HostError, artifact.ArtifactError) as error:
         return _job_failed(options, store, str(error), getattr(error, "log", ""),
