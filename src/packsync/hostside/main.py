@@ -54,6 +54,7 @@ from packsync.hostside import (
     livecode,
     peers,
     protocol,
+    resources,
 )
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
@@ -95,7 +96,8 @@ def probe(header: protocol.Header) -> None:
     if ready and code_ready and header.get("link"):
         link = livecode.make_link(cache, code_id, str(header["link"]))
     emit(
-        "probe", **interpreter(), cache=cache, ready=ready, code_ready=code_ready,
+        "probe", **interpreter(), memory=resources.memory(), cores=resources.cores(),
+        cache=cache, ready=ready, code_ready=code_ready,
         has_uv=os.access(layout.uv_path(cache, str(header.get("uv_sha256", "-"))), os.X_OK),
         missing=[s for s in header.get("wheels", [])
                  if not os.path.exists(layout.blob_path(store, s))],

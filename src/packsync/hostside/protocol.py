@@ -98,6 +98,8 @@ class Probe(TypedDict):
     platform: str  # platform.system()-platform.machine()
     libc: str  # "glibc 2.36", or "" when unknown
     home: str
+    memory: int  # bytes its processes may use (``resources``), 0 when unknown
+    cores: int
     cache: str
     ready: bool
     code_ready: bool

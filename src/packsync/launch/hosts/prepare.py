@@ -81,6 +81,8 @@ class PreparedHost:
     received_bytes: int = 0  # fetched from other hosts or a store
     # .pyc files reused from an earlier environment there and compiled; None when uv compiled
     bytecode: tuple[int, int] | None = None
+    memory: int = 0  # bytes the host's processes may use (0: unknown), and its cores
+    cores: int = 0
 
     @property
     def name(self) -> str:
@@ -132,6 +134,7 @@ class _Probed:
             cache=str(self.probe["cache"]),
             cache_hit=bool(done.get("cache_hit")) and sent == 0 and not done.get("received"),
             sent_bytes=sent, received_bytes=int(done.get("received", 0)), bytecode=bytecode,
+            memory=int(self.probe.get("memory", 0)), cores=int(self.probe.get("cores", 0)),
         )
 
 
