@@ -105,6 +105,23 @@ print(json.dumps({"env": env.name, "while_open": while_open, "after_close": afte
 """
 
 
+FAILED_SCRIPT = CLOSED_SCRIPT.split("cluster = ")[0] + """
+from packsync.errors import PacksyncError
+env = None
+try:  # no SSH server on that port: the hosts cannot be prepared, the cluster never opens
+    packsync.Cluster(hosts=["127.0.0.1:1"], dashboard_address=None)
+except PacksyncError as error:
+    failed = type(error).__name__
+(env,) = [p for p in (cache / "envs").iterdir() if p.is_dir()]  # materialized here first
+print(json.dumps({"env": env.name, "failed": failed, "removed": gc()}))
+"""
+
+
+def test_a_cluster_that_failed_to_open_keeps_no_environment(client_env: ClientEnv) -> None:
+    result = client_env.json_run(FAILED_SCRIPT)
+    assert result["failed"] and result["removed"] == [result["env"]]
+
+
 def test_a_closed_clusters_environment_is_collected_while_its_process_goes_on(
         client_env: ClientEnv) -> None:
     result = client_env.json_run(CLOSED_SCRIPT)

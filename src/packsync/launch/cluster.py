@@ -294,7 +294,11 @@ class Cluster(SpecClusterInternals):
             scheduler=self.scheduler_spec, template=self.new_spec, workers=self.worker_spec,
         )
         if self._hosts is not None:
-            await self._hosts.prepare(prepared, self.clock)
+            try:
+                await self._hosts.prepare(prepared, self.clock)
+            except BaseException:
+                self._lease.end()  # the cluster never opens: nothing keeps the environment
+                raise
             self._hosts.place(self.scheduler_spec, self.worker_spec, self.new_spec)
 
     async def _adopt_early(self, early: EarlyWorkers) -> None:
