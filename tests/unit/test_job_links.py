@@ -43,12 +43,13 @@ def shared_store(tmp_path: Path) -> tuple[Path, str, str]:
     return store, lock_sha, manifest_sha
 
 
-def job(store: Path, lock_sha: str, manifest_sha: str, cache: Path) -> subprocess.Popen[str]:
+def job(store: Path, lock_sha: str, manifest_sha: str, cache: Path,
+        link: str = "jobs-test") -> subprocess.Popen[str]:
     """The host side's ``worker`` command, as a job runs it, execing a long-running Python."""
     return subprocess.Popen(
         [sys.executable, "-m", "packsync.hostside.main", "worker", "--store", str(store),
          "--lock", lock_sha, "--artifact", manifest_sha, "--cache", str(cache),
-         "--link", "jobs-test", "--", "-c", SLEEPER], text=True)
+         "--link", link, "--", "-c", SLEEPER], text=True)
 
 
 def running(process: subprocess.Popen[str]) -> bool:
@@ -84,3 +85,23 @@ def test_a_jobs_link_stays_while_its_worker_runs_and_goes_after(tmp_path: Path) 
     assert not link.is_symlink() and not os.path.exists(lease.lease_path(str(link)))
     assert cluster_link.is_symlink()  # a link without a lease is its cluster's to remove
     assert lifecycle.unused_links(str(cache)) == 0
+
+
+def test_the_next_job_on_the_machine_removes_the_links_of_ended_ones(tmp_path: Path) -> None:
+    store, lock_sha, manifest_sha = shared_store(tmp_path)
+    cache = tmp_path / "node-cache"
+    ended = job(store, lock_sha, manifest_sha, cache, link="jobs-ended")
+    try:
+        assert running(ended)
+    finally:
+        ended.send_signal(signal.SIGKILL)
+        ended.wait()
+    assert Path(livecode.link_path(str(cache), "jobs-ended")).is_symlink()
+    later = job(store, lock_sha, manifest_sha, cache, link="jobs-later")  # within the hour
+    try:
+        assert running(later)
+        assert not Path(livecode.link_path(str(cache), "jobs-ended")).is_symlink()
+        assert Path(livecode.link_path(str(cache), "jobs-later")).is_symlink()
+    finally:
+        later.send_signal(signal.SIGKILL)
+        later.wait()

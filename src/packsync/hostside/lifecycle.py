@@ -251,10 +251,12 @@ def collect_if_due(cache: str, *, expiry: float = EXPIRY, max_size: int | None =
 def collect_on_host(cache: str, sent: Mapping[str, object] | None = None) -> None:
     """The automatic pass on a host or a worker command's machine, after it prepared an
     environment (leased by then): with the settings the client ``sent`` in its header,
-    else those of the host's environment; a failure only says so."""
+    else those of the host's environment; a failure only says so. Between the hourly
+    passes, the live code links of ended jobs go at once (a few ``flock`` calls)."""
     expiry, max_size = sent_settings(sent or {}, host_settings(os.environ))
     try:
-        collect_if_due(cache, expiry=expiry, max_size=max_size)
+        if collect_if_due(cache, expiry=expiry, max_size=max_size) is None:
+            unused_links(cache)
     except OSError as error:
         emit("step", message=f"collecting unused environments failed: {error}")
 
