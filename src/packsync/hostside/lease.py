@@ -9,6 +9,10 @@ it exits. The collector removes an environment only while it holds the lease fil
 exclusively, so nothing can start from it meanwhile; whoever waited for the lease then
 finds the environment gone and builds it again.
 
+On the client, a cluster holds the lease while it is open (``use``, ``end_use``), not for
+the life of the process: a long-lived notebook does not keep the environments of its
+closed clusters from being collected.
+
 A lease file removed by the collector may still be open in a process that waited for it:
 a lease is held only once the locked file is the one at the path (as for any lock file
 that is ever unlinked).
@@ -25,7 +29,8 @@ import threading
 from collections.abc import Iterator
 
 _HELD: dict[str, int] = {}  # environment directory -> the locked lease file's descriptor
-_GUARD = threading.Lock()
+_USES: dict[str, int] = {}  # environment directory -> clusters of this process using it
+_GUARD = threading.RLock()
 SUFFIX = ".lease"
 
 
@@ -69,8 +74,46 @@ def release(env_path: str) -> None:
     """Give back this process's lease of the environment (its children keep theirs)."""
     with _GUARD:
         fd = _HELD.pop(env_path, None)
+        _USES.pop(env_path, None)
     if fd is not None:
         os.close(fd)
+
+
+def use(env_path: str) -> None:
+    """One more user of the environment in this process (a cluster, while it is open):
+    the lease is held until the last one ends (``end_use``)."""
+    with _GUARD:
+        _USES[env_path] = _USES.get(env_path, 0) + 1
+        hold(env_path)
+
+
+def end_use(env_path: str) -> None:
+    """One user of the environment less; with none left the lease is given back (the
+    processes started from it keep theirs while they run), and the environment can be
+    collected once they are gone."""
+    with _GUARD:
+        left = _USES.get(env_path, 0) - 1
+        if left > 0:
+            _USES[env_path] = left
+            return
+        release(env_path)
+
+
+class Use:
+    """One user's hold of an environment's lease (``use``), ended once by ``end``, which
+    may be called again: a cluster ends it at close and on a failed start alike."""
+
+    __slots__ = ("env_path", "_open")
+
+    def __init__(self, env_path: str) -> None:
+        self.env_path = env_path
+        use(env_path)
+        self._open = True
+
+    def end(self) -> None:
+        if self._open:
+            self._open = False
+            end_use(self.env_path)
 
 
 def holds(env_path: str) -> bool:

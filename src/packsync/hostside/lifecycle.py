@@ -5,7 +5,8 @@ collector removes an environment unused for longer than the expiry (24 h by defa
 with a size cap, the least recently used ones until the cache fits, but never one in use
 (its lease is held: ``lease``), one being built (its builders' lock is held), or one used
 within the last ``GRACE`` seconds (about to be started from). It also removes what
-interrupted builds left. A removal holds the lease exclusively and the builders' lock, so
+interrupted builds left, and the live code links of worker commands' jobs that have all
+ended (``livecode.held_link``). A removal holds the lease exclusively and the builders' lock, so
 nothing starts from the environment or builds it meanwhile; the ready marker goes first,
 so a removal cut short leaves a directory nobody takes as ready.
 
@@ -63,6 +64,7 @@ class Collection(TypedDict):
     kept: int
     freed: int
     dry_run: bool
+    links: int  # live code links of ended worker-command jobs removed (or to be removed)
 
 
 def environments(cache: str) -> list[EnvInfo]:
@@ -156,7 +158,31 @@ def collect(cache: str, *, expiry: float = EXPIRY, max_size: int | None = None,
         removed += _leftovers(cache, now)
     return {"removed": removed, "kept": len(infos) - sum(r["reason"] != "leftover"
                                                          for r in removed),
-            "freed": sum(r["size"] for r in removed), "dry_run": dry_run}
+            "freed": sum(r["size"] for r in removed), "dry_run": dry_run,
+            "links": unused_links(cache, dry_run=dry_run)}
+
+
+def unused_links(cache: str, *, dry_run: bool = False) -> int:
+    """Remove the live code links whose lease no process holds: every job that ran
+    through one has ended. Links without a lease (a cluster's on this machine or on an
+    SSH host, which the cluster removes at close) are not touched. How many went."""
+    live = os.path.join(cache, "code", "live")
+    try:
+        leases = [e.path for e in os.scandir(live) if e.name.endswith(lease.SUFFIX)]
+    except FileNotFoundError:
+        return 0
+    count = 0
+    for path in leases:
+        link = path[:-len(lease.SUFFIX)]
+        if dry_run:
+            count += not lease.in_use(link)
+            continue
+        with lease.exclusive(link) as free:
+            if free:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(link)
+                count += 1
+    return count
 
 
 def remove(cache: str, env_id: str) -> bool:
@@ -222,14 +248,36 @@ def collect_if_due(cache: str, *, expiry: float = EXPIRY, max_size: int | None =
     return collect(cache, expiry=expiry, max_size=max_size, now=now)
 
 
-def collect_on_host(cache: str) -> None:
+def collect_on_host(cache: str, sent: Mapping[str, object] | None = None) -> None:
     """The automatic pass on a host or a worker command's machine, after it prepared an
-    environment (leased by then): settings from its environment; a failure only says so."""
-    expiry, max_size = host_settings(os.environ)
+    environment (leased by then): with the settings the client ``sent`` in its header,
+    else those of the host's environment; a failure only says so. Between the hourly
+    passes, the live code links of ended jobs go at once (a few ``flock`` calls)."""
+    expiry, max_size = sent_settings(sent or {}, host_settings(os.environ))
     try:
-        collect_if_due(cache, expiry=expiry, max_size=max_size)
+        if collect_if_due(cache, expiry=expiry, max_size=max_size) is None:
+            unused_links(cache)
     except OSError as error:
         emit("step", message=f"collecting unused environments failed: {error}")
+
+
+def sent_settings(sent: Mapping[str, object],
+                  otherwise: tuple[float, int | None]) -> tuple[float, int | None]:
+    """The expiry and size cap of a client's header (``cache_expiry`` in seconds,
+    ``cache_max_size`` in bytes or None for no cap); ``otherwise`` for what it lacks (a
+    client of an earlier release) or gives in a form not understood."""
+    expiry, max_size = otherwise
+    sent_expiry = sent.get("cache_expiry")
+    if isinstance(sent_expiry, (int, float)) and not isinstance(sent_expiry, bool) \
+            and sent_expiry > 0:
+        expiry = float(sent_expiry)
+    if "cache_max_size" in sent:
+        sent_size = sent["cache_max_size"]
+        if sent_size is None:
+            max_size = None
+        elif isinstance(sent_size, int) and not isinstance(sent_size, bool) and sent_size > 0:
+            max_size = sent_size
+    return expiry, max_size
 
 
 def host_settings(environ: Mapping[str, str]) -> tuple[float, int | None]:

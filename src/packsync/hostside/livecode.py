@@ -4,6 +4,12 @@
 files and the ready marker written last; each cluster's processes import through their
 own link in ``<cache>/code/live/`` (``$PACKSYNC_CODE_LINK``), which live updates swap.
 The client unpacks bundles this way for its own processes, and hosts for theirs.
+
+A worker command's job cannot remove its link when its worker ends (it ``exec``s the
+worker), and other jobs of the cluster on the machine may share it: each holds the
+link's lease (``<link>.lease``, as environments have theirs) across its ``exec``
+(``held_link``), and the collector removes a link whose lease nobody holds
+(``lifecycle``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import shutil
 import tempfile
 import zipfile
 
-from packsync.hostside import layout
+from packsync.hostside import layout, lease
 
 
 def unpack_code(cache: str, code_id: str, sha256: str, archive: str) -> str:
@@ -63,13 +69,24 @@ def empty_version(cache: str) -> str:
     return target
 
 
+def link_path(cache: str, link_name: str) -> str:
+    return os.path.join(cache, "code", "live", link_name)
+
+
 def make_link(cache: str, code_id: str, link_name: str) -> str:
     """The live code link of one cluster on this machine (``$PACKSYNC_CODE_LINK``)."""
-    live = os.path.join(cache, "code", "live")
-    os.makedirs(live, exist_ok=True)
+    link = link_path(cache, link_name)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
     target = layout.code_dir(cache, code_id) if code_id else empty_version(cache)
-    link = os.path.join(live, link_name)
     tmp = f"{link}.{os.getpid()}"
     os.symlink(target, tmp)
     os.replace(tmp, link)
     return link
+
+
+def held_link(cache: str, code_id: str, link_name: str) -> str:
+    """``make_link``, its lease held by this process from before the link exists, and
+    across its ``exec``: the link stays while the job's worker runs."""
+    link = link_path(cache, link_name)
+    lease.keep_across_exec(link)
+    return make_link(cache, code_id, link_name)

@@ -54,6 +54,7 @@ from packsync.hostside import (
     livecode,
     peers,
     protocol,
+    resources,
 )
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
@@ -95,7 +96,8 @@ def probe(header: protocol.Header) -> None:
     if ready and code_ready and header.get("link"):
         link = livecode.make_link(cache, code_id, str(header["link"]))
     emit(
-        "probe", **interpreter(), cache=cache, ready=ready, code_ready=code_ready,
+        "probe", **interpreter(), memory=resources.memory(), cores=resources.cores(),
+        cache=cache, ready=ready, code_ready=code_ready,
         has_uv=os.access(layout.uv_path(cache, str(header.get("uv_sha256", "-"))), os.X_OK),
         missing=[s for s in header.get("wheels", [])
                  if not os.path.exists(layout.blob_path(store, s))],
@@ -180,7 +182,7 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
                 uv_env=dict(header.get("uv_env", {})), watchdog=watchdog)
 
         path, hit = install.materialize(cache, env_id, digest, build)
-    lifecycle.collect_on_host(cache)
+    lifecycle.collect_on_host(cache, header)
     code_id = str(header.get("code_id") or "")
     if code_id:
         _unpack_code(cache, store, code_id, str(header["code_sha256"]))
@@ -509,7 +511,7 @@ def worker_main(argv: list[str]) -> int:
                 raise HostError(f"code bundle sha256:{options.code} is missing or altered in "
                                 f"{store}: {error}", kind="store") from None
         if options.link:
-            link = livecode.make_link(cache, options.code[:32], options.link)
+            link = livecode.held_link(cache, options.code[:32], options.link)
             env["PYTHONPATH"] = env[layout.CODE_LINK_VARIABLE] = link
     except (HostError, artifact.ArtifactError) as error:
         return _job_failed(options, store, str(error), getattr(error, "log", ""),

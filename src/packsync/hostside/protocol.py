@@ -76,6 +76,8 @@ class Header(TypedDict, total=False):
     wheels_detail: list[Wheel]
     uv_env: dict[str, str]  # index mode: what the host's uv needs (credentials included)
     python: str
+    cache_expiry: float  # the client's ``packsync.cache-expiry``, in seconds
+    cache_max_size: int | None  # the client's ``packsync.cache-max-size`` in bytes; None: no cap
     # serve
     chunks: list[str]
     token: str
@@ -96,6 +98,8 @@ class Probe(TypedDict):
     platform: str  # platform.system()-platform.machine()
     libc: str  # "glibc 2.36", or "" when unknown
     home: str
+    memory: int  # bytes its processes may use (``resources``), 0 when unknown
+    cores: int
     cache: str
     ready: bool
     code_ready: bool

@@ -27,6 +27,7 @@ from packsync import config
 from packsync.codesync.bundle import code_rules
 from packsync.codesync.live import LiveCode, SyncResult
 from packsync.errors import LaunchError
+from packsync.hostside import lease
 from packsync.launch import layout
 from packsync.launch.early_start import EarlyWorkers, start_early
 from packsync.launch.hosts.placement import HostsLaunch, SchedulerOn
@@ -197,6 +198,7 @@ class Cluster(SpecClusterInternals):
         self.live_code: LiveCode | None = None
         self.clock = StageClock(reporter)
         self.prepared: Prepared | None = None
+        self._lease: lease.Use | None = None  # of the environment, while this cluster is open
         self._first_workers_timed = False
 
         self.security = cluster_security(security)
@@ -277,19 +279,26 @@ class Cluster(SpecClusterInternals):
             await early.cancel()
             if self.scheduler is not None:
                 await self._close_failed()  # the scheduler, and anything else already started
+            if self._lease is not None:
+                self._lease.end()
             raise
 
     async def _prepare(self) -> None:
         """The environment and code ready here (and on the hosts), before any process."""
         prepared, live = await asyncio.to_thread(prepare_here, self._settings, self.clock)
         self.prepared, self.live_code = prepared, live
+        self._lease = lease.Use(str(prepared.environment.path))  # collectable after close
         self._live_sync = LiveSync(live, on_scheduler=not self._scheduler_in_process)
         layout.with_process_options(
             layout.process_options(prepared.environment.python, live.link),
             scheduler=self.scheduler_spec, template=self.new_spec, workers=self.worker_spec,
         )
         if self._hosts is not None:
-            await self._hosts.prepare(prepared, self.clock)
+            try:
+                await self._hosts.prepare(prepared, self.clock)
+            except BaseException:
+                self._lease.end()  # the cluster never opens: nothing keeps the environment
+                raise
             self._hosts.place(self.scheduler_spec, self.worker_spec, self.new_spec)
 
     async def _adopt_early(self, early: EarlyWorkers) -> None:
@@ -330,6 +339,8 @@ class Cluster(SpecClusterInternals):
                 self.live_code.close()
             if self._hosts is not None:
                 await self._hosts.close()
+            if self._lease is not None:
+                self._lease.end()  # its processes have ended
 
     async def _match_workers(self) -> None:
         if self._first_workers_timed:  # scale() and adapt(): not part of launch

@@ -55,6 +55,7 @@ from distributed.exceptions import WorkerStartTimeoutError
 from packsync.codesync.bundle import code_rules
 from packsync.codesync.live import LiveCode, SyncResult
 from packsync.errors import LaunchError
+from packsync.hostside import layout, lease
 from packsync.launch.hosts.prepare import HostInstall
 from packsync.launch.spec_internals import SpecClusterInternals
 from packsync.launch.verify import Verification
@@ -119,14 +120,18 @@ def jobqueue(
     assert locked is not None  # worker_command keeps what it made
     live = LiveCode(roots=locked.snapshot.code_paths, rules=rules, store=locked.store,
                     cache=locked.cache, bundle=command.code, version_dir=None)
+    built = layout.env_dir(str(locked.cache), command.lock.env_id)  # here, for the artifact
     setup = Setup(command=command, live=live, clock=clock, verify=verify,
                   fail_on=options.fail_on, watch=watch,
-                  scratch=locked.cache / "jobqueue" / command.report_key)
+                  scratch=locked.cache / "jobqueue" / command.report_key,
+                  held=lease.Use(built) if lease.holds(built) else None)
     try:
         return _with_packsync(cluster_class)(
             *args, python=_python_option(cluster_class, command, setup.scratch), setup=setup,
             **kwargs)
     except BaseException:
+        if setup.held is not None:
+            setup.held.end()
         live.close()
         shutil.rmtree(setup.scratch, ignore_errors=True)
         raise
@@ -143,6 +148,7 @@ class Setup:
     fail_on: str
     watch: bool | None
     scratch: Path  # this machine's files of the cluster (a worker script), removed at close
+    held: lease.Use | None  # of the environment built here, held while the cluster is open
 
 
 def _python_option(cluster_class: type[Any], command: WorkerCommand, scratch: Path) -> str:
@@ -177,6 +183,7 @@ class PacksyncJobs(SpecClusterInternals):
         self.command = setup.command
         self.live_code = setup.live
         self._scratch = setup.scratch
+        self._lease = setup.held
         self.clock = setup.clock
         self._checks = WorkerChecks(enabled=setup.verify, fail_on=setup.fail_on)
         self._watch = watch_settings(setup.watch)
@@ -255,6 +262,8 @@ class PacksyncJobs(SpecClusterInternals):
             self.live_code.close()
             shutil.rmtree(self.command.reports, ignore_errors=True)
             shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._lease is not None:
+                self._lease.end()
 
     # --- watching the jobs ----------------------------------------------------------------
 

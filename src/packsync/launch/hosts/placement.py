@@ -3,6 +3,12 @@
 The scheduler runs on the client (in the locally materialized environment) or on the
 first host; workers are spread over the hosts, the ones ``scale()`` and ``adapt()``
 add going to the host with the fewest.
+
+``memory_limit="auto"`` is worked out here, per host, from what its probe said, as each
+worker would work it out itself (the host's memory times the worker's share of its
+cores): ``scale(memory=)`` and ``adapt(maximum_memory=)`` need a number. The template
+that ``SpecCluster`` reads for them gets the smallest host's, so that scaling to a
+memory gives at least that much.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class HostsLaunch:
         self.scheduler_on = scheduler_on
         self.shared_store = shared_store
         self.prepared: list[PreparedHost] = []
+        self._auto_memory = False  # memory_limit="auto": each host's worked out here
 
     @property
     def remote_scheduler(self) -> bool:
@@ -102,6 +109,12 @@ class HostsLaunch:
             options["host"] = self.prepared[0].spec.address
             scheduler_spec["cls"] = RemoteScheduler
             scheduler_spec["options"] = {"target": self.prepared[0], "options": options}
+        template = new_spec["options"]
+        threads = template.get("nthreads", 1)
+        known = [m for m in (auto_memory(h, threads) for h in self.prepared) if m]
+        self._auto_memory = template.get("memory_limit") == "auto" and bool(known)
+        if self._auto_memory:
+            template["memory_limit"] = min(known)
         new_spec["cls"] = RemoteWorker
         for index, spec in enumerate(worker_spec.values()):
             spec["cls"] = RemoteWorker
@@ -118,12 +131,14 @@ class HostsLaunch:
         target = min(self.prepared, key=lambda h: (load[h.name], self.prepared.index(h)))
         return {"cls": RemoteWorker, "options": self._worker_options(template["options"], target)}
 
-    @staticmethod
-    def _worker_options(options: Mapping[str, Any], target: PreparedHost) -> dict[str, Any]:
+    def _worker_options(self, options: Mapping[str, Any],
+                        target: PreparedHost) -> dict[str, Any]:
         """A worker's flat spec options, on ``target`` (local process options dropped)."""
         result = dask_options(options)
         if result.get("host") in (None, "127.0.0.1") or not _loopback(target.spec.address):
             result["host"] = target.spec.address
+        if self._auto_memory:
+            result["memory_limit"] = auto_memory(target, result.get("nthreads", 1)) or "auto"
         return {**result, "target": target, "nanny": options.get("nanny", True)}
 
     def host_of(self, spec: Mapping[str, Any] | None) -> str:
@@ -135,6 +150,14 @@ class HostsLaunch:
     async def close(self) -> None:
         hosts, self.prepared = self.prepared, []
         await close_hosts(hosts)
+
+
+def auto_memory(host: PreparedHost, threads: int) -> int:
+    """What ``memory_limit="auto"`` gives a worker of ``threads`` threads on ``host``, as
+    Dask's worker computes it there; 0 when the host's memory is unknown."""
+    if not host.memory or not host.cores:
+        return 0
+    return int(host.memory * min(1.0, threads / host.cores))
 
 
 def _loopback(address: str) -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from packsync.codesync.bundle import CodeBundle
+from packsync.config import cache_expiry, cache_max_size
 from packsync.errors import LaunchError, MaterializeError, PacksyncError
 from packsync.hostside import artifact as artifact_format
 from packsync.hostside import protocol
@@ -80,6 +81,8 @@ class PreparedHost:
     received_bytes: int = 0  # fetched from other hosts or a store
     # .pyc files reused from an earlier environment there and compiled; None when uv compiled
     bytecode: tuple[int, int] | None = None
+    memory: int = 0  # bytes the host's processes may use (0: unknown), and its cores
+    cores: int = 0
 
     @property
     def name(self) -> str:
@@ -131,6 +134,7 @@ class _Probed:
             cache=str(self.probe["cache"]),
             cache_hit=bool(done.get("cache_hit")) and sent == 0 and not done.get("received"),
             sent_bytes=sent, received_bytes=int(done.get("received", 0)), bytecode=bytecode,
+            memory=int(self.probe.get("memory", 0)), cores=int(self.probe.get("cores", 0)),
         )
 
 
@@ -595,9 +599,12 @@ async def _call(probed: _Probed, header: protocol.Header, blobs: Sequence[Path],
             if on_received is not None:
                 on_received()
 
+    # the host collects its unused environments as the client's settings say
+    sent: protocol.Header = {**header, "cache_expiry": cache_expiry(),
+                             "cache_max_size": cache_max_size()}
     try:
         done = cast(protocol.Done, await probed.connection.call(
-            [probed.host_python], header, blobs=blobs, on_event=on_event))
+            [probed.host_python], sent, blobs=blobs, on_event=on_event))
     except HostFailure as failure:
         error = _materialize_error(spec, payload.lock, failure, payload.uv_env)
         if from_peer and failure.kind in _PEER_FAULTS:
