@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.install import lock_for_interpreter, venv_version
 from tests.support.caches import make_ready
@@ -76,6 +78,7 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     assert bytecode_donor(str(envs), str(tmp_path / "conda")) is None
 
 
+@pytest.mark.attack("tampered store object")
 def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Path) -> None:
     import hashlib
     from http.server import BaseHTTPRequestHandler
@@ -133,6 +136,7 @@ def test_the_host_side_package_imports_nothing_but_the_standard_library() -> Non
                     "packsync.hostside") or name == "__future__", f"{path.name} imports {name}"
 
 
+@pytest.mark.attack("tampered shared-store code, script or archive")
 def test_the_loader_runs_the_package_from_memory_and_the_bootstrap_checks_its_hash(
     tmp_path: Path,
 ) -> None:

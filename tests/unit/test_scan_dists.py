@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from packsync.scan.dists import scan_dists
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, IndexSource, VcsSource
 
@@ -82,6 +84,7 @@ def test_missing_path_entries_are_skipped(tmp_path):
     assert scan_dists([str(tmp_path / "nope")]) == ()
 
 
+@pytest.mark.attack("token as a Git URL's username")
 def test_urls_in_direct_url_lose_their_secrets(tmp_path):
     from packsync.scan.dists import without_password
 
