@@ -233,6 +233,11 @@ def tls() -> bool:
     return _flag("tls", LaunchError)
 
 
+def netrc_default() -> bool:
+    """Send a netrc's ``default`` entry to the indexes that have no ``machine`` line."""
+    return _flag("netrc-default", ScanError)
+
+
 # Keys that stay with the client: the store's options may hold its credentials, and only
 # the client writes to the store.
 CLIENT_ONLY = ("store-options",)
