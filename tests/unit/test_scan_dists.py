@@ -88,7 +88,7 @@ def test_missing_path_entries_are_skipped(tmp_path):
 def test_urls_in_direct_url_lose_their_secrets(tmp_path):
     from packsync.scan.dists import without_password
 
-    assert without_password("git+https://user:pw@h.example/r.git") == "git+https://user@h.example/r.git"
+    assert without_password("git+https://user:pw@h.example/r.git") == "git+https://h.example/r.git"
     assert without_password("https://ghp_token@h.example/r.git") == "https://h.example/r.git"
     assert without_password("ssh://git@h.example/r.git") == "ssh://git@h.example/r.git"
     dist_info(tmp_path, "fromgit", "0.4", direct_url={

@@ -1,0 +1,102 @@
+"""Attacks on credentials, replayed against the real index settings, uv and git: each must
+fail. The counts are printed at the end of the run (``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask.config
+import pytest
+
+from packsync.scan.dists import scan_dists
+from packsync.scan.indexes import discover
+from packsync.uvtool import run_uv
+from tests.support.servers import serve_http
+
+SECRET = "d3fault-s3cret"
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[str, list[str]]]:
+    """An index that answers nothing and keeps every Authorization header sent to it."""
+    headers: list[str] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            headers.append(self.headers.get("Authorization", ""))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve_http(Collector) as url:
+        yield url, headers
+
+
+def resolve_with_netrc(tmp_path: Path, index: str, netrc: str) -> None:
+    """uv resolves one package from ``index`` with the settings packsync hands it."""
+    (tmp_path / "netrc").write_text(netrc)
+    (tmp_path / "requirements.in").write_text("six\n")
+    settings = discover({"HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc"),
+                         "PIP_CONFIG_FILE": "/dev/null", "UV_NO_CONFIG": "1",
+                         "UV_DEFAULT_INDEX": index + "/simple/"}, cwd=tmp_path)
+    done = run_uv(["pip", "compile", "--no-header", "--cache-dir", str(tmp_path / "uv-cache"),
+                   str(tmp_path / "requirements.in")], extra_env=settings.uv_environment())
+    assert done.returncode != 0  # the collector has no package: only its headers matter
+
+
+@pytest.mark.attack("netrc default entry sent to every index")
+def test_a_netrc_default_entry_reaches_no_index_unless_asked_for(
+    tmp_path: Path, collector: tuple[str, list[str]]
+) -> None:
+    url, headers = collector
+    netrc = f"machine private.example login bob password other\ndefault login eve password {SECRET}\n"
+    resolve_with_netrc(tmp_path, url, netrc)
+    assert headers and not [h for h in headers if h]
+
+    # the control: asked for, the default entry is what such an index receives
+    headers.clear()
+    with dask.config.set({"packsync.netrc-default": True}):
+        resolve_with_netrc(tmp_path, url, netrc)
+    sent = "Basic " + base64.b64encode(f"eve:{SECRET}".encode()).decode()
+    assert sent in headers
+
+
+@pytest.mark.attack("netrc default entry sent to every index")
+def test_a_machine_line_still_wins_over_the_default(tmp_path: Path,
+                                                    collector: tuple[str, list[str]]) -> None:
+    url, headers = collector
+    resolve_with_netrc(tmp_path, url, f"machine 127.0.0.1 login ann password m4chine\n"
+                                      f"default login eve password {SECRET}\n")
+    sent = "Basic " + base64.b64encode(b"ann:m4chine").decode()
+    assert headers and set(headers) <= {sent, ""} and sent in headers
+
+
+def installed_from_git(site: Path, url: str) -> None:
+    info = site / "fromgit-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fromgit\nVersion: 0.1\n")
+    (info / "direct_url.json").write_text(json.dumps(
+        {"url": url, "vcs_info": {"vcs": "git", "commit_id": "c0ffee" * 6 + "c0ff"}}))
+
+
+GIT_TOKEN = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+@pytest.mark.attack("token as a Git URL's username")
+@pytest.mark.parametrize("url", [
+    f"https://{GIT_TOKEN}@git.example/org/repo.git",
+    f"https://{GIT_TOKEN}:x-oauth-basic@git.example/org/repo.git",
+    f"git+https://{GIT_TOKEN}:@git.example/org/repo.git",
+    f"https://oauth2:{GIT_TOKEN}@git.example/org/repo.git",
+])
+def test_a_git_token_in_the_url_stays_out_of_the_snapshot(tmp_path: Path, url: str) -> None:
+    installed_from_git(tmp_path, url)
+    (found,) = scan_dists([str(tmp_path)])
+    recorded = json.dumps(found.to_dict())
+    assert GIT_TOKEN not in recorded and "git.example/org/repo.git" in recorded
