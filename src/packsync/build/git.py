@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,15 @@ class GitCredentials:
         """``environ`` plus a credential helper (the user's are set aside) that gives these
         credentials to git when it asks for this origin, and nothing for any other."""
         count = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        helper = _HELPER.format(protocol=shlex.quote(self.protocol),
+                                host=shlex.quote(self.host))
         return {
             **environ,
             "GIT_CONFIG_COUNT": str(count + 2),
             f"GIT_CONFIG_KEY_{count}": "credential.helper",
             f"GIT_CONFIG_VALUE_{count}": "",  # an empty helper resets the list
             f"GIT_CONFIG_KEY_{count + 1}": "credential.helper",
-            f"GIT_CONFIG_VALUE_{count + 1}": _HELPER,
-            "PACKSYNC_GIT_PROTOCOL": self.protocol,
-            "PACKSYNC_GIT_HOST": self.host,
+            f"GIT_CONFIG_VALUE_{count + 1}": helper,
             "PACKSYNC_GIT_USERNAME": self.username,
             "PACKSYNC_GIT_PASSWORD": self.password,
         }
@@ -66,12 +67,12 @@ class GitCredentials:
 
 # Runs in git's shell; the secrets stay in variables, expanded by builtins only.
 _HELPER = (
-    '!f() { test "$1" = get || return 0; p=; h=; '
+    '!f() {{ test "$1" = get || return 0; p=; h=; '
     'while IFS= read -r line && test -n "$line"; do case "$line" in '
-    'protocol=*) p="${line#protocol=}";; host=*) h="${line#host=}";; esac; done; '
-    'test "$p" = "$PACKSYNC_GIT_PROTOCOL" && test "$h" = "$PACKSYNC_GIT_HOST" || return 0; '
+    'protocol=*) p="${{line#protocol=}}";; host=*) h="${{line#host=}}";; esac; done; '
+    'test "$p" = {protocol} && test "$h" = {host} || return 0; '
     'printf "username=%s\\npassword=%s\\n" "$PACKSYNC_GIT_USERNAME" "$PACKSYNC_GIT_PASSWORD"; '
-    '}; f'
+    '}}; f'
 )
 
 
