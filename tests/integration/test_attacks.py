@@ -10,8 +10,10 @@ import http.server
 import json
 import logging
 import os
+import platform
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,12 @@ import pytest
 
 from packsync.build.git import GitCredentials
 from packsync.build.wheels import build_local_code
+from packsync.lock.lockfile import PacksyncTable, empty_document, render
 from packsync.store import LocalStore
 from tests.support.builds import Steps, Venv, plan_for, wheel_text
 from tests.support.projects import git, git_init, make_project
 from tests.support.servers import serve_http
+from tests.support.venvs import hermetic_env
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +155,63 @@ def test_the_git_credential_helper_answers_its_own_origin_only(tmp_path: Path) -
     for protocol, host in [("https", "collector.example"), ("http", "git.example:8443"),
                            ("https", "git.example")]:
         assert TOKEN not in fill(protocol, host)
+
+
+# --------------------------------------------------------------------------- hostile locks
+
+PACKSYNC = str(Path(sys.executable).with_name("packsync"))
+
+BACKEND = """\
+import pathlib
+
+def _mark(*args, **kwargs):
+    pathlib.Path({marker!r}).write_text("the build backend ran")
+    raise SystemExit(1)
+
+build_wheel = build_sdist = get_requires_for_build_wheel = prepare_metadata_for_build_wheel = _mark
+"""
+
+
+def hostile_locks(tmp_path: Path, marker: Path) -> dict[str, Path]:
+    """Locks ``packsync lock`` never writes, each of which would run code of its author's
+    (leaving ``marker``) if it were installed."""
+    project = tmp_path / "evil"
+    project.mkdir()
+    (project / "backend.py").write_text(BACKEND.format(marker=str(marker)))
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "evil"\nversion = "1.0"\n'
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
+    git_init(project)
+    interpreter = tmp_path / "python3"
+    interpreter.write_text(f"#!/bin/sh\necho ran > {marker}\necho {platform.python_version()}\n")
+    interpreter.chmod(0o755)
+    this = PacksyncTable(python=platform.python_version())
+    sources: dict[str, tuple[dict[str, object], PacksyncTable]] = {
+        "directory": ({"directory": {"path": str(project)}}, this),
+        "vcs": ({"vcs": {"type": "git", "url": project.as_uri(),
+                         "commit-id": git("rev-parse", "HEAD", cwd=project)}}, this),
+        "python": ({"wheels": [{"url": "https://example.invalid/six-1.16.0-py3-none-any.whl",
+                                "hashes": {"sha256": "0" * 64}}]},
+                   PacksyncTable(python=str(interpreter))),
+    }
+    locks = {}
+    for name, (source, table) in sources.items():
+        package = {"name": "evil" if name != "python" else "six", "version": "1.0", **source}
+        path = tmp_path / f"pylock.{name}.toml"
+        path.write_text(render(empty_document() | {"packages": [package]}, table))
+        locks[name] = path
+    return locks
+
+
+@pytest.mark.attack("hostile lock")
+@pytest.mark.parametrize("kind", ["directory", "vcs", "python"])
+def test_materialize_runs_nothing_a_hostile_lock_names(tmp_path: Path, kind: str) -> None:
+    marker = tmp_path / "ran"
+    lock = hostile_locks(tmp_path, marker)[kind]
+    done = subprocess.run([PACKSYNC, "materialize", str(lock), "--cache-dir",
+                           str(tmp_path / "cache")], capture_output=True, text=True,
+                          timeout=300, env=hermetic_env())
+    assert done.returncode != 0 and str(lock) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not marker.exists(), done.stderr
+    assert not list((tmp_path / "cache").glob("envs/*"))

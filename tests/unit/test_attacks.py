@@ -1,17 +1,20 @@
-"""Attacks on credentials, replayed against the real index settings, uv and git: each must
-fail. The counts are printed at the end of the run (``tests/conftest.py``)."""
+"""Attacks on credentials and locks, replayed against the real index settings, uv, git and
+lock reader: each must fail. The counts are printed at the end of the run (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import base64
 import http.server
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import dask.config
 import pytest
 
+from packsync.errors import LockError
+from packsync.lock.lockfile import Lock, PacksyncTable, empty_document, render
 from packsync.scan.dists import scan_dists
 from packsync.scan.indexes import discover
 from packsync.uvtool import run_uv
@@ -100,3 +103,28 @@ def test_a_git_token_in_the_url_stays_out_of_the_snapshot(tmp_path: Path, url: s
     (found,) = scan_dists([str(tmp_path)])
     recorded = json.dumps(found.to_dict())
     assert GIT_TOKEN not in recorded and "git.example/org/repo.git" in recorded
+
+
+def a_lock(python: str, **source: object) -> str:
+    package = {"name": "evil", "version": "1.0", **(source or {
+        "wheels": [{"url": "https://x/evil-1.0-py3-none-any.whl", "hashes": {"sha256": "1" * 64}}]})}
+    return render(empty_document() | {"packages": [package]}, PacksyncTable(python=python))
+
+
+@pytest.mark.attack("hostile lock")
+@pytest.mark.parametrize(("text", "message"), [
+    (a_lock("/tmp/evil/python3"), "tool.packsync.python is '/tmp/evil/python3', not a Python"),
+    (a_lock("3.11 --python /tmp/evil"), "not a Python version"),
+    (a_lock("3.11.7", directory={"path": "/tmp/evil"}), "evil from a directory source"),
+    (a_lock("3.11.7", vcs={"type": "git", "url": "https://x/evil.git", "commit-id": "1" * 40}),
+     "evil from a vcs source"),
+])
+def test_a_lock_packsync_lock_did_not_write_is_refused_naming_it(text: str, message: str) -> None:
+    with pytest.raises(LockError, match=re.escape(message)) as refused:
+        Lock.from_text(text, "/tmp/their/pylock.toml")
+    assert "/tmp/their/pylock.toml" in str(refused.value)
+
+
+@pytest.mark.parametrize("version", ["3.11.7", "3.13.0rc1", "3.14.0a2", "3.12.1+", "3.12"])
+def test_the_python_versions_packsync_lock_writes_are_accepted(version: str) -> None:
+    assert Lock.from_text(a_lock(version)).python == version

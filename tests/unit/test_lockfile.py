@@ -62,6 +62,7 @@ def test_versions_are_kept_as_written():
     assert Lock.from_text(text).versions == {"mine": "0.1-1"}
 
 
+@pytest.mark.attack("hostile lock")
 @pytest.mark.parametrize("text, message", [
     ("not = [toml", "not valid TOML"),
     ('lock-version = "1.0"\ncreated-by = "x"\npackages = "nope"\n', "not a valid PEP 751"),
@@ -82,7 +83,6 @@ def test_versions_are_kept_as_written():
     (GOOD + '[tool.packsync.conda]\nsubdir = "linux-64"\n', r"damaged \[tool.packsync.conda\]"),
     (PEP751_PART + "[tool]\npacksync = 1\n", "tool.packsync is an integer, not a table"),
 ])
-@pytest.mark.attack("hostile lock")
 def test_foreign_or_damaged_locks_are_refused_naming_file_and_field(text, message):
     with pytest.raises(LockError, match=message) as refused:
         Lock.from_text(text, "given.toml")
