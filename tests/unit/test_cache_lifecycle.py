@@ -125,6 +125,7 @@ def test_host_settings_read_durations_and_sizes() -> None:
     assert lifecycle.host_settings({"PACKSYNC_CACHE_EXPIRY": "soon"})[0] == 24 * 3600.0
 
 
+@pytest.mark.attack("tampered environment")
 def test_a_damaged_environment_is_noticed_and_rebuilt(tmp_path: Path) -> None:
     cache = str(tmp_path)
 
@@ -143,6 +144,7 @@ def test_a_damaged_environment_is_noticed_and_rebuilt(tmp_path: Path) -> None:
     assert contents.examine(path, DIGEST) == ["missing module.py", "added extra.pth"]
 
 
+@pytest.mark.attack("tampered environment")
 def test_a_damaged_environment_in_use_is_refused(tmp_path: Path) -> None:
     cache = str(tmp_path)
     path, _ = install.materialize(cache, "e1", DIGEST, build_lock_only)
