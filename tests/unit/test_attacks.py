@@ -4,9 +4,11 @@ lock reader: each must fail. The counts are printed at the end of the run (``tes
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import json
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,12 @@ import dask.config
 import pytest
 
 from packsync.errors import LockError
+from packsync.hostside import layout
+from packsync.hostside.transfer import receive
 from packsync.lock.lockfile import Lock, PacksyncTable, empty_document, render
 from packsync.scan.dists import scan_dists
 from packsync.scan.indexes import discover
+from packsync.store import LocalStore
 from packsync.uvtool import run_uv
 from tests.support.servers import serve_http
 
@@ -128,3 +133,22 @@ def test_a_lock_packsync_lock_did_not_write_is_refused_naming_it(text: str, mess
 @pytest.mark.parametrize("version", ["3.11.7", "3.13.0rc1", "3.14.0a2", "3.12.1+", "3.12"])
 def test_the_python_versions_packsync_lock_writes_are_accepted(version: str) -> None:
     assert Lock.from_text(a_lock(version)).python == version
+
+
+@pytest.mark.attack("store objects readable by other users")
+def test_store_objects_on_the_client_and_on_hosts_are_the_owners_alone(tmp_path: Path) -> None:
+    wheel = tmp_path / "mylib-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"the wheel of private code")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    store = LocalStore(tmp_path / "client-store")
+    store.put(wheel, digest)
+    store.fetch(digest, tmp_path / "fetched" / wheel.name)
+    host_store = tmp_path / "host" / "store"
+    with wheel.open("rb") as stream:  # as a host receives it on the SSH channel
+        receive(stream, None, digest, layout.blob_path(str(host_store), digest))
+    kept = [Path(layout.blob_path(str(store.root), digest)), tmp_path / "fetched" / wheel.name,
+            Path(layout.blob_path(str(host_store), digest))]
+    for path in kept:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    assert stat.S_IMODE(Path(layout.blob_path(str(host_store), digest)).parent.stat().st_mode) \
+        & 0o077 == 0
