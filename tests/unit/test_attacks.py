@@ -9,6 +9,7 @@ import http.server
 import json
 import re
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,14 @@ import pytest
 
 from packsync.errors import LockError
 from packsync.hostside import layout
+from packsync.hostside.install import uv_environment
+from packsync.hostside.main import job_index_environment
 from packsync.hostside.transfer import receive
 from packsync.lock.lockfile import Lock, PacksyncTable, empty_document, render
 from packsync.scan.dists import scan_dists
 from packsync.scan.indexes import discover
 from packsync.store import LocalStore
-from packsync.uvtool import run_uv
+from packsync.uvtool import run_uv, uv_binary
 from tests.support.servers import serve_http
 
 SECRET = "d3fault-s3cret"
@@ -83,6 +86,35 @@ def test_a_machine_line_still_wins_over_the_default(tmp_path: Path,
                                       f"default login eve password {SECRET}\n")
     sent = "Basic " + base64.b64encode(b"ann:m4chine").decode()
     assert headers and set(headers) <= {sent, ""} and sent in headers
+
+
+@pytest.mark.attack("netrc default entry sent to every index")
+def test_a_jobs_uv_sends_a_netrc_default_entry_nowhere_unless_asked(
+    tmp_path: Path, collector: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker command's uv (on a batch job's machine) resolves the lock's named indexes
+    with the job's own netrc: its ``machine`` line, never its ``default`` entry."""
+    url, headers = collector
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login ann password m4chine\n"
+                     f"default login eve password {SECRET}\n")
+    for variable in ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("NETRC", str(netrc))  # what uv would read by itself on that machine
+    (tmp_path / "requirements.in").write_text("six\n")
+    default = "Basic " + base64.b64encode(f"eve:{SECRET}".encode()).decode()
+    machine = "Basic " + base64.b64encode(b"ann:m4chine").decode()
+    for asked in ("", "true"):  # the second run is the control: asked for, it is sent
+        headers.clear()
+        job = {"NETRC": str(netrc), "PACKSYNC_NETRC_DEFAULT": asked}
+        env = uv_environment({**job_index_environment([f"private={url}/simple/"], job),
+                              "UV_DEFAULT_INDEX": url.replace("127.0.0.1", "localhost") + "/pypi/"})
+        done = subprocess.run([uv_binary(), "pip", "compile", "--no-config", "--cache-dir",
+                               str(tmp_path / "uv-cache"), str(tmp_path / "requirements.in")],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and headers
+        assert machine in headers  # the private index gets its machine line
+        assert (default in headers) == bool(asked), asked  # another index: only if asked
 
 
 def installed_from_git(site: Path, url: str) -> None:

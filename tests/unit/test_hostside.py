@@ -35,13 +35,14 @@ def test_job_index_environment_takes_credentials_only_for_named_indexes() -> Non
     from packsync.hostside.main import job_index_environment
 
     job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
-           "UV_INDEX_OTHER_PASSWORD": "not-handed", "HOME": "/root"}
+           "UV_INDEX_OTHER_PASSWORD": "not-handed", "NETRC": "/nonexistent"}
     env = job_index_environment(["private=https://pkgs.example.com/simple/",
                                  "pkgs-example-org=https://pkgs.example.org/simple/"], job)
     assert env == {
         "UV_INDEX": "private=https://pkgs.example.com/simple/ "
                     "pkgs-example-org=https://pkgs.example.org/simple/",
         "UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
+        "NETRC": os.devnull,
     }
     assert job_index_environment([], job) == {}
 
