@@ -5,7 +5,7 @@ the real components and asserts the attack fails: each such test run counts as o
 of that finding, and a test that fails is an attack that succeeded.
 ``@pytest.mark.fault("suite")`` marks a fault test; it counts its scenarios itself through
 the ``scenarios`` fixture (a counter), since one test replays many.
-Both tables are printed in the terminal summary of every run that collected such a test.
+Both are printed in the terminal summary of every run that ran such a test, `-q` or not.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 
 @dataclass(kw_only=True, slots=True)
 class Tally:
-    """Per finding: attacks run, attacks that worked (failed tests), attacks not run."""
+    """Per finding: attacks run, attacks that worked (failed tests), attacks not run; per
+    name: fault scenarios, and fault tests that failed."""
 
     replayed: collections.Counter[str] = field(default_factory=collections.Counter)
     succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
