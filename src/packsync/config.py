@@ -233,6 +233,16 @@ def tls() -> bool:
     return _flag("tls", LaunchError)
 
 
+def netrc_default() -> bool:
+    """Send a netrc's ``default`` entry to the indexes that have no ``machine`` line."""
+    value, _ = _setting("netrc-default")
+    if isinstance(value, str):  # $PACKSYNC_NETRC_DEFAULT, read as worker commands read it
+        from packsync.hostside.main import netrc_default_asked
+
+        return netrc_default_asked(value)
+    return _flag("netrc-default", ScanError)
+
+
 # Keys that stay with the client: the store's options may hold its credentials, and only
 # the client writes to the store.
 CLIENT_ONLY = ("store-options",)

@@ -40,6 +40,7 @@ def test_failing_local_build_names_the_package_and_leaves_nothing(client_env: Cl
     assert not (client_env.cache / "envs").exists()
 
 
+@pytest.mark.attack("hostile lock")
 def test_corrupted_or_foreign_lock_is_refused_without_an_environment(client_env: ClientEnv):
     garbage = client_env.workdir / "pylock.toml"
     garbage.write_bytes(b"\x00\x01 not toml [[[")
@@ -84,6 +85,7 @@ def test_interrupted_materialize_is_never_used_and_rebuilds_cleanly(client_env: 
     assert check.stdout.strip() == "ok", check.stderr
 
 
+@pytest.mark.attack("tampered store object")
 def test_tampered_store_object_is_never_installed(client_env: ClientEnv, tmp_path):
     project = make_project(tmp_path / "mylib", "mylib", "X = 1\n")
     client_env.install("-e", str(project))

@@ -1,6 +1,6 @@
 """A materialize that survives anything: ``kill -9`` at random moments (uv running or not),
-several at once, a disk too small, a damaged environment. Each scenario is counted and
-the counts printed (``pytest -s`` shows them).
+several at once, a disk too small, a damaged environment. Each scenario is counted, and
+the counts are printed at the end of the run (``tests/conftest.py``).
 
 Every run is the real ``packsync materialize`` of a small lock (httpx and what it needs,
 from PyPI through uv's cache) into a cache of the test's own.
@@ -28,18 +28,11 @@ from tests.support.caches import small_lock_text
 from tests.support.projects import make_wheel
 from tests.support.venvs import hermetic_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault("materialize")]
 
 PACKSYNC = str(Path(sys.executable).with_name("packsync"))
 SEED = 1212
 KILLS = 20  # half at any moment, half while uv runs
-COUNTS: collections.Counter[str] = collections.Counter()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def print_counts() -> object:
-    yield
-    print("\nfault scenarios:", ", ".join(f"{k}: {v}" for k, v in sorted(COUNTS.items())))
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +91,9 @@ def assert_clean(cache: Path) -> None:
         assert entry.is_dir() and contents.examine(str(entry), None) == [], entry
 
 
-def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
-                                                          small_lock: str) -> None:
+def test_kill_9_at_random_moments_never_stops_the_next_run(
+    tmp_path: Path, small_lock: str, scenarios: collections.Counter[str]
+) -> None:
     cache = tmp_path / "cache"
     rng = random.Random(SEED)
     start = time.monotonic()
@@ -119,10 +113,10 @@ def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
         during_uv = uv_running(cache)
         victim.send_signal(signal.SIGKILL)
         code, _, _ = finished(victim)
-        COUNTS["kill -9: " + ("during uv" if during_uv else
+        scenarios["kill -9: " + ("during uv" if during_uv else
                               "after it finished" if code == 0 else "outside uv")] += 1
         if processes_under(cache):
-            COUNTS["kill -9: orphans still running as the next run starts"] += 1
+            scenarios["kill -9: orphans still running as the next run starts"] += 1
         code, out, err = finished(materialize(lock, cache))
         assert code == 0, err
         assert "Traceback" not in err
@@ -131,14 +125,15 @@ def test_kill_9_at_random_moments_never_stops_the_next_run(tmp_path: Path,
         left = processes_under(cache)
         assert not left, f"orphans of the killed run still running: {left}"
         assert not [p for p in (cache / "envs").iterdir() if p.name.startswith(".")]
-        COUNTS["kill -9: next run succeeded"] += 1
+        scenarios["kill -9: next run succeeded"] += 1
     assert_clean(cache)
     checked = subprocess.run([python, "-c", "import httpx; print(httpx.__version__)"],
                              capture_output=True, text=True, env=hermetic_env(), check=True)
     assert checked.stdout.strip() == "0.27.2"
 
 
-def test_concurrent_materializes_build_once(tmp_path: Path, small_lock: str) -> None:
+def test_concurrent_materializes_build_once(tmp_path: Path, small_lock: str,
+                                            scenarios: collections.Counter[str]) -> None:
     cache = tmp_path / "cache"
     lock = write_lock(tmp_path, small_lock, 0)
     runs = [materialize(lock, cache) for _ in range(4)]
@@ -147,11 +142,12 @@ def test_concurrent_materializes_build_once(tmp_path: Path, small_lock: str) -> 
     assert len({out.strip().splitlines()[-1] for _, out, _ in results}) == 1
     built = sum("built" in err and "built by another" not in err for _, _, err in results)
     assert built == 1
-    COUNTS["concurrent materializes, one build"] += len(runs)
+    scenarios["concurrent materializes, one build"] += len(runs)
     assert_clean(cache)
 
 
-def test_a_damaged_environment_is_rebuilt(tmp_path: Path, small_lock: str) -> None:
+def test_a_damaged_environment_is_rebuilt(tmp_path: Path, small_lock: str,
+                                          scenarios: collections.Counter[str]) -> None:
     cache = tmp_path / "cache"
     lock = write_lock(tmp_path, small_lock, 0)
     code, out, err = finished(materialize(lock, cache))
@@ -174,7 +170,7 @@ def test_a_damaged_environment_is_rebuilt(tmp_path: Path, small_lock: str) -> No
         assert "damaged" in err or "not used as it is" in err, (name, err)
         assert contents.examine(str(env), None) == [], name
         assert (site / "httpx" / "_auth.py").is_file()
-        COUNTS[f"damage noticed and rebuilt: {name}"] += 1
+        scenarios[f"damage noticed and rebuilt: {name}"] += 1
 
 
 def _planted_pth(env: Path, site: Path) -> Path:
@@ -225,7 +221,7 @@ def local_wheel_lock(tmp_path: Path) -> str:
 @pytest.mark.parametrize(("size", "stage"), [("256k", "uv venv"), ("3m", "uv pip sync"),
                                              ("1m", "store copy")])
 def test_a_disk_too_small_is_named_and_a_later_run_with_room_succeeds(
-    tmp_path: Path, small_lock: str, size: str, stage: str
+    tmp_path: Path, small_lock: str, size: str, stage: str, scenarios: collections.Counter[str]
 ) -> None:
     mount = tmp_path / "mnt"
     mount.mkdir()
@@ -242,4 +238,4 @@ def test_a_disk_too_small_is_named_and_a_later_run_with_room_succeeds(
     assert "no space left" in err.lower() and str(mount) in err, err
     assert "Traceback" not in err
     assert (tmp_path / "roomy.out").read_text().strip().endswith("/bin/python")
-    COUNTS[f"disk full ({size}, {stage}) named, then built"] += 1
+    scenarios[f"disk full ({size}, {stage}) named, then built"] += 1

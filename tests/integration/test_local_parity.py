@@ -154,6 +154,7 @@ def test_a_security_and_plugins_reach_the_scheduler_and_every_worker(client_env:
     assert "JSON serializable" not in result["bad_option"]
 
 
+@pytest.mark.attack("open scheduler")
 def test_tls_by_default_refuses_a_peer_without_the_credentials(client_env: ClientEnv):
     result = client_env.json_run(PEER + textwrap.dedent("""
         import json
@@ -203,6 +204,7 @@ def test_without_tls_a_peer_connects(client_env: ClientEnv):
     assert result["address"].startswith("tcp://") and result["answer"] == 3
 
 
+@pytest.mark.attack("store credentials sent to workers")
 def test_workers_get_no_store_credentials(client_env: ClientEnv):
     result = client_env.json_run("""
         import json, os

@@ -111,11 +111,13 @@ def launch(shared: ClientEnv, tmp_path: Path, env: dict[str, str], source: str) 
                      listed.stdout, listed.stderr)
 
 
+@pytest.mark.attack("index password in files produced")
 def test_credentials_in_the_url(client: ClientEnv, index: PrivateIndex, tmp_path):
     env = route_env(tmp_path, UV_INDEX=index.url_with(USER, PASSWORD))
     launch(client, tmp_path, env, "URL")
 
 
+@pytest.mark.attack("index password in files produced")
 def test_credentials_from_netrc(client: ClientEnv, index: PrivateIndex, tmp_path):
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine {index.host} login {USER} password {PASSWORD}\n")
@@ -123,6 +125,7 @@ def test_credentials_from_netrc(client: ClientEnv, index: PrivateIndex, tmp_path
     launch(client, tmp_path, env, f"netrc ({netrc})")
 
 
+@pytest.mark.attack("index password in files produced")
 def test_token_from_keyring(client: ClientEnv, index: PrivateIndex, tmp_path):
     store = tmp_path / "keyring.json"
     store.write_text(json.dumps({index.url: {"__token__": TOKEN}}))
@@ -132,6 +135,7 @@ def test_token_from_keyring(client: ClientEnv, index: PrivateIndex, tmp_path):
     launch(client, tmp_path, env, "keyring")
 
 
+@pytest.mark.attack("index password in files produced")
 def test_credentials_from_uv_index_variables(client: ClientEnv, index: PrivateIndex, tmp_path):
     env = route_env(tmp_path, UV_INDEX=f"private={index.url}",
                     UV_INDEX_PRIVATE_USERNAME=USER, UV_INDEX_PRIVATE_PASSWORD=PASSWORD)
@@ -144,6 +148,7 @@ def lock_with(shared: ClientEnv, tmp_path: Path, output: Path, **extra: str):  #
     return client.packsync("lock", "-o", str(output), **route_env(tmp_path, **extra))
 
 
+@pytest.mark.attack("secret echoed in an error")
 def test_wrong_password_names_index_and_credential_source(client: ClientEnv,
                                                            index: PrivateIndex, tmp_path):
     netrc = tmp_path / "netrc"

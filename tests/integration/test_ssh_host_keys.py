@@ -30,6 +30,7 @@ def connect(port: int, key: Path, known_hosts: object) -> None:
     asyncio.run(once())
 
 
+@pytest.mark.attack("impostor SSH host")
 def test_a_host_key_not_in_known_hosts_stops_the_launch_and_no_check_is_warned_about(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with sshd.plain_sshd(tmp_path) as (port, key):

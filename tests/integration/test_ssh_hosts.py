@@ -176,6 +176,7 @@ def test_index_mode_reuses_the_hosts_byte_code_for_an_edited_package(client: Cli
     assert alpha.wait_no_processes() == {}
 
 
+@pytest.mark.attack("tampered environment")
 def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: ClientEnv, hosts):
     alpha, beta = hosts
     specs = [h.spec(python=python_of(h)) for h in hosts]

@@ -73,6 +73,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
     return make_client(tmp_path_factory.mktemp("tlsclient"))
 
 
+@pytest.mark.attack("open scheduler")
 def test_a_multi_host_cluster_refuses_a_peer_without_the_credentials(client: ClientEnv,
                                                                      tmp_path):
     key = sshd.client_key(tmp_path / "client-key")

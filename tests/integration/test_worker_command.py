@@ -70,6 +70,7 @@ def test_jobqueue_workers_run_in_the_materialized_environment(tmp_path: Path):
     assert offline.stdout.strip().startswith(str(tmp_path / "offline-cache" / "envs"))
 
 
+@pytest.mark.attack("tampered shared-store code, script or archive")
 def test_an_altered_store_is_refused_before_anything_runs(tmp_path: Path):
     client = make_client(tmp_path)
     (client.workdir / "helper.py").write_text("VALUE = 7\n")

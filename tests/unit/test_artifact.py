@@ -82,6 +82,7 @@ def test_packing_twice_gives_the_same_chunks(tmp_path, small_chunks):
     assert again == first
 
 
+@pytest.mark.attack("tampered store object")
 @pytest.mark.parametrize("damage", ["flipped", "truncated", "missing"])
 def test_a_damaged_chunk_refuses_the_whole_environment(tmp_path, small_chunks, damage):
     manifest, chunks = packed(tmp_path)
@@ -150,6 +151,7 @@ def _device(name: str) -> tarfile.TarInfo:
     return info
 
 
+@pytest.mark.attack("hostile archive (zip-slip, links)")
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_hostile_archive_is_refused_with_nothing_written(tmp_path, case):
     manifest, chunks = hostile_archive(tmp_path, HOSTILE[case])

@@ -125,6 +125,7 @@ def test_host_settings_read_durations_and_sizes() -> None:
     assert lifecycle.host_settings({"PACKSYNC_CACHE_EXPIRY": "soon"})[0] == 24 * 3600.0
 
 
+@pytest.mark.attack("tampered environment")
 def test_a_damaged_environment_is_noticed_and_rebuilt(tmp_path: Path) -> None:
     cache = str(tmp_path)
 
@@ -143,6 +144,7 @@ def test_a_damaged_environment_is_noticed_and_rebuilt(tmp_path: Path) -> None:
     assert contents.examine(path, DIGEST) == ["missing module.py", "added extra.pth"]
 
 
+@pytest.mark.attack("tampered environment")
 def test_a_damaged_environment_in_use_is_refused(tmp_path: Path) -> None:
     cache = str(tmp_path)
     path, _ = install.materialize(cache, "e1", DIGEST, build_lock_only)
@@ -157,6 +159,7 @@ def test_a_damaged_environment_in_use_is_refused(tmp_path: Path) -> None:
     assert refused.value.kind == "damaged" and "added added.py" in str(refused.value)
 
 
+@pytest.mark.attack("shared or planted cache")
 def test_a_marker_about_another_lock_is_not_trusted(tmp_path: Path) -> None:
     path = tmp_path / "envs" / "e1"
     path.mkdir(parents=True)
@@ -167,6 +170,7 @@ def test_a_marker_about_another_lock_is_not_trusted(tmp_path: Path) -> None:
     assert contents.trusted(str(path), "0" * 64)
 
 
+@pytest.mark.attack("shared or planted cache")
 def test_a_cache_others_can_write_is_refused(tmp_path: Path) -> None:
     cache = tmp_path / "shared"
     cache.mkdir()
@@ -185,6 +189,7 @@ def test_a_cache_others_can_write_is_refused(tmp_path: Path) -> None:
         assert "belongs to uid 65534" in str(foreign.value)
 
 
+@pytest.mark.attack("shared or planted cache")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
 def test_a_planted_donor_or_environment_is_never_used(tmp_path: Path) -> None:
     from packsync.hostside import pyc_reuse

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from packsync.hostside import install, layout, pyc_reuse
 from packsync.hostside.install import lock_for_interpreter, venv_version
 from tests.support.caches import make_ready
@@ -33,13 +35,14 @@ def test_job_index_environment_takes_credentials_only_for_named_indexes() -> Non
     from packsync.hostside.main import job_index_environment
 
     job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
-           "UV_INDEX_OTHER_PASSWORD": "not-handed", "HOME": "/root"}
+           "UV_INDEX_OTHER_PASSWORD": "not-handed", "NETRC": "/nonexistent"}
     env = job_index_environment(["private=https://pkgs.example.com/simple/",
                                  "pkgs-example-org=https://pkgs.example.org/simple/"], job)
     assert env == {
         "UV_INDEX": "private=https://pkgs.example.com/simple/ "
                     "pkgs-example-org=https://pkgs.example.org/simple/",
         "UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
+        "NETRC": os.devnull,
     }
     assert job_index_environment([], job) == {}
 
@@ -76,6 +79,7 @@ def test_the_byte_code_donor_is_the_latest_ready_environment_of_the_same_python(
     assert bytecode_donor(str(envs), str(tmp_path / "conda")) is None
 
 
+@pytest.mark.attack("tampered store object")
 def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Path) -> None:
     import hashlib
     from http.server import BaseHTTPRequestHandler
@@ -133,6 +137,7 @@ def test_the_host_side_package_imports_nothing_but_the_standard_library() -> Non
                     "packsync.hostside") or name == "__future__", f"{path.name} imports {name}"
 
 
+@pytest.mark.attack("tampered shared-store code, script or archive")
 def test_the_loader_runs_the_package_from_memory_and_the_bootstrap_checks_its_hash(
     tmp_path: Path,
 ) -> None:

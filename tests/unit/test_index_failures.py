@@ -7,6 +7,8 @@ import base64
 import http.server
 import pickle
 
+import pytest
+
 from packsync.errors import LockError, MaterializeError
 from packsync.lock.index_failures import explain, probe_indexes
 from packsync.scan.index_config import Index
@@ -118,6 +120,7 @@ def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
         assert explain(NOT_FOUND, env, LockError, action="resolving", kinds=ACCESS) is None
 
 
+@pytest.mark.attack("credentials sent across a redirect")
 def test_a_probe_never_sends_credentials_to_the_origin_an_index_redirects_to():
     collected: list[str] = []
 

@@ -65,6 +65,7 @@ def test_an_option_that_cannot_travel_is_named_not_a_pickling_trace():
         worker.payload()
 
 
+@pytest.mark.attack("store credentials sent to workers")
 def test_workers_inherit_the_config_without_the_store_credentials():
     import dask
 

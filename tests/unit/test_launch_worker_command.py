@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from packsync.launch.worker_command import job_indexes
 from packsync.scan.index_config import Index
 from packsync.scan.indexes import IndexSettings
@@ -34,6 +36,7 @@ def test_job_indexes_are_those_that_needed_credentials_named_as_uv_names_them() 
     assert "s3cret" not in repr(found) and "pw" not in "".join(i.url for i in found)
 
 
+@pytest.mark.attack("secret echoed in an error")
 def test_a_failed_job_reports_where_and_why_without_its_secrets(tmp_path) -> None:
     from packsync.hostside import jobreport
     from packsync.launch.worker_command import job_error, read_failures

@@ -164,6 +164,7 @@ def test_versions_unused_for_the_expiry_are_pruned_unless_linked(work, tmp_path)
     assert not old.exists() and not os.path.exists(first_version)
 
 
+@pytest.mark.attack("live code path outside its directory")
 @pytest.mark.parametrize("relpath", ["../escaped.py", "/etc/escaped.py", "a/../../x.py",
                                      "a//b.py", ".packsync-ready"])
 def test_an_update_naming_a_path_outside_its_version_is_refused(work, tmp_path, relpath):

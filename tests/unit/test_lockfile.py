@@ -62,6 +62,7 @@ def test_versions_are_kept_as_written():
     assert Lock.from_text(text).versions == {"mine": "0.1-1"}
 
 
+@pytest.mark.attack("hostile lock")
 @pytest.mark.parametrize("text, message", [
     ("not = [toml", "not valid TOML"),
     ('lock-version = "1.0"\ncreated-by = "x"\npackages = "nope"\n', "not a valid PEP 751"),

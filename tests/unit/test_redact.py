@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from packsync.redact import (
     redact_text,
     redact_url,
@@ -20,6 +22,7 @@ def test_redact_url_and_text():
         "fetch https://***@h.example/s failed; *** and ***")
 
 
+@pytest.mark.attack("redaction of unusual URL passwords")
 def test_a_password_with_unencoded_slash_query_or_hash_is_still_hidden():
     for password in ("pa/ss", "pa?ss", "pa#ss", "/lead", "a@b"):
         url = f"https://alice:{password}@idx.example/simple/"
@@ -34,6 +37,7 @@ def test_a_password_with_unencoded_slash_query_or_hash_is_still_hidden():
         assert redact_url(url) == strip_userinfo(url) == url
 
 
+@pytest.mark.attack("tokens in an index URL's path or query")
 def test_tokens_in_an_index_urls_path_or_query_are_secrets():
     cases = {
         "https://dl.cloudsmith.io/AbCdEf1234567890/org/repo/python/simple/":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from packsync.scan.dists import scan_dists
 from packsync.sources import ArchiveSource, DirectorySource, EditableSource, IndexSource, VcsSource
 
@@ -82,10 +84,11 @@ def test_missing_path_entries_are_skipped(tmp_path):
     assert scan_dists([str(tmp_path / "nope")]) == ()
 
 
+@pytest.mark.attack("token as a Git URL's username")
 def test_urls_in_direct_url_lose_their_secrets(tmp_path):
     from packsync.scan.dists import without_password
 
-    assert without_password("git+https://user:pw@h.example/r.git") == "git+https://user@h.example/r.git"
+    assert without_password("git+https://user:pw@h.example/r.git") == "git+https://h.example/r.git"
     assert without_password("https://ghp_token@h.example/r.git") == "https://h.example/r.git"
     assert without_password("ssh://git@h.example/r.git") == "ssh://git@h.example/r.git"
     dist_info(tmp_path, "fromgit", "0.4", direct_url={

@@ -41,6 +41,7 @@ def test_put_is_idempotent_and_fetch_verifies(tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name != "a.whl"]
 
 
+@pytest.mark.attack("tampered store object")
 def test_tampered_object_is_refused_and_not_left_behind(tmp_path):
     store = LocalStore(tmp_path / "store")
     source, sha = blob(tmp_path, b"wheel bytes")
@@ -75,6 +76,7 @@ def test_open_store_picks_the_local_store_for_paths_and_file_urls(tmp_path):
     assert isinstance(open_store("memory://packsync-test"), FsspecStore)
 
 
+@pytest.mark.attack("secret echoed in an error")
 def test_a_store_url_with_credentials_is_refused_without_echoing_them():
     with pytest.raises(StoreError) as caught:
         open_store("s3://AKIDEXAMPLE:sekrit-value@bucket/prefix")

@@ -2,18 +2,29 @@
 
 A Git install is built from a checkout of its recorded commit; when the server or the
 commit is out of reach, ``Unreachable`` says which, and the build decides what to do.
+
+The snapshot keeps no userinfo of an HTTP(S) Git URL (a token is often its username). The
+credentials the install's own URL held are read again here, on the client, from its
+``direct_url.json``, and reach git through its environment as a credential helper that
+answers for that URL's origin only: never on a command line, where ``ps`` shows them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shlex
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packsync.errors import BuildError
 from packsync.model import Decision
 from packsync.progress import Reporter
+from packsync.redact import userinfo_span
+from packsync.scan.dists import without_password
 from packsync.sources import VcsSource
 
 logger = logging.getLogger(__name__)
@@ -27,11 +38,75 @@ class Unreachable(Exception):
         self.log = log
 
 
-def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GitCredentials:
+    """The userinfo of the URL a package was installed from, for that URL's origin only."""
+
+    protocol: str
+    host: str  # with its port, as git names it to a credential helper
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def environment(self, environ: dict[str, str]) -> dict[str, str]:
+        """``environ`` plus a credential helper (the user's are set aside) that gives these
+        credentials to git when it asks for this origin, and nothing for any other."""
+        count = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        helper = _HELPER.format(protocol=shlex.quote(self.protocol),
+                                host=shlex.quote(self.host))
+        return {
+            **environ,
+            "GIT_CONFIG_COUNT": str(count + 2),
+            f"GIT_CONFIG_KEY_{count}": "credential.helper",
+            f"GIT_CONFIG_VALUE_{count}": "",  # an empty helper resets the list
+            f"GIT_CONFIG_KEY_{count + 1}": "credential.helper",
+            f"GIT_CONFIG_VALUE_{count + 1}": helper,
+            "PACKSYNC_GIT_USERNAME": self.username,
+            "PACKSYNC_GIT_PASSWORD": self.password,
+        }
+
+
+# Runs in git's shell; the secrets stay in variables, expanded by builtins only.
+_HELPER = (
+    '!f() {{ test "$1" = get || return 0; p=; h=; '
+    'while IFS= read -r line && test -n "$line"; do case "$line" in '
+    'protocol=*) p="${{line#protocol=}}";; host=*) h="${{line#host=}}";; esac; done; '
+    'test "$p" = {protocol} && test "$h" = {host} || return 0; '
+    'printf "username=%s\\npassword=%s\\n" "$PACKSYNC_GIT_USERNAME" "$PACKSYNC_GIT_PASSWORD"; '
+    '}}; f'
+)
+
+
+def installed_credentials(dist_info: Path | None, url: str) -> GitCredentials | None:
+    """The credentials the HTTP(S) URL a package was installed from held, when that URL
+    is ``url`` (the snapshot's, without them)."""
+    if dist_info is None:
+        return None
+    try:
+        recorded = json.loads((dist_info / "direct_url.json").read_text(encoding="utf-8"))
+        raw = recorded["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(raw, str) or without_password(raw) != url:
+        return None
+    span = userinfo_span(raw)
+    parts = urlsplit(raw)
+    protocol = parts.scheme.removeprefix("git+")
+    if span is None or protocol not in ("http", "https"):
+        return None
+    user, _, password = raw[span[0]:span[1]].partition(":")
+    host = raw[span[1] + 1:].split("/", 1)[0]
+    return GitCredentials(protocol=protocol, host=host, username=unquote(user),
+                          password=unquote(password))
+
+
+def _git(args: list[str], cwd: Path | None = None,
+         credentials: GitCredentials | None = None) -> subprocess.CompletedProcess[str]:
     """Git with the user's own configuration and credentials, but never a prompt."""
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    if credentials is not None:
+        env = credentials.environment(env)
     try:
         return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, check=False, timeout=900)
@@ -52,7 +127,8 @@ def _require_git(decision: Decision, source: VcsSource) -> None:
         )
 
 
-def resolve_revision(decision: Decision, source: VcsSource, reporter: Reporter) -> str:
+def resolve_revision(decision: Decision, source: VcsSource, reporter: Reporter,
+                     credentials: GitCredentials | None = None) -> str:
     """The commit to build when the installer recorded none (old installers)."""
     _require_git(decision, source)
     revision = source.requested_revision
@@ -64,7 +140,7 @@ def resolve_revision(decision: Decision, source: VcsSource, reporter: Reporter) 
                   f"{revision or 'the default branch'}")
     if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
         return revision.lower()
-    listed = _git(["ls-remote", "--", source.url, revision or "HEAD"])
+    listed = _git(["ls-remote", "--", source.url, revision or "HEAD"], credentials=credentials)
     if listed.returncode != 0:
         return f"unresolved:{revision}"  # fails again at checkout, where the fallback lives
     refs: dict[str, str] = {}
@@ -75,11 +151,13 @@ def resolve_revision(decision: Decision, source: VcsSource, reporter: Reporter) 
     return (peeled or list(refs.values()) or [f"unresolved:{revision}"])[0]
 
 
-def checkout(decision: Decision, source: VcsSource, into: Path) -> None:
+def checkout(decision: Decision, source: VcsSource, into: Path,
+             credentials: GitCredentials | None = None) -> None:
     """A work tree of the installed commit (submodules included) in ``into``."""
     _require_git(decision, source)
     revision = source.commit or source.requested_revision
-    cloned = _git(["clone", "--quiet", "--no-checkout", "--", source.url, str(into)])
+    cloned = _git(["clone", "--quiet", "--no-checkout", "--", source.url, str(into)],
+                  credentials=credentials)
     if cloned.returncode != 0:
         raise Unreachable("the Git repository cannot be reached", cloned.stderr)
     if revision:
@@ -91,6 +169,7 @@ def checkout(decision: Decision, source: VcsSource, into: Path) -> None:
         if checked.returncode != 0:
             raise Unreachable("the repository has nothing to check out", checked.stderr)
     if (into / ".gitmodules").exists():
-        modules = _git(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=into)
+        modules = _git(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=into,
+                       credentials=credentials)
         if modules.returncode != 0:
             raise Unreachable("its Git submodules cannot be fetched", modules.stderr)

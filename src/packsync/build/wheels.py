@@ -25,7 +25,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from packsync.build.git import Unreachable, checkout, resolve_revision
+from packsync.build.git import Unreachable, checkout, installed_credentials, resolve_revision
 from packsync.build.repack import (
     NotFaithful,
     installed_dist_info,
@@ -253,7 +253,9 @@ def _source_key(decision: Decision, context: _Context) -> str:
     # the interpreter a wheel is built with matters for compiled code
     built_by = f"{context.client.platform}\0{'.'.join(context.client.version.split('.')[:2])}"
     if isinstance(source, VcsSource):
-        commit = source.commit or resolve_revision(decision, source, context.reporter)
+        credentials = installed_credentials(_dist_info(decision, context), source.url)
+        commit = source.commit or resolve_revision(decision, source, context.reporter,
+                                                   credentials)
         subdirectory = getattr(source, "subdirectory", "")
         return _hash("vcs", source.url, commit, subdirectory, built_by)
     if isinstance(source, (EditableSource, DirectorySource)):
@@ -275,7 +277,7 @@ def _build_wheel(
     if isinstance(source, VcsSource):
         project = out / "checkout"
         try:
-            checkout(decision, source, project)
+            checkout(decision, source, project, installed_credentials(dist_info, source.url))
         except Unreachable as problem:
             return _vcs_fallback(decision, source, problem, out, context, dist_info)
         subdirectory = getattr(source, "subdirectory", "")

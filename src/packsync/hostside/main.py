@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -423,18 +424,46 @@ def job_index_environment(indexes: list[str], environ: Any) -> dict[str, str]:
 
     ``indexes`` are ``NAME=URL`` without userinfo. The job's ``UV_INDEX_<NAME>_USERNAME``
     and ``_PASSWORD`` pass through to uv (they are dropped from everything else it
-    inherits); a netrc (``$NETRC`` or ``~/.netrc``) is read by uv as usual.
+    inherits), else the ``machine`` line of the index's host in the job's netrc
+    (``$NETRC`` or ``~/.netrc``). uv reads no netrc itself, whose ``default`` entry it
+    would send to every index, unless ``$PACKSYNC_NETRC_DEFAULT`` is true.
     """
     if not indexes:
         return {}
     env = {"UV_INDEX": " ".join(indexes)}
+    machines = _netrc_machines(environ)
     for entry in indexes:
-        key = re.sub(r"[^A-Za-z0-9]", "_", entry.split("=", 1)[0]).upper()
+        name, _, url = entry.partition("=")
+        key = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
         for suffix in ("USERNAME", "PASSWORD"):
             variable = f"UV_INDEX_{key}_{suffix}"
             if variable in environ:
                 env[variable] = environ[variable]
+        found = machines.get(urllib.parse.urlsplit(url).hostname or "")
+        if found is not None and not any(k.startswith(f"UV_INDEX_{key}_") for k in env):
+            login, _, secret = found
+            env[f"UV_INDEX_{key}_USERNAME"] = login or ""
+            env[f"UV_INDEX_{key}_PASSWORD"] = secret or ""
+    if not netrc_default_asked(str(environ.get("PACKSYNC_NETRC_DEFAULT", ""))):
+        env["NETRC"] = os.devnull
     return env
+
+
+def netrc_default_asked(value: str) -> bool:
+    """``$PACKSYNC_NETRC_DEFAULT`` says yes."""
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _netrc_machines(environ: Any) -> dict[str, tuple[str, str | None, str]]:
+    """The ``machine`` lines of the job's netrc, by host (never its ``default`` entry)."""
+    import netrc
+
+    path = environ.get("NETRC") or os.path.join(environ.get("HOME") or "~", ".netrc")
+    try:
+        hosts = netrc.netrc(os.path.expanduser(path)).hosts
+    except (OSError, netrc.NetrcParseError):
+        return {}
+    return {host: entry for host, entry in hosts.items() if host != "default"}
 
 
 def _verified_text(store: str, sha256: str, what: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ WHEELS_DIR = layout.WHEELS_DIR  # wheels beside a lock, as in an environment's r
 _TABLE = "tool.packsync"
 _REWRITE = "write a new lock with `packsync lock -o pylock.toml`"
 _RELAXATION_FIELDS = ("name", "local-version", "specifier", "version", "reason")
+# what ``platform.python_version()`` gives: a version, never a path to run
+_PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+((a|b|rc)\d+)?\+?)?", re.ASCII)
 
 _T = TypeVar("_T")
 
@@ -82,6 +85,9 @@ class PacksyncTable:
         python = _required(data, "python", str, origin, _TABLE)
         if not python:
             raise _damaged(origin, f"{_TABLE}.python", "is empty")
+        if not _PYTHON_VERSION.fullmatch(python):
+            raise _damaged(origin, f"{_TABLE}.python",
+                           f"is {python!r}, not a Python version such as 3.11.7")
         relaxed = _get(data, "relaxed", list, origin, _TABLE) or []
         conda = _get(data, "conda", dict, origin, _TABLE)
         return cls(
@@ -136,6 +142,8 @@ class Lock:
         table = PacksyncTable.from_dict(
             _get(tool, "packsync", dict, origin, "tool") or {}, origin
         )
+        for package in pylock.packages:
+            _check_source(package, origin)
         # the version as written (not re-normalised): workers report theirs the same way
         written: Sequence[Mapping[str, Any]] = data.get("packages", [])
         return cls(
@@ -216,6 +224,22 @@ def _check_parents(path: Path, refusal: str, hint: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise LockError(f"{refusal}: the directory {existing} is not writable",
                         path=str(path), hint=hint)
+
+
+def _check_source(package: Package, origin: str) -> None:
+    """Refuse the sources ``packsync lock`` never writes: installing a ``directory`` or
+    ``vcs`` entry runs a build backend from wherever the lock points (local code travels
+    as wheels in the store instead)."""
+    kind = "directory" if package.directory is not None else (
+        "vcs" if package.vcs is not None else "")
+    if kind:
+        raise LockError(
+            f"{origin} installs {package.name} from a {kind} source, which packsync never "
+            "writes: refusing to build code from wherever the lock points",
+            path=origin,
+            package=package.name,
+            hint="write the lock with `packsync lock` (local code travels as stored wheels)",
+        )
 
 
 def _local_wheel(package: Package, origin: str) -> LocalWheel | None:

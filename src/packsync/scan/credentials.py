@@ -4,7 +4,9 @@
    password is looked up below, as pip does);
 2. ``$UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` for a named uv index (uv 0.13 lets a
    URL's own userinfo win over them, so they come second);
-3. netrc (``$NETRC`` or ``~/.netrc``), by host;
+3. netrc (``$NETRC`` or ``~/.netrc``), by host: a ``machine`` line only. Its ``default``
+   entry would go to every index without one, PyPI included, so it is sent to none unless
+   ``packsync.netrc-default`` is true (pip's and uv's own behaviour);
 4. keyring, when the ``keyring`` package is importable here: the index URL, then its
    host; with the URL's username when there is one, else asking for any credential.
 
@@ -102,18 +104,38 @@ def _from_netrc(host: str, environ: Mapping[str, str], username: str) -> Credent
     if not path.is_file():
         return None
     try:
-        entry = netrc.netrc(str(path)).authenticators(host)
+        entries = netrc.netrc(str(path)).hosts
     except (OSError, netrc.NetrcParseError) as error:
         logger.warning("cannot read %s: %s", path, error.__class__.__name__)
         return None
+    entry = entries.get(host)
     if entry is None:
-        return None
+        return _netrc_default(entries.get("default"), host, path, username)
     login, _, secret = entry
     if username and login and login != username:
         return None  # uv ignores a netrc entry for another user
     if not secret:
         return None
     return Credentials(username=login or username, password=secret, source=f"netrc ({path})")
+
+
+def _netrc_default(entry: tuple[str, str, str] | None, host: str, path: Path,
+                   username: str) -> Credentials | None:
+    """The netrc ``default`` entry, for a host with no ``machine`` line: only when the
+    user asked for it, since it would reach every index, public ones included."""
+    if entry is None:
+        return None
+    from packsync import config
+
+    if not config.netrc_default():
+        logger.info("%s has no `machine %s` line; its `default` entry is not sent there "
+                    "(packsync.netrc-default is false)", path, host)
+        return None
+    login, _, secret = entry
+    if not secret or (username and login and login != username):
+        return None
+    return Credentials(username=login or username, password=secret,
+                       source=f"netrc default entry ({path})")
 
 
 def _from_keyring(url: str, netloc: str, username: str) -> Credentials | None:

@@ -340,14 +340,19 @@ def _read_direct_url(path: str, problems: list[str]) -> Source:
 
 
 def without_password(url: str) -> str:
-    """Drop a password from a URL's userinfo: a snapshot never holds a secret."""
+    """Drop the secrets of a URL's userinfo: a snapshot never holds one.
+
+    HTTP(S) loses the whole userinfo, since its username is as often a token
+    (``https://<token>@``, ``https://<token>:x-oauth-basic@``); ssh keeps its user
+    (``git@``) and loses only a password. The build reads them again on the client.
+    """
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
     userinfo, host = parts.netloc.rsplit("@", 1)
-    user, has_password, _ = userinfo.partition(":")
-    if not has_password and parts.scheme.endswith(("http", "https")):
-        user = ""  # a lone name in an https URL is a token (ssh's ``git@`` is kept)
+    user = userinfo.partition(":")[0]
+    if parts.scheme.endswith(("http", "https")):
+        user = ""
     return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
 
 
