@@ -6,9 +6,12 @@ they are shown or stored.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+from packsync.hostside.placeholders import VARIABLE as PLACEHOLDER_VALUES
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"<>]+")  # a comma ends it (uv's lists)
@@ -54,6 +57,19 @@ def url_tokens(url: str) -> set[str]:
     return found
 
 
+def written_url_tokens(url: str) -> list[str]:
+    """The secrets ``url_tokens`` finds, as they are written in ``url`` (a query value
+    still percent-encoded), in order of appearance: what a URL derived from it repeats."""
+    parts = urlsplit(strip_userinfo(url))
+    found = [segment for segment in parts.path.split("/")
+             if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)]
+    for pair in parts.query.split("&"):
+        _, equals, value = pair.partition("=")
+        if equals and len(unquote_plus(value)) >= 3:
+            found.append(value)
+    return list(dict.fromkeys(found))
+
+
 def redact_url(url: str) -> str:
     """``https://user:secret@host/x`` -> ``https://***@host/x``; tokens in the path or
     query become ``***`` too."""
@@ -94,4 +110,10 @@ def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
                 raw = password or user
                 found.update({raw, unquote(raw)})
             found.update(token for raw in url_tokens(url) for token in (raw, unquote(raw)))
+    try:  # the tokens that stand in for a lock's placeholders
+        values = json.loads(uv_env.get(PLACEHOLDER_VALUES) or "{}")
+    except ValueError:
+        values = {}
+    if isinstance(values, dict):
+        found.update(str(value) for value in values.values())
     return found

@@ -53,6 +53,9 @@ def pod_parts(
         for variable, key in zip(index.variables, ("username", "password"), strict=True):
             env.append({"name": variable, "valueFrom": {"secretKeyRef": {
                 "name": credentials_secret, "key": f"{index.name}-{key}"}}})
+        if index.url_variable:  # the URL that carries the index's token
+            env.append({"name": index.url_variable, "valueFrom": {"secretKeyRef": {
+                "name": credentials_secret, "key": f"{index.name}-url"}}})
     if node_cache:
         argv = list(command.argv)
         cache = argv[argv.index("--cache") + 1] if "--cache" in argv else POD_CACHE

@@ -31,6 +31,7 @@ from packsync.lock.lockfile import (
     empty_document,
     render,
 )
+from packsync.lock.tokens import mask_document
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.plan.dependencies import marker_holds, target_environment
 from packsync.progress import NullReporter, Reporter, stage
@@ -122,6 +123,9 @@ def _resolve_key(
         material["index-pins"] = [[p.package, p.index, p.marker] for p in settings.pins]
     if plan.lock_constraints:
         material["lock-constraints"] = list(plan.lock_constraints)
+    tokens = settings.lock_tokens()
+    if tokens:  # the lock names them: a lock of other labels (or none) is not this one
+        material["token-placeholders"] = sorted(tokens)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -170,7 +174,8 @@ def _resolve(
         ),
         conda=conda,
     )
-    return render(data, table)
+    # no index token in the lock: placeholders that name the index, filled in by installers
+    return render(mask_document(data, settings.lock_tokens()), table)
 
 
 def _by_index(
