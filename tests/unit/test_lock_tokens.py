@@ -14,7 +14,8 @@ from packsync.errors import LockError
 from packsync.hostside import placeholders
 from packsync.hostside.main import job_index_environment
 from packsync.hostside.protocol import HostError
-from packsync.launch.worker_command import job_indexes
+from packsync.launch.kubernetes import pod_parts
+from packsync.launch.worker_command import WorkerCommand, job_indexes
 from packsync.lock.export import export, tokens_note
 from packsync.lock.lockfile import Lock
 from packsync.lock.tokens import mask_document, mask_text, unmask
@@ -142,16 +143,26 @@ def test_a_job_takes_the_token_from_its_own_environment() -> None:
 
 def test_worker_commands_name_token_indexes_without_their_token() -> None:
     found = job_indexes(SETTINGS)
-    assert [(i.name, i.url, i.url_variable) for i in found] == [
+    assert [(i.name, i.url, i.url_variable, i.credentials) for i in found] == [
         ("corp", "https://dl.cloudsmith.io/{packsync-secret:corp-1}/acme/repo/python/simple/",
-         "UV_INDEX_CORP_URL"),
+         "UV_INDEX_CORP_URL", False),
         ("pypi-fury-io", "https://pypi.fury.io/{packsync-secret:pypi-fury-io-1}/acme/",
-         "UV_INDEX_PYPI_FURY_IO_URL"),
+         "UV_INDEX_PYPI_FURY_IO_URL", False),
         ("pkgs-example-com",
          "https://pkgs.example.com/simple/?token={packsync-secret:pkgs-example-com-1}",
-         "UV_INDEX_PKGS_EXAMPLE_COM_URL"),
+         "UV_INDEX_PKGS_EXAMPLE_COM_URL", True),
     ]
     assert not any(s in repr(found) for s in (CLOUDSMITH, FURY, "s3cr3t", "pw"))
+    lock = Lock(text="", digest="ab" * 32, python="3.11.7", local_wheels=(), versions={})
+    command = WorkerCommand(argv=("python3",), lock=lock, store="/mnt/s", indexes=found)
+    env = pod_parts(command, "worker", store_claim="claim")["container"]["env"]
+    assert [(e["name"], e["valueFrom"]["secretKeyRef"]["key"]) for e in env] == [
+        ("UV_INDEX_CORP_URL", "corp-url"),
+        ("UV_INDEX_PYPI_FURY_IO_URL", "pypi-fury-io-url"),
+        ("UV_INDEX_PKGS_EXAMPLE_COM_USERNAME", "pkgs-example-com-username"),
+        ("UV_INDEX_PKGS_EXAMPLE_COM_PASSWORD", "pkgs-example-com-password"),
+        ("UV_INDEX_PKGS_EXAMPLE_COM_URL", "pkgs-example-com-url"),
+    ]
 
 
 def test_export_warns_of_placeholders_and_writes_live_urls_privately(tmp_path: Path) -> None:

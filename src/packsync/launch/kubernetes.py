@@ -50,12 +50,13 @@ def pod_parts(
         {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": store_claim}}]
     env: list[dict[str, Any]] = []
     for index in command.indexes:
-        for variable, key in zip(index.variables, ("username", "password"), strict=True):
+        keys = list(zip(index.variables, ("username", "password"), strict=True)
+                    ) if index.credentials else []
+        if index.url_variable:  # the URL that carries the index's token
+            keys.append((index.url_variable, "url"))
+        for variable, key in keys:
             env.append({"name": variable, "valueFrom": {"secretKeyRef": {
                 "name": credentials_secret, "key": f"{index.name}-{key}"}}})
-        if index.url_variable:  # the URL that carries the index's token
-            env.append({"name": index.url_variable, "valueFrom": {"secretKeyRef": {
-                "name": credentials_secret, "key": f"{index.name}-url"}}})
     if node_cache:
         argv = list(command.argv)
         cache = argv[argv.index("--cache") + 1] if "--cache" in argv else POD_CACHE

@@ -66,6 +66,7 @@ class JobIndex:
 
     name: str  # uv's index name: the variables are UV_INDEX_<NAME>_USERNAME / _PASSWORD
     url: str  # without userinfo; a token in its path or query as {packsync-secret:<label>}
+    credentials: bool = True  # a username and password (or token) came from somewhere here
 
     @property
     def variables(self) -> tuple[str, str]:
@@ -287,7 +288,8 @@ def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
                                                                                "https://")):
             continue
         url = settings.masked_url(index)
-        if settings.credentials(index) is None and url == index.plain_url:
+        credentials = settings.credentials(index) is not None
+        if not credentials and url == index.plain_url:
             continue
         name = index.name or re.sub(r"[^a-z0-9]+", "-", urlsplit(index.url).hostname or "")
         name = name.strip("-") or "index"
@@ -295,7 +297,7 @@ def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
         unique, number = name, 2
         while unique in taken:
             unique, number = f"{name}-{number}", number + 1
-        found.append(JobIndex(name=unique, url=url))
+        found.append(JobIndex(name=unique, url=url, credentials=credentials))
     return tuple(found)
 
 
