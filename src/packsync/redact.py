@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from packsync.hostside.placeholders import VARIABLE as PLACEHOLDER_VALUES
 
@@ -50,24 +50,24 @@ _DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{60}|[0-9a-f]{64}")
 def url_tokens(url: str) -> set[str]:
     """The secrets ``url`` holds besides its userinfo: every query value (``?token=``, a
     presigned URL's signature), and every path segment shaped like an access token."""
-    parts = urlsplit(strip_userinfo(url))
-    found = {value for _, value in parse_qsl(parts.query) if len(value) >= 3}
-    found |= {segment for segment in parts.path.split("/")
-              if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)}
-    return found
+    segments, values = _written_tokens(url)
+    return set(segments) | {unquote_plus(value) for value in values}
 
 
 def written_url_tokens(url: str) -> list[str]:
     """The secrets ``url_tokens`` finds, as they are written in ``url`` (a query value
     still percent-encoded), in order of appearance: what a URL derived from it repeats."""
+    segments, values = _written_tokens(url)
+    return list(dict.fromkeys(segments + values))
+
+
+def _written_tokens(url: str) -> tuple[list[str], list[str]]:
     parts = urlsplit(strip_userinfo(url))
-    found = [segment for segment in parts.path.split("/")
-             if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)]
-    for pair in parts.query.split("&"):
-        _, equals, value = pair.partition("=")
-        if equals and len(unquote_plus(value)) >= 3:
-            found.append(value)
-    return list(dict.fromkeys(found))
+    segments = [segment for segment in parts.path.split("/")
+                if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)]
+    values = [value for _, equals, value in (p.partition("=") for p in parts.query.split("&"))
+              if equals and len(unquote_plus(value)) >= 3]
+    return segments, values
 
 
 def redact_url(url: str) -> str:

@@ -122,6 +122,12 @@ def test_lock_materialize_and_cluster_keep_the_token_out_of_every_file(
            in message
     assert "--live-urls" in message and "uv pip sync" not in message
 
+    for shown in (shared.packsync("indexes", "--json", **env),
+                  shared.packsync("plan", "--json", **env)):
+        assert shown.returncode == 0, shown.stderr
+        outputs += [shown.stdout, shown.stderr]
+    assert "corp" in outputs[-4] and "/***/simple/" in outputs[-4]  # packsync indexes
+
     ran = shared.run(CLUSTER, **env)
     outputs += [ran.stdout, ran.stderr]
     report = json.loads(ran.stdout.strip().splitlines()[-1])

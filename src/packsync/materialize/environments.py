@@ -17,6 +17,10 @@ last ready environment of the same Python and of the client's own site-packages 
 the new environment's identical sources (``bytecode``): a first launch compiles little
 more than the client's own code, a relaunch after editing one local package compiles
 that package.
+
+The lock kept in the environment's record holds the placeholders of index tokens
+(``lock.tokens``); ``uv pip sync`` reads it restored from a private file beside it,
+removed as soon as uv is done (``hostside.placeholders``).
 """
 
 from __future__ import annotations
