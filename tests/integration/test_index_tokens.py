@@ -209,6 +209,15 @@ def test_worker_command_jobs_take_the_token_from_their_own_environment(
     assert argv[argv.index("--index") + 1] == f"corp={index.url.replace(TOKEN, PLACEHOLDER)}"
     assert command["indexes"] == [["corp", index.url.replace(TOKEN, PLACEHOLDER),
                                    "UV_INDEX_CORP_URL"]]
+    cli = dataclasses.replace(client, cache=tmp_path / "cache").packsync(
+        "worker-command", "--store", str(shared), "--json", "--install", "index",
+        **with_index(index, tmp_path))
+    assert cli.returncode == 0, cli.stderr
+    shown = json.loads(cli.stdout)
+    assert shown[shown.index("--index") + 1] == argv[argv.index("--index") + 1]
+    told = " ".join(cli.stderr.split())
+    assert "read the token of" in told and "from UV_INDEX_CORP_URL" in told
+    assert "UV_INDEX_CORP_USERNAME" not in told  # no credentials were needed here
 
     def job(**extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -226,6 +235,7 @@ def test_worker_command_jobs_take_the_token_from_their_own_environment(
     assert worked.stdout.splitlines() == [MESSAGE, "[]"]  # the worker inherits no token
     leaks = files_with_token(shared, tmp_path / "worker-cache", tmp_path / "cache")
     assert leaks == []
-    for text in (made.stdout, made.stderr, refused.stderr, wrong.stderr, worked.stderr):
+    for text in (made.stdout, made.stderr, cli.stdout, cli.stderr, refused.stderr, wrong.stderr,
+                 worked.stderr):
         assert TOKEN not in text
 

@@ -50,6 +50,8 @@ def register(commands: Any) -> None:
     command.add_argument("--only", action="append", metavar="NAME")
     command.add_argument("--strict", action="store_true", default=None)
     command.add_argument("--fail-on", choices=("critical", "warning", "any"))
+    command.add_argument("--relax-same-platform", action="store_true", default=None)
+    command.add_argument("--accelerator", metavar="NAME")
     command.set_defaults(run=_worker_command)
 
 
