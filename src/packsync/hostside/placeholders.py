@@ -27,7 +27,7 @@ VARIABLE = "PACKSYNC_LOCK_SECRETS"
 """uv's environment carries the tokens of the lock's placeholders here: JSON, label -> value."""
 LIVE_LOCK = "pylock.live.toml"  # beside the lock, where its ``wheels/`` paths point
 
-_PLACEHOLDER = re.compile(r"\{packsync-secret:([a-z0-9][a-z0-9._-]*)\}")
+_PLACEHOLDER = re.compile(r"\{packsync-secret:([a-z0-9][a-z0-9-]*)\}")  # labels: a-z 0-9 -
 
 
 def placeholder(label: str) -> str:
@@ -39,7 +39,7 @@ def labels_in(text: str) -> list[str]:
     return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
 
 
-def template_pattern(masked: str) -> re.Pattern[str]:
+def _template(masked: str) -> re.Pattern[str]:
     """A pattern matching the live URLs of the masked URL ``masked``, one group per
     placeholder (named by its label)."""
     pattern, seen = "", set()
@@ -55,7 +55,7 @@ def template_pattern(masked: str) -> re.Pattern[str]:
 
 
 def _group(label: str) -> str:
-    return "g_" + re.sub(r"[^a-z0-9]", "_", label)
+    return "g_" + label.replace("-", "_")
 
 
 def values_from(masked: str, live: str) -> dict[str, str] | None:
@@ -63,7 +63,7 @@ def values_from(masked: str, live: str) -> dict[str, str] | None:
     (userinfo aside); None when ``live`` does not have the masked URL's form."""
     parts = urlsplit(live)
     plain = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    found = template_pattern(masked).fullmatch(plain)
+    found = _template(masked).fullmatch(plain)
     if found is None:
         return None
     return {label: found.group(_group(label)) for label in labels_in(masked)}
