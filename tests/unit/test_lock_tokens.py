@@ -180,3 +180,15 @@ def test_export_warns_of_placeholders_and_writes_live_urls_privately(tmp_path: P
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     assert "readable by you only" in tokens_note(lock, written, live=True)
     assert tokens_note(Lock.from_text(tomli_w.dumps(lock_document())), written, live=False) == ""
+
+
+def test_locks_resolved_with_live_tokens_before_are_removed(tmp_path: Path) -> None:
+    from packsync.lock.resolve import forget_live_locks
+
+    (tmp_path / "old.toml").write_text(tomli_w.dumps(lock_document()))
+    (tmp_path / "new.toml").write_text(
+        tomli_w.dumps(mask_document(lock_document(), SETTINGS.lock_tokens())))
+    (tmp_path / "other.toml").write_text('url = "https://pypi.org/x.whl"\n')
+    assert forget_live_locks(tmp_path, SETTINGS.lock_tokens().values()) == [tmp_path / "old.toml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.toml", "other.toml"]
+    assert forget_live_locks(tmp_path, []) == []

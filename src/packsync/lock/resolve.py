@@ -7,12 +7,13 @@ recorded with uv's reason. Resolving is skipped when the same plan was resolved 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,23 @@ def lock(
         partial = cached.with_suffix(".partial")
         partial.write_text(text, encoding="utf-8")
         partial.replace(cached)
+        forget_live_locks(cached.parent, settings.lock_tokens().values())
         current.detail = f"{result.package_count} packages resolved"
         return result
+
+
+def forget_live_locks(directory: Path, tokens: Iterable[str]) -> list[Path]:
+    """Remove the resolved locks that hold one of ``tokens`` (written before locks held
+    placeholders: never reused, as their key differs); the ones removed. Run after a new
+    resolve only, which takes seconds anyway."""
+    needles = [token.encode() for token in tokens if len(token) >= 3]
+    removed = []
+    for path in directory.glob("*.toml") if needles else ():
+        with contextlib.suppress(OSError):
+            if any(needle in path.read_bytes() for needle in needles):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _requirements(
