@@ -6,9 +6,12 @@ they are shown or stored.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
+
+from packsync.hostside.placeholders import VARIABLE as PLACEHOLDER_VALUES
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"<>]+")  # a comma ends it (uv's lists)
@@ -47,11 +50,24 @@ _DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{60}|[0-9a-f]{64}")
 def url_tokens(url: str) -> set[str]:
     """The secrets ``url`` holds besides its userinfo: every query value (``?token=``, a
     presigned URL's signature), and every path segment shaped like an access token."""
+    segments, values = _written_tokens(url)
+    return set(segments) | {unquote_plus(value) for value in values}
+
+
+def written_url_tokens(url: str) -> list[str]:
+    """The secrets ``url_tokens`` finds, as they are written in ``url`` (a query value
+    still percent-encoded), in order of appearance: what a URL derived from it repeats."""
+    segments, values = _written_tokens(url)
+    return list(dict.fromkeys(segments + values))
+
+
+def _written_tokens(url: str) -> tuple[list[str], list[str]]:
     parts = urlsplit(strip_userinfo(url))
-    found = {value for _, value in parse_qsl(parts.query) if len(value) >= 3}
-    found |= {segment for segment in parts.path.split("/")
-              if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)}
-    return found
+    segments = [segment for segment in parts.path.split("/")
+                if _TOKEN_SEGMENT.fullmatch(segment) and not _DIGEST.fullmatch(segment)]
+    values = [value for _, equals, value in (p.partition("=") for p in parts.query.split("&"))
+              if equals and len(unquote_plus(value)) >= 3]
+    return segments, values
 
 
 def redact_url(url: str) -> str:
@@ -94,4 +110,10 @@ def secrets_in(uv_env: Mapping[str, str]) -> set[str]:
                 raw = password or user
                 found.update({raw, unquote(raw)})
             found.update(token for raw in url_tokens(url) for token in (raw, unquote(raw)))
+    try:  # the tokens that stand in for a lock's placeholders
+        values = json.loads(uv_env.get(PLACEHOLDER_VALUES) or "{}")
+    except ValueError:
+        values = {}
+    if isinstance(values, dict):
+        found.update(str(value) for value in values.values())
     return found

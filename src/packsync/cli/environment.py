@@ -20,6 +20,9 @@ def register(commands: Any) -> None:
                       help="lock file to write, or a directory to write pylock.toml in "
                            "(created if need be); the wheels of local code go to wheels/ "
                            "beside it, so plain uv installs it")
+    lock.add_argument("--live-urls", action="store_true",
+                      help="write the tokens of index URLs into the lock (mode 0600) in place "
+                           "of their placeholders, so that plain uv installs it")
     lock.add_argument("--store", help="artifact store URL or directory")
     lock.add_argument("--cache-dir", help="packsync cache directory")
     lock.add_argument("--store-expiry", metavar="DURATION",
@@ -36,7 +39,7 @@ def register(commands: Any) -> None:
 
 def _lock(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
-    from packsync.lock.export import export, uv_installable_name
+    from packsync.lock.export import export, tokens_note, uv_installable_name
     from packsync.lock.lockfile import check_directory, check_writable
     from packsync.pipeline import lock_environment
 
@@ -57,14 +60,20 @@ def _lock(args: argparse.Namespace) -> int:
         expiry=args.store_expiry,
         reporter=RichReporter(err),
     )
-    wheels = export(locked.lock, output, locked.store)
+    tokens = locked.settings.lock_tokens() if args.live_urls else None
+    wheels = export(locked.lock, output, locked.store, tokens)
     beside = f", {len(wheels)} local wheel(s) in {output.parent / 'wheels'}" if wheels else ""
     err.print(f"wrote {output}: {locked.lock.package_count} packages{beside}, "
               f"environment sha256:{locked.lock.digest[:16]}…", soft_wrap=True)
+    masked = tokens_note(locked.lock, output, live=args.live_urls)
+    if masked:
+        err.print(masked, soft_wrap=True)
     if locked.lock.conda is not None:
         err.print("note: its conda packages ([tool.packsync.conda]) install with "
                   f"`packsync materialize {output}`; uv alone installs only the rest",
                   soft_wrap=True)
+    elif masked and not args.live_urls:
+        pass  # plain uv cannot install it: the warning said what can
     elif uv_installable_name(output):
         err.print(f"without packsync: uv pip sync {output}", soft_wrap=True)
     else:
@@ -76,6 +85,7 @@ def _lock(args: argparse.Namespace) -> int:
 def _materialize(args: argparse.Namespace) -> int:
     from packsync.config import cache_dir, store_url
     from packsync.lock.lockfile import Lock
+    from packsync.lock.tokens import mask_text
     from packsync.materialize.environments import materialize
     from packsync.pipeline import conda_channels
     from packsync.scan import scan
@@ -87,7 +97,8 @@ def _materialize(args: argparse.Namespace) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PacksyncError(f"cannot read the lock {path}: {error}", path=str(path)) from error
-    lock = Lock.from_text(text, str(path))
+    settings = discover()
+    lock = Lock.from_text(mask_text(text, settings.lock_tokens()), str(path))  # --live-urls
     root = cache_dir(args.cache_dir)
     channels = conda_channels(scan()) if lock.conda is not None else {}
     env = materialize(
@@ -95,7 +106,7 @@ def _materialize(args: argparse.Namespace) -> int:
         cache=root,
         store=open_store(store_url(args.store, root)),
         python=args.python,
-        uv_env=discover().uv_environment(),
+        uv_env=settings.uv_environment(),
         reporter=RichReporter(err),
         conda_channels=channels,  # live channel URLs from this prefix, when it is conda's
     )

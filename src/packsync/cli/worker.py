@@ -67,8 +67,13 @@ def _worker_command(args: argparse.Namespace) -> int:
     err.print(f"environment sha256:{made.lock.digest[:16]}… in {made.store}")
     for index in made.indexes:
         username, password = index.variables
-        err.print(f"worker jobs authenticate to {index.url} themselves: set {username} and "
-                  f"{password} in their environment, or give them a netrc entry for its host")
+        if index.url_variable:
+            err.print(f"worker jobs read the token of {index.url} from {index.url_variable}: "
+                      "set it to the index's full URL in their environment")
+        if index.credentials:
+            err.print(f"worker jobs authenticate to {index.url} themselves: set {username} "
+                      f"and {password} in their environment, or give them a netrc entry for "
+                      "its host")
     if args.kubernetes:
         from packsync.launch.kubernetes import MODULES, pod_parts
 

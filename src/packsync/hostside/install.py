@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from packsync.hostside import artifact, buildlock, contents, layout, lease, pyc_reuse
+from packsync.hostside import artifact, buildlock, contents, layout, lease, placeholders, pyc_reuse
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, supervised
 from packsync.hostside.transfer import copy_verified, disk_error
@@ -198,8 +198,14 @@ def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
 def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
                   wheels: list[dict[str, str]], wheel_dir: str, uv_env: dict[str, str],
                   watchdog: Watchdog | None = None) -> None:
-    """Make the environment at ``path`` with ``uv venv`` and ``uv pip sync``, byte-compiled."""
-    env = uv_environment(uv_env)
+    """Make the environment at ``path`` with ``uv venv`` and ``uv pip sync``, byte-compiled.
+
+    The lock kept in the environment's record is the one given, index tokens as
+    placeholders; uv installs it restored from a private file removed right after
+    (``placeholders``), and what it says is masked again before it is reported.
+    """
+    given, tokens = placeholders.split_environment(uv_env)
+    env = uv_environment(given)
     emit("step", message="creating the environment")
     run_uv(uv, ["venv", "--quiet", "--relocatable", "--no-project", "--python", python, path],
            env, "venv", watchdog)
@@ -219,10 +225,15 @@ def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
     donor = pyc_reuse.bytecode_donor(os.path.dirname(path), path, layout.READY_MARKER,
                                      trusted_donor)
     emit("step", message="installing")
-    run_uv(uv, [
-        "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
-        "--preview-features", "pylock", "--python", layout.env_python(path), installed,
-    ], env, "pip sync", watchdog)
+    try:
+        with placeholders.live_lock(installed, accepted, tokens) as live:
+            run_uv(uv, [
+                "pip", "sync", "--quiet", *([] if donor else ["--compile-bytecode"]),
+                "--preview-features", "pylock", "--python", layout.env_python(path), live,
+            ], env, "pip sync", watchdog)
+    except HostError as error:
+        raise HostError(placeholders.mask(str(error), tokens), kind=error.kind,
+                        log=placeholders.mask(error.log, tokens)) from None
     if donor:
         emit("step", message=f"byte-compiling, reusing environment {os.path.basename(donor)[:12]}")
         counts = compile_reusing(path, donor, watchdog)

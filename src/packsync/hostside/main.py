@@ -54,6 +54,7 @@ from packsync.hostside import (
     lifecycle,
     livecode,
     peers,
+    placeholders,
     protocol,
     resources,
 )
@@ -419,18 +420,25 @@ def serve(stdin: IO[bytes]) -> int:
 
 # --- command-line mode: a worker command for batch systems and Kubernetes ------------------
 
-def job_index_environment(indexes: list[str], environ: Any) -> dict[str, str]:
+def job_index_environment(indexes: list[str], environ: Any, lock_text: str = "") -> dict[str, str]:
     """uv's view of the named indexes: their URLs, and credentials only from the job itself.
 
     ``indexes`` are ``NAME=URL`` without userinfo. The job's ``UV_INDEX_<NAME>_USERNAME``
     and ``_PASSWORD`` pass through to uv (they are dropped from everything else it
     inherits), else the ``machine`` line of the index's host in the job's netrc
     (``$NETRC`` or ``~/.netrc``). uv reads no netrc itself, whose ``default`` entry it
-    would send to every index, unless ``$PACKSYNC_NETRC_DEFAULT`` is true.
+    would send to every index, unless ``$PACKSYNC_NETRC_DEFAULT`` is true. A URL whose
+    token the worker command holds as a placeholder (``{packsync-secret:corp-1}``) is
+    read whole from the job's ``UV_INDEX_<NAME>_URL`` (packsync's variable, not uv's), and
+    the tokens in it fill in the placeholders of ``lock_text``; a job that lacks it while
+    the lock needs it is refused, naming the variable.
     """
     if not indexes:
         return {}
-    env = {"UV_INDEX": " ".join(indexes)}
+    env: dict[str, str] = {}
+    entries: list[str] = []
+    tokens: dict[str, str] = {}
+    needed = set(placeholders.labels_in(lock_text))
     machines = _netrc_machines(environ)
     for entry in indexes:
         name, _, url = entry.partition("=")
@@ -444,6 +452,28 @@ def job_index_environment(indexes: list[str], environ: Any) -> dict[str, str]:
             login, _, secret = found
             env[f"UV_INDEX_{key}_USERNAME"] = login or ""
             env[f"UV_INDEX_{key}_PASSWORD"] = secret or ""
+        labels = placeholders.labels_in(url)
+        variable = f"UV_INDEX_{key}_URL"
+        live = str(environ.get(variable, ""))
+        if not labels:
+            entries.append(entry)
+            continue
+        if not live:
+            if not needed & set(labels):
+                continue  # the lock has nothing from it
+            raise HostError(f"the index {name} ({url}) has an access token in its URL, which "
+                            f"packsync does not hand to jobs: set {variable} to the index's "
+                            "full URL in the job's environment", kind="credentials")
+        values = placeholders.values_from(url, live)
+        if values is None:
+            raise HostError(f"{variable} is not a URL of the index {name}: it must read {url} "
+                            "with the token in place of each placeholder", kind="credentials")
+        tokens.update(values)
+        entries.append(f"{name}={live}")
+    if entries:
+        env["UV_INDEX"] = " ".join(entries)
+    if tokens:
+        env[placeholders.VARIABLE] = json.dumps(tokens)
     if not netrc_default_asked(str(environ.get("PACKSYNC_NETRC_DEFAULT", ""))):
         env["NETRC"] = os.devnull
     return env
@@ -523,7 +553,8 @@ def worker_main(argv: list[str]) -> int:
             def build(path: str) -> None:
                 install.build_with_uv(
                     path, lock_text=lock_text, uv=uv, python=options.python, wheels=wheels,
-                    wheel_dir=store, uv_env=job_index_environment(options.index, os.environ))
+                    wheel_dir=store,
+                    uv_env=job_index_environment(options.index, os.environ, lock_text))
 
         path, _ = install.materialize(cache, options.lock[:32], options.lock, build)
         lifecycle.collect_on_host(cache)

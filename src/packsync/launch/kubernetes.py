@@ -50,7 +50,11 @@ def pod_parts(
         {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": store_claim}}]
     env: list[dict[str, Any]] = []
     for index in command.indexes:
-        for variable, key in zip(index.variables, ("username", "password"), strict=True):
+        keys = list(zip(index.variables, ("username", "password"), strict=True)
+                    ) if index.credentials else []
+        if index.url_variable:  # the URL that carries the index's token
+            keys.append((index.url_variable, "url"))
+        for variable, key in keys:
             env.append({"name": variable, "valueFrom": {"secretKeyRef": {
                 "name": credentials_secret, "key": f"{index.name}-{key}"}}})
     if node_cache:

@@ -15,8 +15,11 @@ instead. Index credentials never go into the store or the command: the command n
 each index that needed credentials here (its URL without userinfo, and a uv index
 name), and the job's own environment authenticates to it, as uv does: the deployer sets
 ``UV_INDEX_<NAME>_USERNAME``/``_PASSWORD`` (a Kubernetes secret, a batch job's
-environment) or gives the machine a netrc. The Dask worker it then starts does not
-inherit those variables.
+environment) or gives the machine a netrc. An index whose URL carries a token in its path
+or query (Cloudsmith, Gemfury, ``?token=``) is named with the token as its lock
+placeholder, and the job gives its full URL in ``UV_INDEX_<NAME>_URL``
+(``JobIndex.url_variable``); the lock in the store holds placeholders only. The Dask
+worker it then starts does not inherit those variables.
 
 A job that cannot make the environment (the store not mounted or altered, the disk full,
 no index, another Python) exits before its worker starts, so Dask never hears of it:
@@ -40,7 +43,7 @@ from urllib.parse import urlsplit
 from packsync import serial
 from packsync.codesync.bundle import CodeBundle, publish_code
 from packsync.errors import LaunchError, StoreError
-from packsync.hostside import jobreport, loader
+from packsync.hostside import jobreport, loader, placeholders
 from packsync.hostside.layout import blob_path
 from packsync.launch.hosts.prepare import HOST_INSTALLS, HostInstall
 from packsync.lock.lockfile import Lock
@@ -62,13 +65,23 @@ class JobIndex:
     """An index the workers' machines must authenticate to themselves."""
 
     name: str  # uv's index name: the variables are UV_INDEX_<NAME>_USERNAME / _PASSWORD
-    url: str  # without userinfo
+    url: str  # without userinfo; a token in its path or query as {packsync-secret:<label>}
+    credentials: bool = True  # a username and password (or token) came from somewhere here
 
     @property
     def variables(self) -> tuple[str, str]:
         """The environment variables a job sets to give uv this index's credentials."""
-        key = re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
-        return f"UV_INDEX_{key}_USERNAME", f"UV_INDEX_{key}_PASSWORD"
+        return f"UV_INDEX_{self._key}_USERNAME", f"UV_INDEX_{self._key}_PASSWORD"
+
+    @property
+    def url_variable(self) -> str:
+        """The variable a job sets to the index's full URL when that URL carries a token
+        (``url`` holds a placeholder): packsync's, read by the command, not by uv."""
+        return f"UV_INDEX_{self._key}_URL" if placeholders.labels_in(self.url) else ""
+
+    @property
+    def _key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -160,6 +173,8 @@ _HINTS = {
                 "the client's platform",
     "materialize": "the log above is uv's: with install='index' the compute nodes must "
                    "reach the indexes and authenticate to them themselves",
+    "credentials": "set the variables WorkerCommand.indexes names in the jobs' environment "
+                   "(a batch script's export, a Kubernetes secret)",
 }
 
 
@@ -260,7 +275,8 @@ def worker_command(
 
 
 def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
-    """The indexes that needed credentials here, named as uv names them, minus the secrets.
+    """The indexes that needed credentials here or carry a token in their URL, named as
+    uv names them, minus the secrets (a token as its lock placeholder).
 
     A named uv index keeps its name; any other is named after its host
     (``pkgs.example.com`` -> ``pkgs-example-com``), so a deployer knows which
@@ -271,7 +287,9 @@ def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
         if index.role not in ("default", "extra") or not index.url.startswith(("http://",
                                                                                "https://")):
             continue
-        if settings.credentials(index) is None:
+        url = settings.masked_url(index)
+        credentials = settings.credentials(index) is not None
+        if not credentials and url == index.plain_url:
             continue
         name = index.name or re.sub(r"[^a-z0-9]+", "-", urlsplit(index.url).hostname or "")
         name = name.strip("-") or "index"
@@ -279,7 +297,7 @@ def job_indexes(settings: IndexSettings) -> tuple[JobIndex, ...]:
         unique, number = name, 2
         while unique in taken:
             unique, number = f"{name}-{number}", number + 1
-        found.append(JobIndex(name=unique, url=index.plain_url))
+        found.append(JobIndex(name=unique, url=url, credentials=credentials))
     return tuple(found)
 
 

@@ -22,7 +22,7 @@ from packaging.pylock import Package, Pylock, PylockValidationError
 
 from packsync.conda.locked import CondaLock
 from packsync.errors import LockError
-from packsync.hostside import layout
+from packsync.hostside import layout, placeholders
 from packsync.model import Relaxation
 
 if sys.version_info >= (3, 11):
@@ -117,6 +117,11 @@ class Lock:
     @property
     def package_count(self) -> int:
         return len(self.versions)
+
+    @property
+    def token_labels(self) -> list[str]:
+        """The index tokens the lock holds as placeholders (``lock.tokens``), by label."""
+        return placeholders.labels_in(self.text)
 
     @property
     def env_id(self) -> str:

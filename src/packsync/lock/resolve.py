@@ -7,12 +7,13 @@ recorded with uv's reason. Resolving is skipped when the same plan was resolved 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from packsync.lock.lockfile import (
     empty_document,
     render,
 )
+from packsync.lock.tokens import mask_document
 from packsync.model import Artifact, Decision, Plan, Relaxation
 from packsync.plan.dependencies import marker_holds, target_environment
 from packsync.progress import NullReporter, Reporter, stage
@@ -77,8 +79,23 @@ def lock(
         partial = cached.with_suffix(".partial")
         partial.write_text(text, encoding="utf-8")
         partial.replace(cached)
+        forget_live_locks(cached.parent, settings.lock_tokens().values())
         current.detail = f"{result.package_count} packages resolved"
         return result
+
+
+def forget_live_locks(directory: Path, tokens: Iterable[str]) -> list[Path]:
+    """Remove the resolved locks that hold one of ``tokens`` (written before locks held
+    placeholders: never reused, as their key differs); the ones removed. Run after a new
+    resolve only, which takes seconds anyway."""
+    needles = [token.encode() for token in tokens if len(token) >= 3]
+    removed = []
+    for path in directory.glob("*.toml") if needles else ():
+        with contextlib.suppress(OSError):
+            if any(needle in path.read_bytes() for needle in needles):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _requirements(
@@ -122,6 +139,9 @@ def _resolve_key(
         material["index-pins"] = [[p.package, p.index, p.marker] for p in settings.pins]
     if plan.lock_constraints:
         material["lock-constraints"] = list(plan.lock_constraints)
+    tokens = settings.lock_tokens()
+    if tokens:  # the lock names them: a lock of other labels (or none) is not this one
+        material["token-placeholders"] = sorted(tokens)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -170,7 +190,8 @@ def _resolve(
         ),
         conda=conda,
     )
-    return render(data, table)
+    # no index token in the lock: placeholders that name the index, filled in by installers
+    return render(mask_document(data, settings.lock_tokens()), table)
 
 
 def _by_index(

@@ -17,6 +17,10 @@ last ready environment of the same Python and of the client's own site-packages 
 the new environment's identical sources (``bytecode``): a first launch compiles little
 more than the client's own code, a relaunch after editing one local package compiles
 that package.
+
+The lock kept in the environment's record holds the placeholders of index tokens
+(``lock.tokens``); ``uv pip sync`` reads it restored from a private file beside it,
+removed as soon as uv is done (``hostside.placeholders``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 from packsync import uvtool
 from packsync.config import cache_expiry, cache_max_size
 from packsync.errors import MaterializeError
-from packsync.hostside import contents, install, layout, lease, lifecycle
+from packsync.hostside import contents, install, layout, lease, lifecycle, placeholders
 from packsync.hostside.protocol import HostError
 from packsync.lock.index_failures import explain
 from packsync.lock.lockfile import WHEELS_DIR, Lock
@@ -49,6 +53,8 @@ _HINTS = {
     "disk": NO_SPACE_HINT,
     "cache": "use a cache directory of your own: PACKSYNC_CACHE_DIR or packsync.cache-dir",
     "damaged": "close the clusters that run from it, or remove the directory",
+    "secret": "configure that index with its full URL (the token in it) in uv's or pip's "
+              "settings here, as where the lock was made",
 }
 
 
@@ -182,17 +188,20 @@ def _build(
     # ``pip sync`` would uninstall the Python packages conda just installed
     command = ["sync"] if conda is None else ["install", "--no-deps", "-r"]
     if conda is None or lock.package_count:
-        _uv(
-            [
-                "pip", command[0], "--quiet",
-                *([] if given else ["--compile-bytecode"]),
-                "--preview-features", "pylock", "--python", str(path / "bin" / "python"),
-                *command[1:], str(record / "pylock.toml"),
-            ],
-            lock,
-            uv_env,
-            path,
-        )
+        # the index tokens the lock holds as placeholders: in a private file for this sync only
+        _, tokens = placeholders.split_environment(uv_env)
+        with placeholders.live_lock(str(record / "pylock.toml"), lock.text, tokens) as live:
+            _uv(
+                [
+                    "pip", command[0], "--quiet",
+                    *([] if given else ["--compile-bytecode"]),
+                    "--preview-features", "pylock", "--python", str(path / "bin" / "python"),
+                    *command[1:], live,
+                ],
+                lock,
+                uv_env,
+                path,
+            )
     if given:
         reporter.step("materialize", f"byte-compiling, reusing {given.describe()}")
         counts = compile_reusing(path, given, lock.env_id, lock.digest)

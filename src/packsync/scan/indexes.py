@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -35,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from packsync.hostside import placeholders
 from packsync.model import IndexConfig
-from packsync.redact import redact_url
+from packsync.redact import redact_url, written_url_tokens
 from packsync.scan.index_config import Index, IndexPin, pip_settings, uv_settings, with_role
 
 if TYPE_CHECKING:
@@ -125,7 +127,33 @@ class IndexSettings:
             env["UV_INDEX"] = " ".join(extras)
         if self.find_links:
             env["UV_FIND_LINKS"] = ",".join(live[u] for u in self.find_links)
+        tokens = self.lock_tokens()
+        if tokens:
+            env[placeholders.VARIABLE] = json.dumps(tokens)
         return env
+
+    def lock_tokens(self) -> dict[str, str]:
+        """label -> value of each token in the indexes' URLs (a path segment shaped like an
+        access token, a query value: ``redact.written_url_tokens``), for which a lock holds
+        ``{packsync-secret:<label>}``. The label names the index (its uv name, else its
+        host) and numbers its tokens: ``corp-1``. Memory and uv's environment only."""
+        values: dict[str, str] = {}
+        taken: set[str] = set()
+        for index in self.indexes:
+            tokens = [t for t in written_url_tokens(index.url) if t not in values.values()]
+            if not tokens:
+                continue
+            base = label = _label(index)
+            number = 2
+            while label in taken:
+                label, number = f"{base}-{number}", number + 1
+            taken.add(label)
+            values.update({f"{label}-{n}": token for n, token in enumerate(tokens, 1)})
+        return values
+
+    def masked_url(self, index: Index) -> str:
+        """``index``'s URL as a lock may hold it: no userinfo, its tokens as placeholders."""
+        return placeholders.mask(index.plain_url, self.lock_tokens())
 
     def describe(self) -> list[dict[str, str]]:
         """Each index as shown to users: redacted URL, origin, and where credentials came from."""
@@ -148,6 +176,12 @@ class IndexSettings:
         parts = urlsplit(index.url)
         host = parts.netloc.rsplit("@", 1)[-1]
         return urlunsplit(parts._replace(netloc=f"{found.userinfo()}@{host}"))
+
+
+def _label(index: Index) -> str:
+    """What a placeholder calls ``index``: its uv name, else its host (``dl-cloudsmith-io``)."""
+    name = index.name or urlsplit(index.plain_url).hostname or ""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "index"
 
 
 def _describe_origin(index: Index) -> str:
