@@ -275,3 +275,22 @@ def test_a_worker_command_keeps_its_lease_across_exec(tmp_path: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert not lease.in_use(str(path))
+
+
+def test_byte_code_python_writes_into_an_environment_is_no_damage(tmp_path: Path) -> None:
+    """A conda environment's standard library comes without byte code: Python's own
+    ``__pycache__`` directories, and ``.pyc`` files in them, are not damage."""
+    def build(path: str) -> None:
+        build_lock_only(path)
+        Path(path, "pkg").mkdir()
+        Path(path, "pkg", "module.py").write_text("VALUE = 1\n")
+
+    path, _ = install.materialize(str(tmp_path), "e1", DIGEST, build)
+    (Path(path) / "pkg" / "__pycache__").mkdir()
+    (Path(path) / "pkg" / "__pycache__" / "module.cpython-311.pyc").write_bytes(b"\0" * 16)
+    assert contents.examine(path, DIGEST) == []
+    (Path(path) / "pkg" / "__pycache__.pth").write_text("import os\n")
+    (Path(path) / "elsewhere").mkdir()
+    (Path(path) / "pkg" / "other").symlink_to(Path(path) / "elsewhere")
+    assert contents.examine(path, DIGEST) == ["added elsewhere", "added pkg/__pycache__.pth",
+                                              "added pkg/other"]

@@ -11,8 +11,10 @@ digest of the lock the environment was built from and its owner: an environment 
 only when the marker is its owner's, is about the lock asked for, and that lock is the
 one the environment holds (``.packsync/pylock.toml``).
 
-A ``.pyc`` file added to a ``__pycache__`` directory is not damage: Python writes byte
-code for a source it finds without any, and checks it against its source when it loads it.
+A ``.pyc`` file added to a ``__pycache__`` directory, or a ``__pycache__`` directory
+added beside sources (an environment not byte-compiled, as a conda one's standard
+library), is not damage: Python writes byte code for a source it finds without any, and
+checks it against its source when it loads it.
 
 Standard library only: this runs on hosts too, and inside workers (``worker_check``).
 """
@@ -134,7 +136,9 @@ def differences(root: str, recorded: dict[str, Any]) -> list[str]:
                 problems.append(f"changed {prefix}{name}")
         pycache = relative.endswith("__pycache__")
         problems += [f"added {prefix}{name}" for name in sorted(present - set(entries))
-                     if not (pycache and name.endswith(".pyc"))]
+                     if not (pycache and name.endswith(".pyc")) and not (
+                         name == "__pycache__" and os.path.isdir(os.path.join(directory, name))
+                         and not os.path.islink(os.path.join(directory, name)))]
     return problems
 
 
