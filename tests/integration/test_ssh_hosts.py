@@ -184,13 +184,23 @@ def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: Cli
     metadata = next((beta.cache / "envs").glob("*/lib/python*/site-packages/httpx-*.dist-info"))
     original = (metadata / "METADATA").read_text()
     real = next(line for line in original.splitlines() if line.startswith("Version:"))
+    version = real.split()[1]
     try:
+        # an edit the ready marker's record sees (another size): the host rebuilds
         (metadata / "METADATA").write_text(original.replace(real, "Version: 0.0.1"))
+        seed_result(run_seed(client, specs, fail_on="warning"))
+        assert (metadata / "METADATA").read_text() == original
+
+        # one made to look untouched (same size and time): the worker's check reports it
+        fake = "9" * len(version)
+        before = (metadata / "METADATA").stat()
+        (metadata / "METADATA").write_text(original.replace(real, f"Version: {fake}"))
+        os.utime(metadata / "METADATA", ns=(before.st_atime_ns, before.st_mtime_ns))
         stopped = run_seed(client, specs, fail_on="warning")
         assert stopped.returncode != 0
         assert "LaunchError" in stopped.stderr
-        assert f"httpx: lock {real.split()[1]}, worker" in stopped.stderr
-        assert f"on {beta.spec()['address']}:{beta.port} has 0.0.1" in stopped.stderr
+        assert f"httpx: lock {version}, worker" in stopped.stderr
+        assert f"on {beta.spec()['address']}:{beta.port} has {fake}" in stopped.stderr
         assert f":{alpha.port} has" not in stopped.stderr
 
         warned = seed_result(run_seed(client, specs))  # fail_on="critical": a warning only
