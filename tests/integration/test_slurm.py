@@ -201,14 +201,20 @@ with slurm_cluster(os.environ["SHARED"], made, watch=True) as cluster:
         while (seen := watched()) != [2] and time.monotonic() < deadline:
             time.sleep(0.2)
         ok["after"] = seen
-# an environment changed after packsync made it: its worker is retired, and the client told
+# an environment changed after packsync made it, so as to look untouched (same size and
+# time: the ready marker's record is satisfied): its worker is retired, and the client told
 [metadata] = glob.glob(made + "/envs/*/lib/python*/site-packages/cloudpickle-*.dist-info/METADATA")
 with open(metadata) as handle:
     text = handle.read()
+before = os.stat(metadata)
+version = text.split("\\nVersion: ", 1)[1].split("\\n", 1)[0]
+fake = "9" * len(version)
 with open(metadata, "w") as handle:
-    handle.write(text.replace("\\nVersion: ", "\\nVersion: 0.0.1\\nX-Was: ", 1))
+    handle.write(text.replace(f"\\nVersion: {version}\\n", f"\\nVersion: {fake}\\n", 1))
+os.utime(metadata, ns=(before.st_atime_ns, before.st_mtime_ns))
 with slurm_cluster(os.environ["SHARED"], made) as cluster:
     altered = first_worker(cluster)
+altered["fake"] = fake
 
 # the store not mounted where the job runs: the job says so on stderr, read from its .err
 unmounted = os.environ["SHARED"] + "-unmounted"
@@ -235,7 +241,8 @@ def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client_as_is_
     assert found["ok"] == {"type": None, "before": [1], "after": [2]}  # watch=True synced
     altered = found["altered"]
     assert altered["type"] == "LaunchError" and altered["retired"] == 1, altered
-    assert "cloudpickle: lock " in altered["error"] and "has 0.0.1" in altered["error"]
+    assert "cloudpickle: lock " in altered["error"] and f"has {altered['fake']}" in altered[
+        "error"]
     assert " on 127.0.0.1 (job " in altered["error"]  # the worker's address, and its job
     not_mounted = found["not_mounted"]
     assert not_mounted["type"] == "WorkerJobError", not_mounted
