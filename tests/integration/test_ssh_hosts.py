@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -176,6 +177,18 @@ def test_index_mode_reuses_the_hosts_byte_code_for_an_edited_package(client: Cli
     assert alpha.wait_no_processes() == {}
 
 
+def disguised_version_edit(metadata: Path) -> str:
+    """Give a package's METADATA another version, keeping its size and modification time
+    (the ready marker's record then sees nothing: the worker's own check must); the new
+    version."""
+    text, before = metadata.read_text(), metadata.stat()
+    real = next(line for line in text.splitlines() if line.startswith("Version:"))
+    fake = "9" * len(real.split()[1])
+    metadata.write_text(text.replace(real, f"Version: {fake}"))
+    os.utime(metadata, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return fake
+
+
 @pytest.mark.attack("tampered environment")
 def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: ClientEnv, hosts):
     alpha, beta = hosts
@@ -183,6 +196,7 @@ def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: Cli
     seed_result(run_seed(client, specs))  # environments in place
     metadata = next((beta.cache / "envs").glob("*/lib/python*/site-packages/httpx-*.dist-info"))
     original = (metadata / "METADATA").read_text()
+    built = (metadata / "METADATA").stat()
     real = next(line for line in original.splitlines() if line.startswith("Version:"))
     version = real.split()[1]
     try:
@@ -192,10 +206,7 @@ def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: Cli
         assert (metadata / "METADATA").read_text() == original
 
         # one made to look untouched (same size and time): the worker's check reports it
-        fake = "9" * len(version)
-        before = (metadata / "METADATA").stat()
-        (metadata / "METADATA").write_text(original.replace(real, f"Version: {fake}"))
-        os.utime(metadata / "METADATA", ns=(before.st_atime_ns, before.st_mtime_ns))
+        fake = disguised_version_edit(metadata / "METADATA")
         stopped = run_seed(client, specs, fail_on="warning")
         assert stopped.returncode != 0
         assert "LaunchError" in stopped.stderr
@@ -205,8 +216,9 @@ def test_tampered_worker_is_reported_with_both_versions_and_its_host(client: Cli
 
         warned = seed_result(run_seed(client, specs))  # fail_on="critical": a warning only
         assert warned["result"] == 108
-    finally:
+    finally:  # as built, time included: the next test finds the environment intact
         (metadata / "METADATA").write_text(original)
+        os.utime(metadata / "METADATA", ns=(built.st_atime_ns, built.st_mtime_ns))
     for host in hosts:
         assert host.wait_no_processes() == {}
 
@@ -244,18 +256,18 @@ def test_worker_added_later_with_another_environment_is_retired(client: ClientEn
     if not any((beta.cache / "envs").glob("*/.packsync-ready")):
         seed_result(run_seed(client, specs))
     site = next((beta.cache / "envs").glob("*/lib/python*/site-packages"))
-    changed = {}
+    changed, times = {}, {}
     for pattern in ("httpx-*.dist-info", "tornado-*.dist-info"):  # a warning, a critical one
         metadata = next(site.glob(pattern)) / "METADATA"
         changed[metadata] = metadata.read_text()
-        version = next(line for line in changed[metadata].splitlines()
-                       if line.startswith("Version:"))
-        metadata.write_text(changed[metadata].replace(version, "Version: 0.0.1"))
+        times[metadata] = metadata.stat()
+        disguised_version_edit(metadata)
     try:
         completed = client.run(SCALED, check=False, timeout=600, TEST_HOSTS=json.dumps(specs))
     finally:
         for metadata, text in changed.items():
             metadata.write_text(text)
+            os.utime(metadata, ns=(times[metadata].st_atime_ns, times[metadata].st_mtime_ns))
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = json.loads(completed.stdout.strip().splitlines()[-1])
     beta_name = f"127.0.0.1:{beta.port}"
@@ -266,7 +278,7 @@ def test_worker_added_later_with_another_environment_is_retired(client: ClientEn
     assert out["workers"] == 1 and out["specs"] == 1 and out["total"] == 45
     assert "retiring worker tls://127.0.0.1:" in completed.stderr  # TLS by default
     assert f"on {beta_name}: its environment differs" in completed.stderr
-    assert "tornado: lock" in completed.stderr and "has 0.0.1" in completed.stderr
+    assert "tornado: lock" in completed.stderr and "has 9" in completed.stderr
     for host in hosts:
         assert host.wait_no_processes() == {}
 
