@@ -173,9 +173,15 @@ async def verify_workers(
                         socket.gethostname(), contents.checked_here()),
     )
     differences: list[Difference] = []
+    unanswered = [a for a, r in reports.items()
+                  if not isinstance(r, Mapping) or r.get("status") != "OK"]
+    present = set((await scheduler_comm.identity()).get("workers", {})) if unanswered else set()
     for address, response in reports.items():
         host = workers.get(address, address)
-        if not isinstance(response, Mapping) or response.get("status") != "OK":
+        if address in unanswered and address not in present:
+            logger.debug("worker %s left before it reported: nothing to check", address)
+            continue
+        if address in unanswered:
             differences.append(Difference(
                 package="(report)", expected="a report", actual=_failure(response),
                 severity="warning", worker=address, host=host,
