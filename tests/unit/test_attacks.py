@@ -93,7 +93,8 @@ def test_a_jobs_uv_sends_a_netrc_default_entry_nowhere_unless_asked(
     tmp_path: Path, collector: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker command's uv (on a batch job's machine) resolves the lock's named indexes
-    with the job's own netrc: its ``machine`` line, never its ``default`` entry."""
+    with the job's own netrc: its ``machine`` line, never its ``default`` entry; an SSH
+    host's uv reads no netrc of the host at all."""
     url, headers = collector
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login ann password m4chine\n"
@@ -115,6 +116,16 @@ def test_a_jobs_uv_sends_a_netrc_default_entry_nowhere_unless_asked(
         assert done.returncode != 0 and headers
         assert machine in headers  # the private index gets its machine line
         assert (default in headers) == bool(asked), asked  # another index: only if asked
+    # an SSH host installing in index mode: the client hands uv the indexes and their
+    # credentials; the host's own netrc (default entry included) is read by nobody
+    headers.clear()
+    env = uv_environment({"UV_INDEX": f"private={url}/simple/",
+                          "UV_DEFAULT_INDEX": url.replace("127.0.0.1", "localhost") + "/pypi/"})
+    done = subprocess.run([uv_binary(), "pip", "compile", "--no-config", "--cache-dir",
+                           str(tmp_path / "uv-cache"), str(tmp_path / "requirements.in")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and headers
+    assert default not in headers and machine not in headers
 
 
 def installed_from_git(site: Path, url: str) -> None:

@@ -181,7 +181,11 @@ def install_artifact(path: str, manifest: dict[str, Any], chunk_file: Callable[[
 # --- from the indexes, with uv --------------------------------------------------------------
 
 def uv_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This machine's environment without index settings, plus ``extra``: the indexes and
+    credentials the client (or the job) hands uv. uv reads no netrc of this machine, whose
+    ``default`` entry it would send to every index, unless ``extra`` names one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env["NETRC"] = os.devnull
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"
     env.update(extra)

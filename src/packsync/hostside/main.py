@@ -474,7 +474,9 @@ def job_index_environment(indexes: list[str], environ: Any, lock_text: str = "")
         env["UV_INDEX"] = " ".join(entries)
     if tokens:
         env[placeholders.VARIABLE] = json.dumps(tokens)
-    if not netrc_default_asked(str(environ.get("PACKSYNC_NETRC_DEFAULT", ""))):
+    if netrc_default_asked(str(environ.get("PACKSYNC_NETRC_DEFAULT", ""))):
+        env["NETRC"] = _netrc_path(environ)  # uv reads it whole, as the job asked
+    else:
         env["NETRC"] = os.devnull
     return env
 
@@ -488,12 +490,16 @@ def _netrc_machines(environ: Any) -> dict[str, tuple[str, str | None, str]]:
     """The ``machine`` lines of the job's netrc, by host (never its ``default`` entry)."""
     import netrc
 
-    path = environ.get("NETRC") or os.path.join(environ.get("HOME") or "~", ".netrc")
     try:
-        hosts = netrc.netrc(os.path.expanduser(path)).hosts
+        hosts = netrc.netrc(_netrc_path(environ)).hosts
     except (OSError, netrc.NetrcParseError):
         return {}
     return {host: entry for host, entry in hosts.items() if host != "default"}
+
+
+def _netrc_path(environ: Any) -> str:
+    return os.path.expanduser(str(
+        environ.get("NETRC") or os.path.join(environ.get("HOME") or "~", ".netrc")))
 
 
 def _verified_text(store: str, sha256: str, what: str) -> str:
