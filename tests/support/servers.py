@@ -82,6 +82,25 @@ def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler], *,
 
 
 @contextmanager
+def collector(*, threaded: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """A server that answers 404 to everything and keeps the Authorization header of every
+    request (empty when none): where a secret must never arrive."""
+    headers: list[str] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            headers.append(self.headers.get("Authorization", ""))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve_http(Collector, threaded=threaded) as url:
+        yield url, headers
+
+
+@contextmanager
 def moto_s3(log: Path) -> Iterator[str]:
     """A moto S3 server on 127.0.0.1: its endpoint URL."""
     port = free_port()

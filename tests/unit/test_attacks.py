@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import json
 import re
 import stat
@@ -26,7 +25,7 @@ from packsync.scan.dists import scan_dists
 from packsync.scan.indexes import discover
 from packsync.store import LocalStore
 from packsync.uvtool import run_uv, uv_binary
-from tests.support.servers import serve_http
+from tests.support import servers
 
 SECRET = "d3fault-s3cret"
 
@@ -34,19 +33,8 @@ SECRET = "d3fault-s3cret"
 @pytest.fixture
 def collector() -> Iterator[tuple[str, list[str]]]:
     """An index that answers nothing and keeps every Authorization header sent to it."""
-    headers: list[str] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            headers.append(self.headers.get("Authorization", ""))
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve_http(Collector) as url:
-        yield url, headers
+    with servers.collector() as served:
+        yield served
 
 
 def resolve_with_netrc(tmp_path: Path, index: str, netrc: str) -> None:

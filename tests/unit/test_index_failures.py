@@ -14,6 +14,7 @@ from packsync.lock.index_failures import explain, probe_indexes
 from packsync.scan.index_config import Index
 from packsync.scan.indexes import IndexSettings
 from packsync.uv_errors import ACCESS
+from tests.support import servers
 from tests.support.servers import serve_http
 
 NOT_FOUND = ("error: No solution found when resolving dependencies\n  cause: Because "
@@ -122,18 +123,7 @@ def test_probe_asks_each_index_with_its_credentials_when_uv_says_not_found():
 
 @pytest.mark.attack("credentials sent across a redirect")
 def test_a_probe_never_sends_credentials_to_the_origin_an_index_redirects_to():
-    collected: list[str] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            collected.append(self.headers.get("Authorization", ""))
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve_http(Collector, threaded=False) as collector:
+    with servers.collector(threaded=False) as (collector, collected):
         seen: list[str] = []
 
         class Redirecting(http.server.BaseHTTPRequestHandler):
