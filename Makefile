@@ -40,7 +40,9 @@ test: system-packages $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/ruff check src tests benchmarks examples docs/hooks
 	$(HERMETIC) $(TEST_VENV)/bin/mypy
 	$(MKDOCS)
-	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	# The tests build many one-off wheels into uv's cache: prune them after the run, pass or fail.
+	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
+		status=$$?; $(UV_TEST) cache prune --quiet || true; exit $$status
 
 test-unit: $(UV_TEST)
 	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q tests/unit
