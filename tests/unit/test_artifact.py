@@ -242,6 +242,42 @@ def test_files_that_name_the_builders_path_name_the_hosts(tmp_path, small_chunks
     assert refused.value.kind == "relocate" and "lib/libthing.so" in str(refused.value)
 
 
+def test_a_conda_binary_takes_a_longer_path_within_its_placeholders_room(tmp_path,
+                                                                           small_chunks):
+    env = fake_environment(tmp_path / "built")
+    old = str(env)
+    placeholder = "/opt/placehold" + "_" * 286  # 300 bytes, as conda package builds pad
+    padding = b"\0" * (len(placeholder) - len(old))
+    library = (b"\x7fELF\0" + old.encode() + b"/lib:" + old.encode() + b"/x\0" + padding * 2
+               + b"tail")
+    (env / "lib" / "libthing.so").write_bytes(library)
+    (env / "lib" / "other.so").write_bytes(b"\0" + old.encode() + b"\0" + b"\0" * 400)
+    (env / "conda-meta").mkdir()
+    (env / "conda-meta" / "thing-1.0-h0_0.json").write_text(json.dumps({"paths_data": {
+        "paths": [{"_path": "lib/libthing.so", "file_mode": "binary",
+                   "prefix_placeholder": placeholder}]}}))
+    manifest = artifact.pack(str(env), str(tmp_path / "chunks"), env_id="e" * 32,
+                             digest="d" * 64, python="3.11.7", platform="Linux-x86_64")
+    assert manifest["room"] == {"lib/libthing.so": 300}
+    longer = tmp_path / ("x" * 150) / "e"
+    with pytest.raises(artifact.ArtifactError) as refused:  # other.so has no placeholder
+        unpack(manifest, tmp_path / "chunks", longer)
+    assert refused.value.kind == "relocate" and "lib/other.so" in str(refused.value)
+    assert not longer.exists()
+    del manifest["prefixed"]["lib/other.so"]
+    unpack(manifest, tmp_path / "chunks", longer)
+    rewritten = (longer / "lib" / "libthing.so").read_bytes()
+    new = str(longer).encode()
+    assert len(rewritten) == len(library)
+    assert b"\0" + new + b"/lib:" + new + b"/x\0" in rewritten
+    assert rewritten.endswith(b"\0tail")
+    assert old.encode() + b"/lib" not in rewritten
+    too_long = tmp_path / ("y" * 160) / ("z" * 160) / "e"
+    with pytest.raises(artifact.ArtifactError) as refused:
+        unpack(manifest, tmp_path / "chunks", too_long)
+    assert refused.value.kind == "relocate" and "room for 300 bytes" in str(refused.value)
+
+
 def test_an_archive_for_another_platform_or_python_minor_is_refused(tmp_path):
     manifest = {"platform": "Linux-x86_64", "python": "3.12.1", "own_python": False}
     artifact.check_compatible(manifest, python_version="3.12.4", platform="linux-x86_64")

@@ -15,7 +15,10 @@ it at its own Python: the ``bin/python`` link and ``pyvenv.cfg``. Every other fi
 names the builder's path (``direct_url.json`` records; in a conda environment, which
 carries its own Python, script shebangs and files with a prefix placeholder) is listed in
 the manifest and rewritten for the host's path: text in full, binary files padded with
-NUL bytes as conda does, which needs the host's path to be no longer than the builder's.
+NUL bytes as conda does. A binary file may take a path as long as the placeholder its conda
+package was built with (conda-meta records it; conda-forge's are 255 characters), since the
+installer left the rest of that room as NUL padding; any other binary file only a path no
+longer than the builder's.
 Byte code stays valid: sources keep their modification times, and the import system
 corrects the path compiled into a ``.pyc`` when it loads it.
 
@@ -82,7 +85,8 @@ def pack(path: str, out_dir: str, *, env_id: str, digest: str, python: str, plat
         "platform": platform,
         "chunks": chunks,
         "prefix": prefix,
-        "prefixed": _naming(prefix),
+        "prefixed": (prefixed := _naming(prefix)),
+        "room": _placeholder_room(prefix, prefixed),
         "own_python": not os.path.exists(os.path.join(path, "pyvenv.cfg")),  # conda's
         "raw_size": sum(c["raw_size"] for c in chunks),
         "size": sum(c["size"] for c in chunks),
@@ -105,6 +109,26 @@ def _naming(prefix: str) -> dict[str, str]:
                 relative = os.path.relpath(path, prefix).replace(os.sep, "/")
                 found[relative] = "binary" if b"\0" in data else "text"
     return dict(sorted(found.items()))
+
+
+def _placeholder_room(prefix: str, prefixed: dict[str, str]) -> dict[str, int]:
+    """Binary files of conda packages -> the length of the placeholder each was built with:
+    the longest path that fits where the installer wrote the builder's."""
+    room: dict[str, int] = {}
+    for record in glob.glob(os.path.join(prefix, "conda-meta", "*.json")):
+        try:
+            with open(record, encoding="utf-8") as handle:
+                paths = (json.load(handle).get("paths_data") or {}).get("paths") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        for entry in paths:
+            if not isinstance(entry, dict):
+                continue
+            relative, placeholder = entry.get("_path"), entry.get("prefix_placeholder")
+            if (entry.get("file_mode") == "binary" and isinstance(placeholder, str)
+                    and prefixed.get(str(relative)) == "binary"):
+                room[str(relative)] = len(placeholder.encode())
+    return dict(sorted(room.items()))
 
 
 def _packed_member(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -175,6 +199,11 @@ def check_manifest(manifest: Any, origin: str) -> dict[str, Any]:
     if not isinstance(prefixed, dict) or not all(
             isinstance(k, str) and v in ("text", "binary") for k, v in prefixed.items()):
         raise ArtifactError(f"{origin}: prefixed is malformed", kind="format")
+    room = manifest.get("room") or {}
+    if not isinstance(room, dict) or not all(
+            prefixed.get(k) == "binary" and isinstance(v, int) and v > 0
+            for k, v in room.items()):
+        raise ArtifactError(f"{origin}: room is malformed", kind="format")
     for index, chunk in enumerate(manifest.get("chunks") or []):
         if not (isinstance(chunk, dict) and _is_digest(chunk.get("sha256"))
                 and isinstance(chunk.get("size"), int) and isinstance(chunk.get("raw_size"), int)):
@@ -390,6 +419,7 @@ def rewrite_prefix(staging: str, manifest: dict[str, Any], destination: str) -> 
     if not old or old == new:
         return
     rewritten: list[str] = []
+    room = dict(manifest.get("room") or {})
     for relative, kind in dict(manifest.get("prefixed") or {}).items():
         path = os.path.join(staging, *relative.split("/"))
         inside = os.path.realpath(path).startswith(os.path.realpath(staging) + os.sep)
@@ -399,12 +429,9 @@ def rewrite_prefix(staging: str, manifest: dict[str, Any], destination: str) -> 
         with open(path, "rb") as handle:
             data = handle.read()
         if kind == "binary":
-            if len(new) > len(old):
-                raise ArtifactError(
-                    f"{relative} names the builder's path {old} in binary code, and this "
-                    f"machine's path {new} is longer: it cannot be rewritten in place",
-                    kind="relocate")
-            data = _replace_padded(data, old.encode(), new.encode())
+            data = _replace_padded(data, old.encode(), new.encode(),
+                                   room=int(room.get(relative, len(old.encode()))),
+                                   relative=relative)
         else:
             data = data.replace(old.encode(), new.encode())
         mode = os.stat(path).st_mode
@@ -440,15 +467,34 @@ def _update_records(staging: str, rewritten: set[str]) -> None:
                 csv.writer(handle, lineterminator="\n").writerows(rows)
 
 
-def _replace_padded(data: bytes, old: bytes, new: bytes) -> bytes:
-    """Each NUL-terminated string holding ``old`` gets ``new``, padded to its length."""
+def _replace_padded(data: bytes, old: bytes, new: bytes, *, room: int, relative: str) -> bytes:
+    """Each NUL-terminated string holding ``old`` gets ``new``, padded to its length.
+
+    A string may grow into the NUL padding after it by ``room - len(old)`` bytes for each
+    ``old`` it holds: the room a conda installer left when it put ``old`` in place of a
+    placeholder of ``room`` bytes."""
+    if len(new) > room:
+        raise ArtifactError(
+            f"{relative} names the builder's path {old.decode(errors='replace')} in binary "
+            f"code, with room for {room} bytes, and this machine's path "
+            f"{new.decode(errors='replace')} is longer: it cannot be rewritten in place",
+            kind="relocate")
     out, start = bytearray(), 0
     while (found := data.find(old, start)) >= 0:
         end = data.find(b"\0", found)
         end = len(data) if end < 0 else end
         text = data[found:end].replace(old, new)
-        out += data[start:found] + text + b"\0" * (end - found - len(text))
-        start = end
+        length = end - found
+        grow = len(text) - length
+        if grow > 0:
+            padding = data[end:end + grow + 1]
+            if padding != b"\0" * (grow + 1):
+                raise ArtifactError(
+                    f"{relative}: a string naming the builder's path has no room for this "
+                    f"machine's longer path {new.decode(errors='replace')}", kind="relocate")
+            length += grow
+        out += data[start:found] + text + b"\0" * (length - len(text))
+        start = found + length
     return bytes(out + data[start:])
 
 
