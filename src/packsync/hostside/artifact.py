@@ -42,6 +42,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
+from packsync.hostside import layout
 from packsync.hostside.layout import READY_MARKER, RECORD_DIR, STAGING_PREFIX, WHEELS_DIR
 
 FORMAT = 1
@@ -205,7 +206,7 @@ def check_manifest(manifest: Any, origin: str) -> dict[str, Any]:
             for k, v in room.items()):
         raise ArtifactError(f"{origin}: room is malformed", kind="format")
     for index, chunk in enumerate(manifest.get("chunks") or []):
-        if not (isinstance(chunk, dict) and _is_digest(chunk.get("sha256"))
+        if not (isinstance(chunk, dict) and layout.is_digest(chunk.get("sha256"))
                 and isinstance(chunk.get("size"), int) and isinstance(chunk.get("raw_size"), int)):
             raise ArtifactError(f"{origin}: chunks[{index}] is malformed", kind="format")
     return manifest
@@ -531,8 +532,3 @@ def relocate(path: str, python: str, version: str) -> None:
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     """The canonical bytes of a manifest (its SHA-256 names it in a store)."""
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _is_digest(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(
-        c in "0123456789abcdef" for c in value)

@@ -55,6 +55,12 @@ def uv_path(cache: str, sha256: str) -> str:
     return os.path.join(cache, "bin", f"uv-{sha256[:16]}")
 
 
+def is_digest(value: object) -> bool:
+    """A SHA-256 in hex, as objects are named (and nothing that could escape a directory)."""
+    return isinstance(value, str) and len(value) == 64 and all(
+        c in "0123456789abcdef" for c in value)
+
+
 def blob_path(store: str, sha256: str) -> str:
     return os.path.join(store, OBJECTS, sha256[:2], sha256)
 

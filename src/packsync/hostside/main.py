@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from packsync.hostside import (
     artifact,
+    chunkuse,
     contents,
     install,
     jobreport,
@@ -162,9 +163,13 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
     store = _store(header, cache)
     env_id, digest = str(header["env_id"]), str(header["digest"])
     if header.get("mode", "index") == "artifact":
-        path, hit, received = _unpack_as_it_arrives(header, stdin, cache, store)
+        chunks = [str(c["sha256"]) for c in header.get("manifest", {}).get("chunks", [])]
+        with contextlib.nullcontext() if shared else chunkuse.using(store):
+            path, hit, received = _unpack_as_it_arrives(header, stdin, cache, store)
+            if header.get("keep_chunks") and not shared:
+                chunkuse.keep(store, str(header["token"]), chunks)
         if not header.get("keep_chunks") and not shared:
-            _remove_chunks(header.get("manifest", {}), store)
+            chunkuse.release(store, chunks)
     else:
         received = _receive_objects(header, stdin, cache, store)
         emit("received", received=received)
@@ -311,27 +316,21 @@ def serve_chunks(header: protocol.Header, stdin: IO[bytes]) -> None:
     cache = layout.cache_root(str(header["cache"]))
     store = _store(header, cache)
     chunks = {s: layout.blob_path(store, s) for s in header.get("chunks", [])}
-    missing = [s for s, p in chunks.items() if not os.path.exists(p)]
-    if missing:
-        raise HostError(f"{len(missing)} chunks to serve are not here", kind="store")
-    server = peers.start(peers.own_address(), chunks, str(header["token"]))
-    emit("serving", url=server.url)
     try:
-        while stdin.read(65536):
-            pass
+        with chunkuse.using(store):
+            missing = [s for s, p in chunks.items() if not os.path.exists(p)]
+            if missing:
+                raise HostError(f"{len(missing)} chunks to serve are not here", kind="store")
+            server = peers.start(peers.own_address(), chunks, str(header["token"]))
+            emit("serving", url=server.url)
+            try:
+                while stdin.read(65536):
+                    pass
+            finally:
+                server.shutdown()
     finally:
-        server.shutdown()
-        if not header.get("store"):
-            _remove_chunks({"chunks": [{"sha256": s} for s in chunks]}, store)
-
-
-def _remove_chunks(manifest: dict[str, Any], store: str) -> None:
-    """An unpacked archive's chunks: a ready environment no longer needs them."""
-    for chunk in manifest.get("chunks", []):
-        try:
-            os.unlink(layout.blob_path(store, str(chunk["sha256"])))
-        except FileNotFoundError:
-            pass
+        if not header.get("store"):  # a ready environment no longer needs them
+            chunkuse.release(store, chunks, launch=str(header["token"]))
 
 
 def run(header: protocol.Header, stdin: IO[bytes]) -> int:
@@ -382,7 +381,7 @@ def cleanup(header: protocol.Header) -> None:
             pass
     if header.get("chunks"):  # an archive kept for serving that nobody fetched
         store = _store(header, layout.cache_root(str(header["cache"])))
-        _remove_chunks({"chunks": [{"sha256": s} for s in header["chunks"]]}, store)
+        chunkuse.release(store, header["chunks"], launch=str(header.get("token") or ""))
     emit("cleaned", killed=killed)
 
 

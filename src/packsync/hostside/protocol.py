@@ -71,16 +71,16 @@ class Header(TypedDict, total=False):
     send: list[Sent]
     fetch: list[Fetched]
     peer: Peer  # artifact mode: fetch the chunks the host lacks from this peer
-    keep_chunks: bool  # the host will serve the chunks to others: keep them for now
+    keep_chunks: bool  # the host will serve the chunks to others: keep them for ``token``
     lock: str  # index mode: the lock's text
     wheels_detail: list[Wheel]
     uv_env: dict[str, str]  # index mode: what the host's uv needs (credentials included)
     python: str
     cache_expiry: float  # the client's ``packsync.cache-expiry``, in seconds
     cache_max_size: int | None  # the client's ``packsync.cache-max-size`` in bytes; None: no cap
-    # serve
+    # serve (and cleanup: chunks kept and not served)
     chunks: list[str]
-    token: str
+    token: str  # this launch's secret: the peers' key, and its kept chunks' name on hosts
     # run
     argv: list[str]
     env: dict[str, str]

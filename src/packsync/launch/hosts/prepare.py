@@ -445,7 +445,7 @@ class _Sender:
         return {
             "action": "prepare", "mode": "artifact", "cache": probed.spec.cache_dir,
             "env_id": self.payload.lock.env_id, "digest": self.payload.lock.digest,
-            "manifest": self.artifact.manifest, "keep_chunks": True,
+            "manifest": self.artifact.manifest, "keep_chunks": True, "token": self.token,
             "code_id": code.code_id if code else "",
             "code_sha256": code.sha256 if code else "", "link": self.link, "store": "",
         }
@@ -550,7 +550,7 @@ class _Sender:
     async def _forget_chunks(self, probed: _Probed) -> None:
         await probed.connection.call([probed.host_python], {
             "action": "cleanup", "cache": probed.spec.cache_dir,
-            "chunks": list(self.artifact.chunks)})
+            "chunks": list(self.artifact.chunks), "token": self.token})
 
 
 async def _artifact_from_store(probed: _Probed, payload: Payload, artifact: Artifact,
