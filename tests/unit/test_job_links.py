@@ -54,9 +54,12 @@ def job(store: Path, lock_sha: str, manifest_sha: str, cache: Path,
 
 def running(process: subprocess.Popen[str]) -> bool:
     """Whether the job's worker runs (the command has exec'd the environment's Python)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine unpacks slowly
     while time.monotonic() < deadline and process.poll() is None:
-        argv = Path(f"/proc/{process.pid}/cmdline").read_text(errors="replace").split("\0")
+        try:
+            argv = Path(f"/proc/{process.pid}/cmdline").read_text(errors="replace").split("\0")
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            break
         if "packsync.hostside.main" not in argv and SLEEPER in argv:
             return True
         time.sleep(0.05)
