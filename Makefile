@@ -35,12 +35,12 @@ demo: system-packages $(UV_DEMO)
 		. httpx -e examples/seed_demo/my_local_package
 	cd examples/seed_demo && $(HERMETIC) ../../$(DEMO_VENV)/bin/python run_demo.py
 
+# The tests build many one-off wheels into uv's cache: pruned after the run, pass or fail.
 test: system-packages $(UV_TEST)
 	$(HERMETIC) $(UV_TEST) pip install --quiet --python $(TEST_VENV)/bin/python -e '.[test,docs]'
 	$(HERMETIC) $(TEST_VENV)/bin/ruff check src tests benchmarks examples docs/hooks
 	$(HERMETIC) $(TEST_VENV)/bin/mypy
 	$(MKDOCS)
-	# The tests build many one-off wheels into uv's cache: prune them after the run, pass or fail.
 	$(HERMETIC) $(TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
 		status=$$?; $(UV_TEST) cache prune --quiet || true; exit $$status
 
