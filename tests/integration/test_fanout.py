@@ -164,7 +164,7 @@ def test_a_host_builds_for_the_others_and_the_client_uploads_no_environment(
         for host in hosts:
             assert host.wait_no_processes() == {}
             kept = {p.name for p in (host.home / ".cache" / "ps-b" / "store").rglob("*")}
-            assert not kept & chunks  # the archive's chunks are gone once the launch is ready
+            assert not kept & chunks  # the archive's chunks are gone once the cluster closed
     finally:
         for host in hosts:
             host.stop()

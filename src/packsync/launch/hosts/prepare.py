@@ -26,7 +26,7 @@ import platform
 import secrets
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -196,6 +196,7 @@ async def _make_ready(todo: list[_Probed], payload: Payload, link: str, reporter
 async def close_hosts(hosts: Sequence[PreparedHost], *, links: bool = True) -> None:
     """Remove this cluster's live links and close the connections."""
     async def one(host: PreparedHost) -> None:
+        await host.connection.settle()
         try:
             if links and host.link:
                 await host.connection.call(
@@ -289,11 +290,25 @@ async def _install_artifact(todo: list[_Probed], payload: Payload, link: str,
             blames_peer=lambda e: isinstance(e, _PeerFault),
         )
         installed = await sender.installed(outcome.ready)
-        await sender.stop_serving(outcome.serving)
+        _after_ready(todo, sender.stop_serving(outcome.serving))
     logger.info("archive of environment %s to %d hosts: %d sent by the client, %d passed "
                 "between hosts", payload.lock.env_id[:12], len(todo), outcome.direct_sends,
                 outcome.peer_sends)
     return [*installed, *(_as_error(t, e) for t, e in outcome.failed)]
+
+
+def _after_ready(hosts: Sequence[_Probed], work: Coroutine[Any, Any, None]) -> None:
+    """Stopping the peers' chunk servers and forgetting kept chunks runs while the workers
+    start; each host's connection waits for it before it closes."""
+    async def quietly() -> None:
+        try:
+            await work
+        except Exception as error:  # a host gone since: its chunks go with its next launch
+            logger.debug("ending the chunk servers: %s", error)
+
+    task = asyncio.ensure_future(quietly())
+    for host in hosts:
+        host.connection.after_ready(task)
 
 
 def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
@@ -376,7 +391,7 @@ async def _install_built_on_host(builder: _Probed, todo: list[_Probed], payload:
                                 serve=sender.serve, blames_peer=lambda e: isinstance(e, _PeerFault),
                                 direct=0, holders=[(builder, serving)])
         installed = await sender.installed(outcome.ready)
-        await sender.stop_serving([serving, *outcome.serving])
+        _after_ready([builder, *todo], sender.stop_serving([serving, *outcome.serving]))
     return [*made, *installed, *(_as_error(t, e) for t, e in outcome.failed)]
 
 

@@ -51,6 +51,7 @@ class HostConnection:
     def __init__(self, spec: HostSpec, connection: Any) -> None:
         self.spec = spec
         self.connection = connection
+        self.pending: set[asyncio.Future[None]] = set()  # see ``after_ready``
 
     @property
     def name(self) -> str:
@@ -185,6 +186,17 @@ class HostConnection:
             yield process
         finally:
             process.close()
+
+    def after_ready(self, work: asyncio.Future[None]) -> None:
+        """Work on the host that the launch need not wait for (its peers' chunk servers
+        stopped, say), done before the connection closes (``settle``)."""
+        self.pending.add(work)
+        work.add_done_callback(self.pending.discard)
+
+    async def settle(self) -> None:
+        """Wait for the work handed to ``after_ready``."""
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
 
     def close(self) -> None:
         self.connection.close()
