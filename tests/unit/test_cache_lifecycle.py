@@ -189,6 +189,21 @@ def test_a_cache_others_can_write_is_refused(tmp_path: Path) -> None:
         assert "belongs to uid 65534" in str(foreign.value)
 
 
+def test_two_jobs_making_a_new_cache_at_once_both_go_on(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs start on a machine with no cache yet: the one whose mkdir loses the race
+    uses the directory the other made."""
+    made = os.mkdir
+
+    def loses_the_race(path: str, mode: int = 0o777) -> None:
+        made(path, mode)  # the other job, a moment earlier
+        made(path, mode)
+
+    monkeypatch.setattr(install.os, "mkdir", loses_the_race)
+    install.check_cache_root(str(tmp_path / "new"))
+    assert (tmp_path / "new" / "envs").is_dir()
+
+
 @pytest.mark.attack("shared or planted cache")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
 def test_a_planted_donor_or_environment_is_never_used(tmp_path: Path) -> None:

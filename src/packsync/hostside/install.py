@@ -56,7 +56,7 @@ def check_cache_root(cache: str) -> None:
     try:
         os.makedirs(cache, mode=0o700, exist_ok=True)
         for path in (cache, os.path.join(cache, "envs")):
-            if not os.path.lexists(path):
+            with contextlib.suppress(FileExistsError):  # another job on the machine made it
                 os.mkdir(path, 0o700)
             info = os.stat(path)  # a cache on scratch space may be reached by a link
             if info.st_uid != os.getuid():
