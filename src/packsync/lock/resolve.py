@@ -135,6 +135,8 @@ def _resolve_key(
         material["conda"] = conda.to_dict()
     if plan.accelerator_index:
         material["accelerator-index"] = plan.accelerator_index
+    if settings.index_options():  # ignore-error-codes may change what uv finds
+        material["index-options"] = settings.index_options()
     if settings.pins:
         material["index-pins"] = [[p.package, p.index, p.marker] for p in settings.pins]
     if plan.lock_constraints:
