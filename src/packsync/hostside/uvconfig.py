@@ -3,12 +3,13 @@
 
 uv's environment names the indexes (``UV_DEFAULT_INDEX``, ``UV_INDEX``, ``UV_FIND_LINKS``,
 credentials in their URLs) and, when some index has settings, describes them under
-``VARIABLE``: JSON, a list of ``{"url": …, "format": …, <uv's keys>}`` whose URLs hold no
+``VARIABLE``: JSON, a list of ``{"url": …, "name": …, "format": …, <uv's keys>}`` whose URLs hold no
 userinfo and their tokens as lock placeholders, so it is no secret. uv reads an index's
 settings only from the ``[[index]]`` table that defines it (an index given by a variable
 too is taken from the variable, without them), so ``configured`` moves every index of the
 variables, in their order, into ``[[index]]`` tables of a file: URLs without userinfo,
-credentials as ``UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` beside it. A URL whose path
+credentials as ``UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` beside it (an index without
+a uv name gets one, ``packsync-<n>``). A URL whose path
 carries an access token keeps it, as the live lock does: the file is owner-only, in a
 private directory, removed as soon as the block ends.
 
@@ -85,7 +86,8 @@ def config_text(env: Mapping[str, str],
     if default is not None:
         rows.append((default[0], default[1], "simple", True))
     number = 0
-    for name, url, form, is_default in rows:
+    for given, url, form, is_default in rows:
+        name = given or str((_settings_of(url, described, form) or {}).get("name", ""))
         while not name:
             number += 1
             name = f"packsync-{number}" if f"packsync-{number}" not in taken else ""
@@ -102,7 +104,8 @@ def config_text(env: Mapping[str, str],
         if form == "flat":
             lines.append('format = "flat"')
         for key, value in (_settings_of(url, described, form) or {}).items():
-            lines.append(f"{key} = {_value(value)}")
+            if key != "name":
+                lines.append(f"{key} = {_value(value)}")
         tables.append("\n".join(lines) + "\n")
     return "\n".join(tables), variables
 

@@ -140,12 +140,16 @@ class IndexSettings:
         )
 
     def index_options(self) -> list[dict[str, object]]:
-        """uv's per-index settings of the indexes that have some, each with the index's
-        URL as a lock may hold it (``masked_url``) and its format: no secret in it."""
+        """uv's per-index settings, when an index has some: each index (a find-links
+        location only with settings of its own) with its URL as a lock may hold it
+        (``masked_url``), its uv name and format, and its settings. No secret in it."""
+        if not any(i.options for i in self.indexes):
+            return []
         return [{"url": self.masked_url(i),
+                 **({"name": i.name} if i.name else {}),
                  "format": "flat" if i.role == "find-links" else "simple",
                  **i.options.to_uv()}
-                for i in self.indexes if i.options]
+                for i in self.indexes if i.role != "find-links" or i.options]
 
     def uv_environment(self) -> dict[str, str]:
         """The variables that give uv these indexes, credentials resolved into the URLs,
