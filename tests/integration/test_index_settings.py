@@ -1,11 +1,13 @@
 """uv's per-index settings reach every uv packsync runs: ``ignore-error-codes`` lets the
 resolve go on past an index that answers 403, ``authenticate = "always"`` refuses an index
 without credentials before uv asks it anything, and passes them when they are found (to
-the resolve and to the install), never into a file that stays."""
+the resolve and to the install), never into a file that stays. And ``plan --no-resolve``
+says what it knows of the same-platform check without asking an index."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import subprocess
@@ -20,11 +22,11 @@ from packsync.materialize.environments import materialize
 from packsync.plan.rules import plan
 from packsync.scan.indexes import discover
 from packsync.store import open_store
-from tests.integration.test_resolution import linux_snapshot
+from tests.integration.test_resolution import EXACT_PROBE, linux_snapshot, packsync_plan
 from tests.support.private_index import MESSAGE, MODULE, PACKAGE, PrivateIndex, serve_index
 from tests.support.projects import make_wheel, write
 from tests.support.servers import serve_http
-from tests.support.simple_index import _Quiet, lay_out
+from tests.support.simple_index import _Quiet, lay_out, serve_simple_index
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +177,39 @@ def test_authenticate_always_with_credentials_resolves_and_installs(
                  if p.stat().st_uid == os.getuid() and (p / "uv.toml").exists()
                  and PASSWORD.encode() in (p / "uv.toml").read_bytes()]
     assert leftovers == []
+
+
+def test_plan_without_resolving_says_what_it_can_of_the_same_platform_refusal(tmp_path):
+    """--no-resolve asks no index: it says the exact versions were not checked, and once a
+    resolve of the same plan is in the cache, shows its refusal, the index gone."""
+    wheels = [make_wheel(tmp_path / "built", EXACT_PROBE, v) for v in ("1.2.0", "1.2.3")]
+    cache = str(tmp_path / "cache")
+    with serve_simple_index(tmp_path / "index", wheels) as url:
+        env = {"UV_INDEX": url, "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+        indexes = discover(env, prefix=str(tmp_path)).redacted()
+        snapshot = tmp_path / "linux.json"
+        snapshot.write_text(json.dumps(
+            linux_snapshot("1.2.5", "linux-x86_64", EXACT_PROBE, indexes).to_dict()))
+        plan_args = ("--snapshot", str(snapshot), "--cache-dir", cache)
+
+        skipped = packsync_plan(*plan_args, "--no-resolve", UV_INDEX=url)
+        assert skipped.returncode == 0, skipped.stderr
+        said = " ".join(skipped.stdout.split())
+        assert "notice: not checked (--no-resolve)" in said
+        assert url in said and EXACT_PROBE in said and "critical problem" in said
+        assert "without --no-resolve to check them" in said
+
+        refused = packsync_plan(*plan_args, UV_INDEX=url)
+        assert refused.returncode == 2, refused.stderr
+    again = packsync_plan(*plan_args, "--no-resolve", UV_INDEX=url)  # the index is gone
+    assert again.returncode == 2, again.stderr
+    message = " ".join(again.stderr.split())
+    for text in ("critical", f"{EXACT_PROBE} 1.2.5", "same platform", url,
+                 "relax_same_platform"):
+        assert text in message, text
+    assert "not checked" not in again.stdout
+
+    # a plan for another platform relaxes as a rule: nothing to say
+    mac = packsync_plan("--snapshot", str(snapshot), "--no-resolve", "--target",
+                        "linux-aarch64", UV_INDEX=url)
+    assert mac.returncode == 0 and "not checked" not in mac.stdout
