@@ -68,6 +68,10 @@ def test_settings_are_read_from_uv_files_and_kept_with_their_index(tmp_path):
     assert cloudsmith.options.ignore_error_codes == ()  # set, and empty: not uv's default
     assert (wheels.role, wheels.options.cache_control_files) == ("find-links", "no-cache")
     assert not plain.options and plain.options.to_uv() == {}
+    shown = {r["name"]: r["settings"] for r in settings.describe()}
+    assert shown["corp"] == ("authenticate=always, ignore-error-codes=401,403, "
+                             "cache-control=api:max-age=60,files:max-age=3600, immutable")
+    assert shown["plain"] == "" and shown["wheels"] == "cache-control=files:no-cache"
 
 
 def test_values_uv_would_refuse_are_left_out(tmp_path, caplog):

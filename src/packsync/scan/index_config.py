@@ -42,6 +42,14 @@ class IndexOptions:
     def __bool__(self) -> bool:
         return self != IndexOptions()
 
+    def describe(self) -> str:
+        """The settings as shown: ``authenticate=always, ignore-error-codes=403``."""
+        return ", ".join(
+            f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+            if not isinstance(value, dict) else
+            f"{key}=" + ",".join(f"{k}:{v}" for k, v in value.items())
+            for key, value in self.to_uv().items())
+
     def to_uv(self) -> dict[str, Any]:
         """The settings as uv's ``[[index]]`` keys, only those set."""
         found: dict[str, Any] = {}

@@ -213,6 +213,7 @@ class IndexSettings:
                 "name": index.name,
                 "origin": _describe_origin(index),
                 "credentials": found.source if found else "",
+                "settings": index.options.describe(),
             })
         return rows
 
