@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from packsync.hostside.uvconfig import split_named
 from packsync.redact import redact_url, strip_userinfo
 
 logger = logging.getLogger(__name__)
@@ -172,10 +173,10 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
 
     for var in ("UV_DEFAULT_INDEX", "UV_INDEX_URL"):
         if environ.get(var) and default is None:
-            name, url = _split_named(environ[var])
+            name, url = split_named(environ[var])
             default = Index(url=url, role="default", origin=f"${var}", name=name)
     for entry in environ.get("UV_INDEX", "").split():
-        name, url = _split_named(entry)
+        name, url = split_named(entry)
         indexes.append(Index(url=url, role="extra", origin="$UV_INDEX", name=name))
     for url in environ.get("UV_EXTRA_INDEX_URL", "").split():
         indexes.append(Index(url=url, role="extra", origin="$UV_EXTRA_INDEX_URL"))
@@ -258,14 +259,6 @@ def with_role(index: Index, role: Role) -> Index:
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value] if value else []
-
-
-def _split_named(entry: str) -> tuple[str, str]:
-    """``name=https://…`` (uv's ``--index`` syntax) -> (name, url); a bare URL has no name."""
-    name, sep, url = entry.partition("=")
-    if sep and ":" not in name and "/" not in name:
-        return name, url
-    return "", entry
 
 
 # --------------------------------------------------------------------------- pip
