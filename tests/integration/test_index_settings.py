@@ -27,6 +27,7 @@ from tests.support.private_index import MESSAGE, MODULE, PACKAGE, PrivateIndex, 
 from tests.support.projects import make_wheel, write
 from tests.support.servers import serve_http
 from tests.support.simple_index import _Quiet, lay_out, serve_simple_index
+from tests.support.venvs import hermetic_env, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +214,57 @@ def test_plan_without_resolving_says_what_it_can_of_the_same_platform_refusal(tm
     mac = packsync_plan("--snapshot", str(snapshot), "--no-resolve", "--target",
                         "linux-aarch64", UV_INDEX=url)
     assert mac.returncode == 0 and "not checked" not in mac.stdout
+
+
+JOB_PROBE = f"import {MODULE}; print({MODULE}.MESSAGE)"
+
+
+def test_worker_command_jobs_get_the_settings_and_authenticate_themselves(tmp_path):
+    """In index mode the settings go to the jobs through the store; the job's uv applies
+    them (``authenticate = "always"``: no credentials in the job, no request at all)."""
+    with serve_index(tmp_path / "index", {USER: PASSWORD}) as index:
+        client = make_client(tmp_path)
+        index.install_probe(client.python, USER, PASSWORD)
+        write(client.workdir / "pyproject.toml", f"""\
+            [project]
+            name = "app"
+            version = "0.1.0"
+            [[tool.uv.index]]
+            name = "private"
+            url = "{index.url}"
+            authenticate = "always"
+            """)
+        credentials = {"UV_INDEX_PRIVATE_USERNAME": USER, "UV_INDEX_PRIVATE_PASSWORD": PASSWORD}
+        shared = tmp_path / "shared"
+        made = client.packsync("worker-command", "--store", str(shared), "--json",
+                               "--install", "index", NETRC=str(tmp_path / "none"),
+                               **credentials)
+        assert made.returncode == 0, made.stderr
+        argv = json.loads(made.stdout)
+        assert argv[argv.index("--index") + 1] == f"private={index.url}"
+        described = argv[argv.index("--index-options") + 1]
+        stored = next(p for p in shared.rglob(described) if p.is_file())
+        assert json.loads(stored.read_text()) == [
+            {"url": "https://pypi.org/simple", "format": "simple"},
+            {"url": index.url, "name": "private", "format": "simple", "authenticate": "always"}]
+
+        def job(**extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*argv, "-c", JOB_PROBE], capture_output=True, text=True, timeout=300,
+                env=hermetic_env(PACKSYNC_CACHE_DIR=str(tmp_path / "worker-cache"),
+                                 UV_CACHE_DIR=str(tmp_path / "worker-uv"),  # no wheel cached
+                                 NETRC=str(tmp_path / "none"), **extra))
+
+        log = tmp_path / "index" / "server.log"
+        before = log.read_text()
+        refused = job()
+        assert refused.returncode != 0
+        assert "Missing credentials" in refused.stderr, refused.stderr
+        assert f"/packages/{PACKAGE.replace('-', '_')}" not in log.read_text()[len(before):]
+        worked = job(**credentials)
+        assert worked.returncode == 0, worked.stderr
+        assert worked.stdout.splitlines() == [MESSAGE]
+        for place in (shared, tmp_path / "worker-cache"):
+            no_secret_in(place)
+        for text in (made.stdout, made.stderr, refused.stderr, worked.stderr):
+            assert PASSWORD not in text
