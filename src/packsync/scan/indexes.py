@@ -120,8 +120,8 @@ class IndexSettings:
         fail on it only in the middle of a resolve or an install."""
         from packsync.scan.credentials import env_prefix
 
-        lacking = [i for i in self.indexes
-                   if i.options.authenticate == "always" and self.credentials(i) is None]
+        lacking = [i for i in self.indexes if i.options.authenticate == "always"
+                   and _is_http(i.url) and self.credentials(i) is None]
         if not lacking:
             return
         index = lacking[0]
