@@ -18,7 +18,7 @@ from packsync.conda.plan import with_conda_resolution
 from packsync.conda.solve import solve_conda
 from packsync.config import cache_dir, store_expiry, store_url
 from packsync.lock.lockfile import Lock
-from packsync.lock.resolve import lock
+from packsync.lock.resolve import lock, resolved_before
 from packsync.materialize.environments import Environment, materialize
 from packsync.model import Plan, PlanOptions, Snapshot, Target
 from packsync.plan.options import plan_options
@@ -151,10 +151,9 @@ def resolve_for_target(
 ) -> Plan:
     """The plan with the version each worker gets; local code is shown, not built."""
     root = cache_dir(cache)
-    pins = replace(decided, decisions=tuple(d for d in decided.decisions if d.action == "pin"))
     resolved = lock(
-        pins, {}, store=open_store(store_url(None, root)), settings=discover(), cache=root,
-        reporter=reporter,
+        _pins(decided), {}, store=open_store(store_url(None, root)), settings=discover(),
+        cache=root, reporter=reporter,
     )
     shown = with_resolution(decided, resolved.versions, resolved.relaxed)
     if snapshot is not None and decided.conda is not None:
@@ -164,6 +163,19 @@ def resolve_for_target(
         if conda is not None:
             shown = with_conda_resolution(shown, conda)
     return shown
+
+
+def resolved_before_for_target(
+    decided: Plan, *, cache: str | os.PathLike[str] | None = None
+) -> Plan | None:
+    """The plan as ``resolve_for_target`` showed it before (its lock is in the cache),
+    without asking any index; None when it was not resolved before."""
+    known = resolved_before(_pins(decided), {}, settings=discover(), cache=cache_dir(cache))
+    return None if known is None else with_resolution(decided, known.versions, known.relaxed)
+
+
+def _pins(decided: Plan) -> Plan:
+    return replace(decided, decisions=tuple(d for d in decided.decisions if d.action == "pin"))
 
 
 def prepare_local(

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from packsync.config import uv_path
+from packsync.hostside.uvconfig import configured
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,13 @@ def run_uv(
     """Run ``uv ARGS``; stdout and stderr together, for the log tail of an error."""
     command = [uv_binary(), *args]
     logger.debug("running %s", " ".join(args[:2]))
-    return subprocess.run(
-        command,
-        env=uv_environment(extra_env),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
+    with configured(uv_environment(extra_env)) as env:  # per-index settings in a file
+        return subprocess.run(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )

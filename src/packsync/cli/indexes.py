@@ -31,10 +31,11 @@ def _indexes(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"package indexes (strategy: {settings.index_strategy})",
                   title_justify="left")
-    for column in ("role", "url", "name", "configured in", "credentials"):
+    for column in ("role", "url", "name", "configured in", "credentials", "uv settings"):
         table.add_column(column, overflow="fold")
     for row in rows:
         found = f"yes ({row['credentials']})" if row["credentials"] else "no"
-        table.add_row(row["role"], row["url"], row["name"], row["origin"], found)
+        table.add_row(row["role"], row["url"], row["name"], row["origin"], found,
+                      row["settings"])
     out.print(table)
     return 0

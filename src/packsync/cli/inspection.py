@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from packsync.cli.console import err, out
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
-from packsync.model import FAIL_ON_LEVELS, SNAPSHOT_FORMAT, Plan, PlanOptions, Snapshot
+from packsync.model import FAIL_ON_LEVELS, SNAPSHOT_FORMAT, Plan, PlanOptions, Problem, Snapshot
 from packsync.plan import options
 from packsync.serial import FormatError
 from packsync.sources import SOURCE_KINDS
@@ -141,6 +142,8 @@ def _plan(args: argparse.Namespace) -> int:
         decided = resolve_for_target(
             decided, cache=args.cache_dir, reporter=RichReporter(err), snapshot=snapshot
         )
+    else:
+        decided = _unresolved(decided, args.cache_dir)
     if args.json:
         keys = ("name", "local_version", "specifier", "cluster_version", "action", "reason")
         rows = [{k: d.to_dict()[k] for k in keys} for d in decided.decisions]
@@ -151,6 +154,38 @@ def _plan(args: argparse.Namespace) -> int:
         _print_plan(decided)
     enforce(decided.problems, options.fail_on)
     return 0
+
+
+def _unresolved(decided: Plan, cache: str | None) -> Plan:
+    """The plan without asking the indexes: as resolved before when its lock is in the
+    cache (the same-platform refusal included), else with a notice that the check of exact
+    versions against the indexes was skipped."""
+    from packsync.pipeline import resolved_before_for_target
+    from packsync.plan.resolved import searched
+
+    known = resolved_before_for_target(decided, cache=cache)
+    if known is not None:
+        return known
+    exact = sorted(d.name for d in decided.decisions if d.if_relaxed == "critical")
+    if not exact:
+        return decided
+    skipped = Problem(
+        severity="notice",
+        message=f"not checked (--no-resolve): whether the indexes searched "
+                f"({searched(decided.indexes)}) have the exact versions of the "
+                f"{len(exact)} packages this same-platform plan pins ({_listed(exact)}); "
+                "a version none of them has is a critical problem that refuses the launch; "
+                "run `packsync plan` without --no-resolve to check them",
+        packages=tuple(exact),
+        hint="run `packsync plan` without --no-resolve to check them, or accept the nearest "
+             "versions with --relax-same-platform",
+    )
+    return replace(decided, problems=(*decided.problems, skipped))
+
+
+def _listed(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _print_conda(decided: Plan) -> None:

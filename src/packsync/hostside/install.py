@@ -27,7 +27,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from packsync.hostside import artifact, buildlock, contents, layout, lease, placeholders, pyc_reuse
+from packsync.hostside import (
+    artifact,
+    buildlock,
+    contents,
+    layout,
+    lease,
+    placeholders,
+    pyc_reuse,
+    uvconfig,
+)
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, supervised
 from packsync.hostside.transfer import copy_verified, disk_error
@@ -209,7 +218,14 @@ def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
     (``placeholders``), and what it says is masked again before it is reported.
     """
     given, tokens = placeholders.split_environment(uv_env)
-    env = uv_environment(given)
+    with uvconfig.configured(uv_environment(given)) as env:  # per-index settings in a file
+        _build_with_uv(path, lock_text=lock_text, uv=uv, python=python, wheels=wheels,
+                       wheel_dir=wheel_dir, env=env, tokens=tokens, watchdog=watchdog)
+
+
+def _build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
+                   wheels: list[dict[str, str]], wheel_dir: str, env: dict[str, str],
+                   tokens: dict[str, str], watchdog: Watchdog | None) -> None:
     emit("step", message="creating the environment")
     run_uv(uv, ["venv", "--quiet", "--relocatable", "--no-project", "--python", python, path],
            env, "venv", watchdog)

@@ -58,6 +58,7 @@ from packsync.hostside import (
     placeholders,
     protocol,
     resources,
+    uvconfig,
 )
 from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, kill_group
@@ -533,6 +534,8 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--index", action="append", default=[], metavar="NAME=URL",
                         help="an index whose credentials the job's environment gives uv")
+    parser.add_argument("--index-options", default="",
+                        help="SHA-256 of uv's per-index settings (JSON) in the store")
     parser.add_argument("--report", default="", help="key of the failure reports in the store")
     parser.add_argument("--link", default="", help="name of the cluster's live code link")
     parser.add_argument("args", nargs=argparse.REMAINDER)
@@ -556,10 +559,13 @@ def worker_main(argv: list[str]) -> int:
                       for w in options.wheels.split(",") if w]
 
             def build(path: str) -> None:
+                uv_env = job_index_environment(options.index, os.environ, lock_text)
+                if options.index_options:  # uv's per-index settings, no secret in them
+                    uv_env[uvconfig.VARIABLE] = _verified_text(
+                        store, options.index_options, "index settings")
                 install.build_with_uv(
                     path, lock_text=lock_text, uv=uv, python=options.python, wheels=wheels,
-                    wheel_dir=store,
-                    uv_env=job_index_environment(options.index, os.environ, lock_text))
+                    wheel_dir=store, uv_env=uv_env)
 
         path, _ = install.materialize(cache, options.lock[:32], options.lock, build)
         lifecycle.collect_on_host(cache)

@@ -262,6 +262,10 @@ def worker_command(
         indexes = job_indexes(locked.settings)
         for index in indexes:
             argv += ["--index", f"{index.name}={index.url}"]
+        index_options = locked.settings.index_options()
+        if index_options:  # uv's per-index settings, no secret in them
+            argv += ["--index-options",
+                     _put_bytes(target, json.dumps(index_options).encode())]
     if code is not None:
         argv += ["--code", code.sha256]
     if host_cache_dir:

@@ -66,8 +66,7 @@ def lock(
     reporter = reporter or NullReporter()
     with stage(reporter, "lock") as current:
         requirements, wheels = _requirements(plan, artifacts)
-        key = _resolve_key(plan, requirements, wheels, settings, conda)
-        cached = cache / "locks" / f"{key}.toml"
+        cached = _cached_path(plan, requirements, wheels, settings, cache, conda)
         if cached.exists():
             result = Lock.from_text(cached.read_text(encoding="utf-8"), str(cached))
             current.detail = f"{result.package_count} packages, resolved before"
@@ -82,6 +81,29 @@ def lock(
         forget_live_locks(cached.parent, settings.lock_tokens().values())
         current.detail = f"{result.package_count} packages resolved"
         return result
+
+
+def resolved_before(
+    plan: Plan,
+    artifacts: Mapping[str, Artifact],
+    *,
+    settings: IndexSettings,
+    cache: Path,
+    conda: CondaLock | None = None,
+) -> Lock | None:
+    """The lock ``lock`` would return from its cache for the same arguments, or None: the
+    answer of an earlier resolve, known without asking any index."""
+    requirements, wheels = _requirements(plan, artifacts)
+    cached = _cached_path(plan, requirements, wheels, settings, cache, conda)
+    if not cached.exists():
+        return None
+    return Lock.from_text(cached.read_text(encoding="utf-8"), str(cached))
+
+
+def _cached_path(plan: Plan, requirements: list[str], wheels: list[Artifact],
+                 settings: IndexSettings, cache: Path, conda: CondaLock | None) -> Path:
+    key = _resolve_key(plan, requirements, wheels, settings, conda)
+    return cache / "locks" / f"{key}.toml"
 
 
 def forget_live_locks(directory: Path, tokens: Iterable[str]) -> list[Path]:
@@ -135,6 +157,8 @@ def _resolve_key(
         material["conda"] = conda.to_dict()
     if plan.accelerator_index:
         material["accelerator-index"] = plan.accelerator_index
+    if settings.index_options():  # ignore-error-codes may change what uv finds
+        material["index-options"] = settings.index_options()
     if settings.pins:
         material["index-pins"] = [[p.package, p.index, p.marker] for p in settings.pins]
     if plan.lock_constraints:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from packsync.errors import MaterializeError, tail
 from packsync.hostside.supervise import supervised
+from packsync.hostside.uvconfig import configured
 from packsync.uvtool import uv_binary, uv_environment
 
 _NO_SPACE = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
@@ -21,7 +22,8 @@ NO_SPACE_HINT = "free space there (or set PACKSYNC_CACHE_DIR); nothing half-buil
 
 def run_uv(args: list[str], uv_env: Mapping[str, str]) -> tuple[int, str]:
     """``uv ARGS`` as a supervised child; its exit status and output (stderr included)."""
-    return supervised([uv_binary(), *args], uv_environment(uv_env), None)
+    with configured(uv_environment(uv_env)) as env:  # per-index settings in a file
+        return supervised([uv_binary(), *args], env, None)
 
 
 def out_of_space(output: str, path: Path, digest: str, what: str) -> MaterializeError | None:

@@ -60,7 +60,7 @@ def _relaxed_problem(decided: Plan, decision: Decision, relaxation: Relaxation) 
         severity="critical",
         message=f"{decision.name} {decision.local_version} is installed here but cannot be "
                 f"installed on the workers ({platform}, the same platform, where versions are "
-                f"exact): {relaxation.reason}; indexes searched: {_searched(decided.indexes)}; "
+                f"exact): {relaxation.reason}; indexes searched: {searched(decided.indexes)}; "
                 f"the nearest there is {relaxation.version}",
         packages=(decision.name,),
         hint=f"configure the index {decision.name} {decision.local_version} was installed "
@@ -71,7 +71,7 @@ def _relaxed_problem(decided: Plan, decision: Decision, relaxation: Relaxation) 
     )
 
 
-def _searched(indexes: IndexConfig) -> str:
+def searched(indexes: IndexConfig) -> str:
     """The indexes a resolution searched, as configured (redacted), in uv's order."""
     urls = [indexes.index_url or "uv's default index",
             *indexes.extra_index_urls, *indexes.find_links]

@@ -7,14 +7,18 @@ pip's into the settings in effect is ``packsync.scan.indexes``'s job.
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from packsync.hostside.uvconfig import split_named
 from packsync.redact import redact_url, strip_userinfo
+
+logger = logging.getLogger(__name__)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +26,43 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Role = Literal["default", "extra", "find-links"]
+AUTHENTICATE = ("auto", "always", "never")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexOptions:
+    """uv's settings of one ``[[index]]`` beyond where it is and what role it plays: when
+    uv authenticates to it, which HTTP errors send uv on to the next index, and the cache
+    headers it applies. Empty values are uv's defaults. None is a secret."""
+
+    authenticate: str = ""  # "auto" | "always" | "never"
+    ignore_error_codes: tuple[int, ...] | None = None  # None: uv's default (PyTorch: 403)
+    cache_control_api: str = ""
+    cache_control_files: str = ""
+
+    def __bool__(self) -> bool:
+        return self != IndexOptions()
+
+    def describe(self) -> str:
+        """The settings as shown: ``authenticate=always, ignore-error-codes=403``."""
+        return ", ".join(
+            f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+            if not isinstance(value, dict) else
+            f"{key}=" + ",".join(f"{k}:{v}" for k, v in value.items())
+            for key, value in self.to_uv().items())
+
+    def to_uv(self) -> dict[str, Any]:
+        """The settings as uv's ``[[index]]`` keys, only those set."""
+        found: dict[str, Any] = {}
+        if self.authenticate:
+            found["authenticate"] = self.authenticate
+        if self.ignore_error_codes is not None:
+            found["ignore-error-codes"] = list(self.ignore_error_codes)
+        cache = {k: v for k, v in (("api", self.cache_control_api),
+                                   ("files", self.cache_control_files)) if v}
+        if cache:
+            found["cache-control"] = cache
+        return found
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,6 +74,7 @@ class Index:
     origin: str
     name: str = ""
     explicit: bool = False
+    options: IndexOptions = field(default_factory=IndexOptions)
 
     def __repr__(self) -> str:
         return f"Index({self.display!r}, role={self.role!r}, origin={self.origin!r})"
@@ -131,10 +173,10 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
 
     for var in ("UV_DEFAULT_INDEX", "UV_INDEX_URL"):
         if environ.get(var) and default is None:
-            name, url = _split_named(environ[var])
+            name, url = split_named(environ[var])
             default = Index(url=url, role="default", origin=f"${var}", name=name)
     for entry in environ.get("UV_INDEX", "").split():
-        name, url = _split_named(entry)
+        name, url = split_named(entry)
         indexes.append(Index(url=url, role="extra", origin="$UV_INDEX", name=name))
     for url in environ.get("UV_EXTRA_INDEX_URL", "").split():
         indexes.append(Index(url=url, role="extra", origin="$UV_EXTRA_INDEX_URL"))
@@ -153,7 +195,8 @@ def uv_settings(environ: Mapping[str, str], cwd: Path) -> UvSettings:
                     continue
                 index = Index(url=str(entry["url"]), role="extra", origin=origin,
                               name=str(entry.get("name", "")),
-                              explicit=bool(entry.get("explicit", False)))
+                              explicit=bool(entry.get("explicit", False)),
+                              options=index_options(entry, origin))
                 if entry.get("format") == "flat":
                     links.append(with_role(index, "find-links"))
                 elif entry.get("default"):
@@ -186,21 +229,36 @@ def _index_pins(uv: Mapping[str, Any]) -> list[IndexPin]:
     return pins
 
 
+def index_options(entry: Mapping[str, Any], origin: str) -> IndexOptions:
+    """The per-index settings of one ``[[index]]`` table; a value uv would not accept is
+    left out, with a warning naming the file (uv itself refuses that file)."""
+    authenticate = entry.get("authenticate", "")
+    if authenticate not in ("", *AUTHENTICATE):
+        logger.warning("%s: authenticate = %r is not one of %s; ignored", origin,
+                       authenticate, ", ".join(AUTHENTICATE))
+        authenticate = ""
+    codes = entry.get("ignore-error-codes")
+    if codes is not None and not (isinstance(codes, list) and all(
+            isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes)):
+        logger.warning("%s: ignore-error-codes = %r is not a list of HTTP status codes; "
+                       "ignored", origin, codes)
+        codes = None
+    cache = entry.get("cache-control")
+    cache = cache if isinstance(cache, dict) else {}
+    return IndexOptions(
+        authenticate=str(authenticate),
+        ignore_error_codes=None if codes is None else tuple(codes),
+        cache_control_api=str(cache.get("api") or ""),
+        cache_control_files=str(cache.get("files") or ""),
+    )
+
+
 def with_role(index: Index, role: Role) -> Index:
-    return Index(url=index.url, role=role, origin=index.origin, name=index.name,
-                 explicit=index.explicit)
+    return replace(index, role=role)
 
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value] if value else []
-
-
-def _split_named(entry: str) -> tuple[str, str]:
-    """``name=https://…`` (uv's ``--index`` syntax) -> (name, url); a bare URL has no name."""
-    name, sep, url = entry.partition("=")
-    if sep and ":" not in name and "/" not in name:
-        return name, url
-    return "", entry
 
 
 # --------------------------------------------------------------------------- pip

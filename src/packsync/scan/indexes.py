@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from packsync.hostside import placeholders
+from packsync.errors import ScanError
+from packsync.hostside import placeholders, uvconfig
 from packsync.model import IndexConfig
 from packsync.redact import redact_url, written_url_tokens
 from packsync.scan.index_config import Index, IndexPin, pip_settings, uv_settings, with_role
@@ -103,19 +104,62 @@ class IndexSettings:
         return replace(self, indexes=(with_role(index, "default"),), pins=())
 
     def credentials(self, index: Index) -> Credentials | None:
-        """The credentials for ``index`` (URL, uv variables, netrc, keyring), looked up once."""
+        """The credentials for ``index`` (URL, uv variables, netrc, keyring), looked up once;
+        none for an index uv must never authenticate to (``authenticate = "never"``)."""
         from packsync.scan.credentials import find_credentials
 
+        if index.options.authenticate == "never":
+            return None
         if index.url not in self._found:
             self._found[index.url] = find_credentials(index, self.environ)
         return self._found[index.url]
 
+    def check_credentials(self) -> None:
+        """Refuse, before uv runs, an index that must always be authenticated to
+        (``authenticate = "always"``) when no credentials for it are found here: uv would
+        fail on it only in the middle of a resolve or an install."""
+        from packsync.scan.credentials import env_prefix
+
+        lacking = [i for i in self.indexes if i.options.authenticate == "always"
+                   and _is_http(i.url) and self.credentials(i) is None]
+        if not lacking:
+            return
+        index = lacking[0]
+        host = urlsplit(index.plain_url).hostname or index.display
+        named = (f", {env_prefix(index.name)}USERNAME/_PASSWORD" if index.name else "")
+        raise ScanError(
+            f"the index {index.name or index.display} ({index.display}, configured in "
+            f"{index.origin}) says authenticate = \"always\", and no credentials for it "
+            "were found (URL, uv's variables, netrc, keyring)"
+            + (f"; nor for {', '.join(i.display for i in lacking[1:])}"
+               if lacking[1:] else ""),
+            path=index.origin,
+            hint=f"give credentials for {host}: a ~/.netrc line `machine {host} login USER "
+                 f"password SECRET`, the keyring{named}, or user:secret@ in the URL; "
+                 "or drop authenticate = \"always\" if the index is public",
+        )
+
+    def index_options(self) -> list[dict[str, object]]:
+        """uv's per-index settings, when an index has some: each index (a find-links
+        location only with settings of its own) with its URL as a lock may hold it
+        (``masked_url``), its uv name and format, and its settings. No secret in it."""
+        if not any(i.options for i in self.indexes):
+            return []
+        return [{"url": self.masked_url(i),
+                 **({"name": i.name} if i.name else {}),
+                 "format": "flat" if i.role == "find-links" else "simple",
+                 **i.options.to_uv()}
+                for i in self.indexes if i.role != "find-links" or i.options]
+
     def uv_environment(self) -> dict[str, str]:
-        """The variables that give uv these indexes, credentials resolved into the URLs.
+        """The variables that give uv these indexes, credentials resolved into the URLs,
+        and their per-index settings (``hostside.uvconfig`` writes those for uv).
 
         Environment, not argv (argv is public) and not a file (files persist): the only
-        place a secret travels.
+        place a secret travels. An index that must be authenticated to and has no
+        credentials is refused here, before any uv runs (``check_credentials``).
         """
+        self.check_credentials()
         live = {i.url: self._live_url(i) for i in self.indexes}
         env = {
             "UV_DEFAULT_INDEX": live[self.index_url],
@@ -130,6 +174,9 @@ class IndexSettings:
         tokens = self.lock_tokens()
         if tokens:
             env[placeholders.VARIABLE] = json.dumps(tokens)
+        options = self.index_options()
+        if options:
+            env[uvconfig.VARIABLE] = json.dumps(options)
         return env
 
     def lock_tokens(self) -> dict[str, str]:
@@ -166,10 +213,13 @@ class IndexSettings:
                 "name": index.name,
                 "origin": _describe_origin(index),
                 "credentials": found.source if found else "",
+                "settings": index.options.describe(),
             })
         return rows
 
     def _live_url(self, index: Index) -> str:
+        if index.options.authenticate == "never":
+            return index.plain_url  # uv sends nothing to it: nothing to send
         found = self.credentials(index)
         if found is None or not _is_http(index.url):
             return index.url
