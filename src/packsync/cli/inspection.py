@@ -187,8 +187,10 @@ def _print_plan(decided: Plan) -> None:
         out.print(f"accelerator: {decided.accelerator}, variants from "
                   f"{decided.accelerator_index}", soft_wrap=True)
     if decided.project_lock:
+        environment = decided.project_lock_environment
         out.print(f"versions for {target.platform} from the project lock "
-                  f"{decided.project_lock}", soft_wrap=True)
+                  f"{decided.project_lock}"
+                  + (f" (environment {environment})" if environment else ""), soft_wrap=True)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:
