@@ -83,12 +83,16 @@ def _solve(
         ))
     except Exception as error:  # rattler raises its own exception types
         secrets = channel_secrets(channels.values())
+        at_fault = _names_in(str(error), specs)
+        locked = [d.name for d in plan.decisions if d.name in at_fault and "[sha256=" in d.spec]
         raise LockError(
             f"the conda packages cannot be solved for {plan.subdir}: "
             + redact_text(str(error), secrets),
-            package=", ".join(_names_in(str(error), specs)),
+            package=", ".join(at_fault),
             hint="the message names the package at fault; check that the channels "
-                 f"({', '.join(plan.channels)}) still serve it for {plan.subdir}",
+                 f"({', '.join(plan.channels)}) still serve it for {plan.subdir}"
+                 + (f"; the project lock pins the file of {', '.join(locked)}: lock the "
+                    "project again if the channels no longer serve it" if locked else ""),
         ) from None
     packages = sorted((_locked(r) for r in records), key=lambda p: p.name)
     return CondaLock(subdir=plan.subdir, channels=plan.channels, packages=tuple(packages))
