@@ -157,9 +157,9 @@ class _NotUsed(Exception):
 
 
 def _pixi_lock(path: Path, environment: str) -> ProjectLock:
-    """pixi's lock, read by py-rattler (formats 4 to 6), for the one environment this Python
-    runs in: per conda subdir, the conda packages (version, build, file and SHA-256) and the
-    PyPI ones; each is marked with its subdir."""
+    """pixi's lock (read by py-rattler: formats 5 and 6 at least), for the environment this
+    Python runs in: per conda subdir, the conda packages (version, build, file and SHA-256)
+    and the PyPI ones; each is marked with its subdir."""
     try:
         import rattler
     except ImportError:
