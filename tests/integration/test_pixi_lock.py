@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from packsync.model import InstalledDist, Interpreter, Plan, Snapshot
 from packsync.plan.rules import MANDATORY, plan
 from packsync.scan.project_locks import project_locks
 from tests.support.conda_channel import TOKEN, create_prefix, data_package, serve_channel
-from tests.support.venvs import REPO
+from tests.support.venvs import REPO, hermetic_env
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +142,17 @@ def test_linux_workers_get_the_file_the_running_environment_locks(project, tmp_p
     assert "pixi.lock (environment default) locks probe-1.0.0-h0_0.conda" in probe.reason
     assert TOKEN not in json.dumps(decided.to_dict()) + json.dumps(snapshot.to_dict())
     assert installed_build(decided, snapshot.prefix, tmp_path) == ("h0_0", sha256)
+
+    # `packsync plan` names the lock and its environment
+    saved = tmp_path / "mac.json"
+    saved.write_text(json.dumps(snapshot.to_dict()))
+    shown = subprocess.run(
+        [sys.executable, "-m", "packsync.cli", "plan", "--snapshot", str(saved), "--no-resolve"],
+        capture_output=True, text=True, env=hermetic_env(COLUMNS="400"), timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert f"from the project lock {root / 'pixi.lock'} (environment default)" in text
+    assert "pixi.lock (environment default) locks probe-1.0.0-h0_0.conda for linux-64" in text
 
     # without the lock, the usual rule: the same version, in the build the solver prefers
     usual = plan(replace(snapshot, project_locks=()))
