@@ -33,19 +33,23 @@ MAC = json.loads((REPO / "tests" / "fixtures" / "snapshot-macos-arm64.json").rea
 
 
 @pytest.fixture(scope="module")
-def channel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def channel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """Two builds of ``probe 1.0.0``: the lock's (build number 0) and the one a solver
-    prefers (build number 1). Returns the channel and the SHA-256 of the lock's file."""
+    prefers (build number 1); the same for ``libextra``, which ``probe`` needs on Linux
+    only. Returns the channel and the SHA-256 of each file the lock has."""
     channel = tmp_path_factory.mktemp("pixi-channel") / "channel"
     (channel / "linux-64").mkdir(parents=True)
-    locked = data_package(channel, "probe", "1.0.0", "h0_0", 0)
-    data_package(channel, "probe", "1.0.0", "h1_1", 1)
-    return channel, hashlib.sha256(locked.read_bytes()).hexdigest()
+    libextra = data_package(channel, "libextra", "1.0.0", "h0_0", 0)
+    data_package(channel, "libextra", "1.0.0", "h1_1", 1)
+    locked = data_package(channel, "probe", "1.0.0", "h0_0", 0, depends=("libextra",))
+    data_package(channel, "probe", "1.0.0", "h1_1", 1, depends=("libextra",))
+    return channel, {"probe": hashlib.sha256(locked.read_bytes()).hexdigest(),
+                     "libextra": hashlib.sha256(libextra.read_bytes()).hexdigest()}
 
 
-def pixi_lock(url: str, sha256: str) -> str:
+def pixi_lock(url: str, sha256: dict[str, str]) -> str:
     """The project's lock: ``default`` has on macOS the build installed there (``h1_1``),
-    ``cuda`` another one; both lock ``h0_0`` for Linux."""
+    ``cuda`` another one; both lock ``h0_0`` for Linux, and ``libextra`` there only."""
     mac_sha = hashlib.sha256(b"probe mac").hexdigest()
     mac_old_sha = hashlib.sha256(b"probe mac old").hexdigest()
     return f"""\
@@ -56,6 +60,7 @@ environments:
     - url: {url}/
     packages:
       linux-64:
+      - conda: {url}/linux-64/libextra-1.0.0-h0_0.conda
       - conda: {url}/linux-64/probe-1.0.0-h0_0.conda
       osx-arm64:
       - conda: {url}/osx-arm64/probe-1.0.0-h0_0.conda
@@ -64,13 +69,18 @@ environments:
     - url: {url}/
     packages:
       linux-64:
+      - conda: {url}/linux-64/libextra-1.0.0-h0_0.conda
       - conda: {url}/linux-64/probe-1.0.0-h0_0.conda
       osx-arm64:
       - conda: {url}/osx-arm64/probe-1.0.0-h1_1.conda
 packages:
+- conda: {url}/linux-64/libextra-1.0.0-h0_0.conda
+  sha256: {sha256["libextra"]}
 - conda: {url}/linux-64/probe-1.0.0-h0_0.conda
-  sha256: {sha256}
-  md5: {hashlib.md5(sha256.encode()).hexdigest()}
+  sha256: {sha256["probe"]}
+  md5: {hashlib.md5(sha256["probe"].encode()).hexdigest()}
+  depends:
+  - libextra
   size: 1200
   timestamp: 1732735488999
 - conda: {url}/osx-arm64/probe-1.0.0-h0_0.conda
@@ -103,7 +113,8 @@ def mac_snapshot(project: Path, environment: str) -> Snapshot:
     prefix = str(project / ".pixi" / "envs" / environment)
     conda = scan_conda(prefix, ()).environment
     conda = replace(conda, subdir="osx-arm64", packages=tuple(
-        replace(p, subdir="osx-arm64") for p in conda.packages))
+        replace(p, subdir="osx-arm64", depends=()) for p in conda.packages
+        if p.name != "libextra"))  # probe needs it on Linux only
     locks, notes = project_locks(project, prefix=prefix, environ={})
     assert notes == ()
     return Snapshot(
@@ -115,9 +126,10 @@ def mac_snapshot(project: Path, environment: str) -> Snapshot:
     )
 
 
-def installed_build(decided: Plan, prefix: str, tmp_path: Path) -> tuple[str, str]:
+def installed_build(decided: Plan, prefix: str, tmp_path: Path,
+                    name: str = "probe") -> tuple[str, str]:
     """Solve the plan's conda part for Linux and install it as a worker would: the build
-    installed and the SHA-256 of its file."""
+    of ``name`` installed and the SHA-256 of its file."""
     assert decided.conda is not None
     channels = live_channels(prefix)
     cache = Path(tempfile.mkdtemp(dir=tmp_path))  # fresh: see ``project``
@@ -125,9 +137,9 @@ def installed_build(decided: Plan, prefix: str, tmp_path: Path) -> tuple[str, st
                          same_platform=False)
     worker = cache / "worker"
     install_conda(solved, worker, cache=cache, channels=channels)
-    [probe] = [p for p in solved.packages if p.name == "probe"]
-    assert (worker / "share" / "probe" / "build").read_text() == f"probe 1.0.0 {probe.build}\n"
-    return probe.build, probe.sha256
+    [package] = [p for p in solved.packages if p.name == name]
+    assert (worker / "share" / name / "build").read_text() == f"{name} 1.0.0 {package.build}\n"
+    return package.build, package.sha256
 
 
 def test_linux_workers_get_the_file_the_running_environment_locks(project, tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -138,10 +150,13 @@ def test_linux_workers_get_the_file_the_running_environment_locks(project, tmp_p
     assert decided.project_lock_environment == "default"
     assert decided.conda is not None
     [probe] = [d for d in decided.conda.decisions if d.name == "probe"]
-    assert probe.spec == f"probe ==1.0.0 h0_0[sha256={sha256}]"
+    assert probe.spec == f"probe ==1.0.0 h0_0[sha256={sha256['probe']}]"
+    assert decided.conda.constraints == (f"libextra ==1.0.0 h0_0[sha256={sha256['libextra']}]",)
     assert "pixi.lock (environment default) locks probe-1.0.0-h0_0.conda" in probe.reason
     assert TOKEN not in json.dumps(decided.to_dict()) + json.dumps(snapshot.to_dict())
-    assert installed_build(decided, snapshot.prefix, tmp_path) == ("h0_0", sha256)
+    assert installed_build(decided, snapshot.prefix, tmp_path) == ("h0_0", sha256["probe"])
+    assert installed_build(decided, snapshot.prefix, tmp_path, "libextra") == (
+        "h0_0", sha256["libextra"])
 
     # `packsync plan` names the lock and its environment
     saved = tmp_path / "mac.json"
@@ -153,11 +168,13 @@ def test_linux_workers_get_the_file_the_running_environment_locks(project, tmp_p
     text = " ".join(shown.stdout.split())
     assert f"from the project lock {root / 'pixi.lock'} (environment default)" in text
     assert "pixi.lock (environment default) locks probe-1.0.0-h0_0.conda for linux-64" in text
+    assert "held to the project lock, if the solver needs them: libextra ==1.0.0 h0_0" in text
 
     # without the lock, the usual rule: the same version, in the build the solver prefers
     usual = plan(replace(snapshot, project_locks=()))
     assert usual.project_lock == ""
     assert installed_build(usual, snapshot.prefix, tmp_path)[0] == "h1_1"
+    assert installed_build(usual, snapshot.prefix, tmp_path, "libextra")[0] == "h1_1"
 
 
 def test_an_environment_that_does_not_match_its_lock_is_reported_and_not_used(
@@ -178,7 +195,7 @@ def test_a_locked_file_the_channel_does_not_serve_stops_the_lock(project, tmp_pa
     root, sha256 = project
     lock = root / "pixi.lock"
     other = hashlib.sha256(b"a rebuilt probe").hexdigest()
-    lock.write_text(lock.read_text().replace(f"sha256: {sha256}", f"sha256: {other}"))
+    lock.write_text(lock.read_text().replace(f"sha256: {sha256['probe']}", f"sha256: {other}"))
     snapshot = mac_snapshot(root, "default")
     decided = plan(snapshot)
     assert decided.project_lock_environment == "default"

@@ -18,7 +18,7 @@ from tests.unit.test_project_locks import MAC_ENV
 CF = "https://conda.anaconda.org/conda-forge"
 SHA = {name: hashlib.sha256(name.encode()).hexdigest() for name in (
     "numpy-linux-cpu", "numpy-linux-cuda", "python-linux", "numpy-mac", "python-mac", "tzdata",
-    "six", "app")}
+    "six", "app", "libgcc")}
 
 # as pixi 0.40+ writes it: environments list each platform's packages by URL; the
 # packages after them carry what the URL does not say (hashes, dependencies)
@@ -30,6 +30,7 @@ environments:
     - url: {CF}/
     packages:
       linux-64:
+      - conda: {CF}/linux-64/libgcc-14.2.0-h77fa898_1.conda
       - conda: {CF}/linux-64/numpy-2.1.2-py311cuda_1.conda
       - conda: {CF}/linux-64/python-3.11.7-hab00c5b_1_cpython.conda
       - conda: {CF}/noarch/tzdata-2024b-hc8b5060_0.conda
@@ -56,6 +57,9 @@ environments:
       - pypi: https://files.pythonhosted.org/packages/six-1.16.0-py2.py3-none-any.whl
       - pypi: .
 packages:
+- conda: {CF}/linux-64/libgcc-14.2.0-h77fa898_1.conda
+  build_number: 1
+  sha256: {SHA["libgcc"]}
 - conda: {CF}/linux-64/numpy-2.1.2-py311cuda_1.conda
   sha256: {SHA["numpy-linux-cuda"]}
   md5: 0123456789abcdef0123456789abcdef
@@ -167,9 +171,14 @@ def test_linux_workers_get_the_file_the_running_environment_locks(tmp_path: Path
     assert specs["python"][0] == (
         f"python ==3.11.7 hab00c5b_1_cpython[sha256={SHA['python-linux']}]")
     assert specs["tzdata"][0] == f"tzdata ==2024b hc8b5060_0[sha256={SHA['tzdata']}]"
+    # what only Linux has in the lock is held to its file, should the solver need it
+    assert decided.conda is not None and decided.conda.constraints == (
+        f"libgcc ==14.2.0 h77fa898_1[sha256={SHA['libgcc']}]",)
 
-    default = conda_specs(plan(mac(tmp_path, "/opt/env")))
-    assert default["numpy"][0] == f"numpy ==2.1.2 py311h_0[sha256={SHA['numpy-linux-cpu']}]"
+    default = plan(mac(tmp_path, "/opt/env"))
+    assert conda_specs(default)["numpy"][0] == (
+        f"numpy ==2.1.2 py311h_0[sha256={SHA['numpy-linux-cpu']}]")
+    assert default.conda is not None and default.conda.constraints == ()
 
 
 def test_python_keeps_the_clients_version_when_the_lock_has_another(tmp_path: Path):

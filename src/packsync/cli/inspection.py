@@ -163,6 +163,9 @@ def _print_conda(decided: Plan) -> None:
         cluster = d.cluster_version or d.spec
         table.add_row(d.name, local, cluster if d.action != "ignore" else "-", d.action, d.reason)
     out.print(table)
+    if decided.conda.constraints:
+        files = ", ".join(c.split("[", 1)[0] for c in decided.conda.constraints)
+        out.print(f"held to the project lock, if the solver needs them: {files}", soft_wrap=True)
 
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "notice": "cyan"}

@@ -89,7 +89,8 @@ def conda_from_lock(
     """The conda pins a ``pixi.lock`` decides for the target: the very file it locks there
     (version, build and, when the lock has it, SHA-256), never relaxed. Python and the
     packages of Dask keep the client's version: they take the lock's file only when it has
-    that version (a noarch package, already exact, when it has that build too)."""
+    that version (a noarch package, already exact, when it has that build too). What only
+    the target has in the lock (``libgcc``) is held to its file too, if the solver needs it."""
     if chosen.lock is None or snapshot.conda is None:
         return conda
     decisions = []
@@ -105,12 +106,20 @@ def conda_from_lock(
                 package.version, package.build if package.noarch else ""):
             decisions.append(decision)
             continue
-        digest = f"[sha256={locked.sha256}]" if locked.sha256 else ""
         decisions.append(replace(
-            decision, spec=f"{decision.name} =={locked.version} {locked.build}{digest}",
+            decision, spec=_file_spec(locked),
             reason=f"{chosen.lock.kind}{_environment(chosen.lock)} locks {locked.file} for "
                    f"{conda.subdir} ({target.platform})"))
-    return replace(conda, decisions=tuple(decisions))
+    here = {d.name for d in conda.decisions}
+    constraints = tuple(_file_spec(p) for name, p in sorted(chosen.conda.items())
+                        if name not in here)
+    return replace(conda, decisions=tuple(decisions), constraints=constraints)
+
+
+def _file_spec(locked: LockedVersion) -> str:
+    """A match spec for the one file the lock names (by its SHA-256 when it has one)."""
+    digest = f"[sha256={locked.sha256}]" if locked.sha256 else ""
+    return f"{locked.name} =={locked.version} {locked.build}{digest}"
 
 
 def _environment(lock: ProjectLock) -> str:
