@@ -171,7 +171,7 @@ def _pixi_lock(path: Path, environment: str) -> ProjectLock:
         raise ValueError(str(error).strip().splitlines()[0]) from None
     env = lock.environment(environment)
     if env is None:
-        names = ", ".join(name for name, _ in lock.environments())
+        names = ", ".join(sorted(name for name, _ in lock.environments()))
         raise _NotUsed(f"the project lock {path} has no environment {environment!r}, the "
                        f"one this Python runs in (it has: {names}): not used")
     packages: list[LockedVersion] = []
