@@ -100,10 +100,11 @@ def conda_from_lock(
         if decision.action != "pin" or package is None or locked is None:
             decisions.append(decision)
             continue
-        keeps = (package.name == "python" or bool(set(package.python_dists) & mandatory)
-                 or pypi_name(package.name) in mandatory or bool(package.noarch))
-        if keeps and (locked.version, locked.build if package.noarch else "") != (
-                package.version, package.build if package.noarch else ""):
+        keeps_its_own = (package.name == "python" or bool(package.noarch)
+                         or bool(set(package.python_dists) & mandatory)
+                         or pypi_name(package.name) in mandatory)
+        if keeps_its_own and (locked.version != package.version
+                              or (package.noarch and locked.build != package.build)):
             decisions.append(decision)
             continue
         decisions.append(replace(
