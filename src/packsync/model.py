@@ -77,6 +77,11 @@ class LockedVersion(Serialisable):
     name: str
     version: str
     marker: str = ""
+    # a conda package (pixi.lock): the build and file locked for the marker's platform,
+    # and the file's SHA-256 when the lock has it
+    build: str = ""
+    file: str = ""
+    sha256: str = ""
 
     @property
     def key(self) -> str:
@@ -92,6 +97,12 @@ class ProjectLock(Serialisable):
     kind: LockKind
     packages: tuple[LockedVersion, ...]
     environments: tuple[str, ...] = ()  # markers of the platforms covered; empty: any
+    environment: str = ""  # the pixi environment read (a pixi.lock locks several)
+
+    @property
+    def label(self) -> str:
+        """The lock as a plan names it: its path, and the pixi environment read."""
+        return f"{self.path} (environment {self.environment})" if self.environment else self.path
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -253,6 +264,7 @@ class Plan(Serialisable):
     problems: tuple[Problem, ...] = ()
     conda: CondaPlan | None = None  # the conda packages, when the client is a conda prefix
     project_lock: str = ""  # the project lock the target's versions come from, if any
+    project_lock_environment: str = ""  # the pixi environment of that lock, if one
     # its versions for what the workers alone need (resolved there, held to the lock)
     lock_constraints: tuple[str, ...] = ()
     accelerator: str = ""  # the accelerator of the workers' variant packages, if any

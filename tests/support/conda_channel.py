@@ -135,6 +135,22 @@ def build_channel(root: Path) -> Path:
     return channel
 
 
+def data_package(channel: Path, name: str, version: str, build: str, build_number: int,
+                 depends: tuple[str, ...] = ()) -> Path:
+    """A linux-64 package of one data file that names its build (``share/<name>/build``),
+    so that two builds of one version can be told apart once installed; the channel
+    is indexed again. Returns the package file."""
+    stage = channel.parent / "work" / f"{name}-{version}-{build}"
+    (stage / "share" / name).mkdir(parents=True, exist_ok=True)
+    (stage / "share" / name / "build").write_text(f"{name} {version} {build}\n")
+    output = assemble_package(name, version, "linux-64", build, channel / "linux-64",
+                              files_dir=stage, build_number=build_number, compression_level=1,
+                              depends=list(depends))
+    (channel / "noarch").mkdir(exist_ok=True)
+    asyncio.run(rattler.index.index_fs(channel))
+    return Path(output.path)
+
+
 class _TokenHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the channel only under ``/t/<TOKEN>/``; anything else is 403."""
 

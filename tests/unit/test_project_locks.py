@@ -48,9 +48,9 @@ PIXI = """\
           - pypi: https://files.example.org/six-1.16.0-py2.py3-none-any.whl
     packages:
     - conda: https://conda.anaconda.org/conda-forge/linux-64/numpy-2.1.2-py311h_0.conda
-      sha256: aa
+      sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
     - conda: https://conda.anaconda.org/conda-forge/osx-arm64/numpy-2.1.3-py311h_0.conda
-      sha256: bb
+      sha256: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
     - pypi: https://files.example.org/six-1.16.0-py2.py3-none-any.whl
       name: six
       version: 1.16.0
@@ -215,7 +215,10 @@ def test_a_matching_pixi_lock_gives_conda_packages_their_linux_version(tmp_path:
     decided = plan(replace(base, conda=conda, dists=dists))
     assert decided.project_lock == str(tmp_path / "pixi.lock") and decided.conda is not None
     specs = {d.name: (d.spec, d.reason) for d in decided.conda.decisions}
-    assert specs["numpy"] == ("numpy ==2.1.2", "pixi.lock locks 2.1.2 for linux-64 (linux-x86_64)")
+    assert specs["numpy"] == (
+        f"numpy ==2.1.2 py311h_0[sha256={'a' * 64}]",
+        "pixi.lock (environment default) locks numpy-2.1.2-py311h_0.conda for linux-64 "
+        "(linux-x86_64)")
     assert specs["python"][0] == "python ==3.11.7"  # the same Python, as ever
 
     elsewhere = replace(conda, packages=(replace(packages[0], version="2.0.0"), packages[1]))

@@ -198,6 +198,9 @@ def _print_conda(decided: Plan) -> None:
         cluster = d.cluster_version or d.spec
         table.add_row(d.name, local, cluster if d.action != "ignore" else "-", d.action, d.reason)
     out.print(table)
+    if decided.conda.constraints:
+        files = ", ".join(c.split("[", 1)[0] for c in decided.conda.constraints)
+        out.print(f"held to the project lock, if the solver needs them: {files}", soft_wrap=True)
 
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "notice": "cyan"}
@@ -222,8 +225,10 @@ def _print_plan(decided: Plan) -> None:
         out.print(f"accelerator: {decided.accelerator}, variants from "
                   f"{decided.accelerator_index}", soft_wrap=True)
     if decided.project_lock:
+        environment = decided.project_lock_environment
         out.print(f"versions for {target.platform} from the project lock "
-                  f"{decided.project_lock}", soft_wrap=True)
+                  f"{decided.project_lock}"
+                  + (f" (environment {environment})" if environment else ""), soft_wrap=True)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:

@@ -71,6 +71,8 @@ class CondaPlan(Serialisable):
     channels: tuple[str, ...]  # redacted
     decisions: tuple[CondaDecision, ...]
     python: str = ""  # the Python version conda provides ("" when it does not)
+    # the project lock's files for packages only the workers need, should they need them
+    constraints: tuple[str, ...] = ()
 
     def specs(self) -> tuple[str, ...]:
         return tuple(d.spec for d in self.decisions if d.action == "pin")

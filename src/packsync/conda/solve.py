@@ -43,10 +43,12 @@ def solve_conda(
     """
     specs = list(plan.specs())
     system = _system(target, same_platform)
-    key = hashlib.sha256(json.dumps(
-        {"format": 1, "subdir": plan.subdir, "channels": list(plan.channels),
-         "specs": specs, "system": system}, sort_keys=True,
-    ).encode()).hexdigest()
+    request: dict[str, object] = {"format": 1, "subdir": plan.subdir,
+                                  "channels": list(plan.channels), "specs": specs,
+                                  "system": system}
+    if plan.constraints:
+        request["constraints"] = list(plan.constraints)
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     cached = cache / "locks" / f"conda-{key}.json"
     if cached.exists():
         return CondaLock.from_dict(json.loads(cached.read_text(encoding="utf-8")), str(cached))
@@ -80,15 +82,21 @@ def _solve(
         records = run(rattler.solve(
             list(plan.channels), specs, gateway=gateway,
             platforms=[plan.subdir, "noarch"], virtual_packages=virtual,
+            constraints=list(plan.constraints),
         ))
     except Exception as error:  # rattler raises its own exception types
         secrets = channel_secrets(channels.values())
+        pinned = [*specs, *plan.constraints]
+        at_fault = _names_in(str(error), pinned)
+        locked = [s.split()[0] for s in pinned if "[sha256=" in s and s.split()[0] in at_fault]
         raise LockError(
             f"the conda packages cannot be solved for {plan.subdir}: "
             + redact_text(str(error), secrets),
-            package=", ".join(_names_in(str(error), specs)),
+            package=", ".join(at_fault),
             hint="the message names the package at fault; check that the channels "
-                 f"({', '.join(plan.channels)}) still serve it for {plan.subdir}",
+                 f"({', '.join(plan.channels)}) still serve it for {plan.subdir}"
+                 + (f"; the project lock pins the file of {', '.join(locked)}: lock the "
+                    "project again if the channels no longer serve it" if locked else ""),
         ) from None
     packages = sorted((_locked(r) for r in records), key=lambda p: p.name)
     return CondaLock(subdir=plan.subdir, channels=plan.channels, packages=tuple(packages))

@@ -4,8 +4,11 @@ gives a worker on another platform the exact versions the project resolved for i
 Without such a lock a cross-platform plan can only guess (the same version, else the
 nearest of its major.minor); a universal ``uv.lock``, a multi-platform ``pylock.toml`` or
 a ``pixi.lock`` already holds the answer. A lock is used only if every package it pins
-for this platform and that is installed here from an index has its locked version:
-otherwise it describes another environment, and is reported and left alone. Pure.
+for this platform and that is installed here from an index has its locked version (a
+conda package its locked build too): otherwise it describes another environment, and is
+reported and left alone. Of a ``pixi.lock``, the scan read the environment this Python
+runs in; conda packages then get the very file that environment locks for the target.
+Pure.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class LockChoice:
 
     lock: ProjectLock | None = None
     versions: Mapping[str, str] = field(default_factory=dict)  # canonical name -> version
+    conda: Mapping[str, LockedVersion] = field(default_factory=dict)  # its conda packages
     problems: tuple[Problem, ...] = ()
 
 
@@ -42,7 +46,7 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
         if lock.environments and not any(marker_holds(m, on_target) for m in lock.environments):
             problems.append(Problem(
                 severity="warning",
-                message=f"the project lock {lock.path} is not resolved for {target.platform} "
+                message=f"the project lock {lock.label} is not resolved for {target.platform} "
                         f"(its environments: {'; '.join(lock.environments)}): not used",
                 hint="add the workers' platform to the lock's environments and lock again",
             ))
@@ -52,7 +56,7 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
             shown = ", ".join(mismatched[:_SHOWN]) + (", …" if len(mismatched) > _SHOWN else "")
             problems.append(Problem(
                 severity="warning",
-                message=f"the project lock {lock.path} does not match this environment "
+                message=f"the project lock {lock.label} does not match this environment "
                         f"({shown}): not used; versions for {target.platform} follow the "
                         "usual rule",
                 packages=tuple(m.split(" ", 1)[0] for m in mismatched),
@@ -62,17 +66,19 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
         if not matched:
             problems.append(Problem(
                 severity="notice",
-                message=f"the project lock {lock.path} pins none of the packages installed "
+                message=f"the project lock {lock.label} pins none of the packages installed "
                         "here from an index: not used",
             ))
             continue
         versions = _versions_for(lock.packages, on_target)
+        conda = {p.name: p for p in lock.packages
+                 if p.build and p.key in versions and marker_holds(p.marker, on_target)}
         problems.append(Problem(
             severity="notice",
-            message=f"versions for {target.platform} come from the project lock {lock.path}, "
+            message=f"versions for {target.platform} come from the project lock {lock.label}, "
                     f"which this environment matches ({matched} packages)",
         ))
-        return LockChoice(lock=lock, versions=versions, problems=tuple(problems))
+        return LockChoice(lock=lock, versions=versions, conda=conda, problems=tuple(problems))
     return LockChoice(problems=tuple(problems))
 
 
@@ -80,25 +86,45 @@ def conda_from_lock(
     conda: CondaPlan, chosen: LockChoice, snapshot: Snapshot, target: Target,
     mandatory: frozenset[str],
 ) -> CondaPlan:
-    """The conda pins a ``pixi.lock`` decides for the target: its version there, never
-    relaxed (the build is left to the solver: builds differ per platform). Python, noarch
-    packages (already exact) and the Dask packages stay as the conda rules have them."""
-    if chosen.lock is None or chosen.lock.kind != "pixi.lock" or snapshot.conda is None:
+    """The conda pins a ``pixi.lock`` decides for the target: the very file it locks there
+    (version, build and, when the lock has it, SHA-256), never relaxed. Python and the
+    packages of Dask keep the client's version: they take the lock's file only when it has
+    that version (a noarch package, already exact, when it has that build too). What only
+    the target has in the lock (``libgcc``) is held to its file too, if the solver needs it."""
+    if chosen.lock is None or snapshot.conda is None:
         return conda
     decisions = []
     for decision in conda.decisions:
         package = snapshot.conda.get(decision.name)
-        version = chosen.versions.get(canonicalize_name(decision.name))
-        if (decision.action != "pin" or package is None or version is None
-                or package.name == "python" or package.noarch
-                or set(package.python_dists) & mandatory
-                or pypi_name(package.name) in mandatory):
+        locked = chosen.conda.get(decision.name)
+        if decision.action != "pin" or package is None or locked is None:
+            decisions.append(decision)
+            continue
+        keeps_its_own = (package.name == "python" or bool(package.noarch)
+                         or bool(set(package.python_dists) & mandatory)
+                         or pypi_name(package.name) in mandatory)
+        if keeps_its_own and (locked.version != package.version
+                              or (package.noarch and locked.build != package.build)):
             decisions.append(decision)
             continue
         decisions.append(replace(
-            decision, spec=f"{decision.name} =={version}",
-            reason=f"pixi.lock locks {version} for {conda.subdir} ({target.platform})"))
-    return replace(conda, decisions=tuple(decisions))
+            decision, spec=_file_spec(locked),
+            reason=f"{chosen.lock.kind}{_environment(chosen.lock)} locks {locked.file} for "
+                   f"{conda.subdir} ({target.platform})"))
+    here = {d.name for d in conda.decisions}
+    constraints = tuple(_file_spec(p) for name, p in sorted(chosen.conda.items())
+                        if name not in here)
+    return replace(conda, decisions=tuple(decisions), constraints=constraints)
+
+
+def _file_spec(locked: LockedVersion) -> str:
+    """A match spec for the one file the lock names (by its SHA-256 when it has one)."""
+    digest = f"[sha256={locked.sha256}]" if locked.sha256 else ""
+    return f"{locked.name} =={locked.version} {locked.build}{digest}"
+
+
+def _environment(lock: ProjectLock) -> str:
+    return f" (environment {lock.environment})" if lock.environment else ""
 
 
 _UPDATE = {
@@ -111,15 +137,26 @@ _UPDATE = {
 
 
 def _compare(lock: ProjectLock, snapshot: Snapshot) -> tuple[int, list[str]]:
-    """How many index-installed packages the lock pins as installed, and those it pins
-    otherwise (``"name 1.0 here, 1.1 in the lock"``)."""
+    """How many index-installed (and conda) packages the lock pins as installed, and those
+    it pins otherwise (``"name 1.0 here, 1.1 in the lock"``); a conda package the lock
+    has as one matches only with its build."""
     here = _all_versions(lock.packages, snapshot.environment)
     installed = [(d.key, d.name, d.version) for d in snapshot.dists if d.source.kind == "index"]
-    if lock.kind == "pixi.lock" and snapshot.conda is not None:
-        installed += [(canonicalize_name(p.name), p.name, p.version)
-                      for p in snapshot.conda.packages]
     matched = 0
     mismatched: list[str] = []
+    if lock.kind == "pixi.lock" and snapshot.conda is not None:
+        builds = {p.name: f"{p.version} {p.build}" for p in lock.packages
+                  if p.build and marker_holds(p.marker, snapshot.environment)}
+        for package in snapshot.conda.packages:
+            build = builds.get(package.name)
+            if build is None:  # not locked as a conda package: its version, as for pip's
+                installed.append((canonicalize_name(package.name), package.name,
+                                  package.version))
+            elif build == f"{package.version} {package.build}":
+                matched += 1
+            else:
+                mismatched.append(f"{package.name} {package.version} {package.build} here, "
+                                  f"{build} in the lock")
     for key, name, version in installed:
         locked = here.get(key)
         if not locked:

@@ -106,6 +106,7 @@ def plan(
         target=target, decisions=tuple(decisions), indexes=snapshot.indexes,
         problems=tuple(problems), conda=conda,
         project_lock=chosen.lock.path if chosen.lock is not None else "",
+        project_lock_environment=chosen.lock.environment if chosen.lock is not None else "",
         lock_constraints=_lock_constraints(chosen, decisions),
         accelerator=accelerator,
         accelerator_index=accelerator_index,

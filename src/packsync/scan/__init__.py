@@ -67,7 +67,7 @@ def scan(path: Sequence[str] | None = None) -> Snapshot:
     if is_conda_prefix(sys.prefix):
         found = scan_conda(sys.prefix, dists)
         dists, notes, conda = found.dists, notes + found.notes, found.environment
-    locks, lock_notes = project_locks(Path.cwd())
+    locks, lock_notes = project_locks(Path.cwd(), prefix=sys.prefix, environ=os.environ)
     local_projects = [
         d.source.path for d in dists if isinstance(d.source, (EditableSource, DirectorySource))
     ]

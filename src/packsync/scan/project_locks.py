@@ -6,6 +6,10 @@ worker on another platform should get. This module only reads them, into the ver
 each one pins and the platforms (a PEP 508 marker) each version is for; whether a lock
 matches this environment and what the workers take from it is the plan's business.
 
+A ``pixi.lock`` locks several environments (``pixi run -e cuda``): only the one this
+Python runs in is read, with each conda package's build and file, so that the workers
+can get the very artifact the project locked.
+
 They are looked for in the working directory and its parents, up to the project's root
 (the first directory with a lock, a ``pyproject.toml``, a ``pixi.toml`` or ``.git``).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from packsync.model import LockedVersion, LockKind, ProjectLock
@@ -37,8 +41,12 @@ SUBDIR_MARKERS: Mapping[str, str] = {
 }
 
 
-def project_locks(start: Path) -> tuple[tuple[ProjectLock, ...], tuple[str, ...]]:
-    """The locks of the project ``start`` is in, and a note for each one unreadable."""
+def project_locks(
+    start: Path, *, prefix: str = "", environ: Mapping[str, str] | None = None
+) -> tuple[tuple[ProjectLock, ...], tuple[str, ...]]:
+    """The locks of the project ``start`` is in, and a note for each one unreadable or not
+    for this environment; ``prefix`` and ``environ`` say which pixi environment runs."""
+    environment = pixi_environment(prefix, {} if environ is None else environ)
     for directory in (start, *start.parents):
         found = [directory / name for name in LOCK_FILES if (directory / name).is_file()]
         if found:
@@ -46,7 +54,10 @@ def project_locks(start: Path) -> tuple[tuple[ProjectLock, ...], tuple[str, ...]
             notes: list[str] = []
             for path in found:
                 try:
-                    read = read_lock(path)
+                    read = read_lock(path, environment)
+                except _NotUsed as reason:
+                    notes.append(str(reason))
+                    continue
                 except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
                     notes.append(f"the project lock {path} cannot be read ({error}): not used")
                     continue
@@ -61,21 +72,16 @@ def project_locks(start: Path) -> tuple[tuple[ProjectLock, ...], tuple[str, ...]
     return (), ()
 
 
-def read_lock(path: Path) -> ProjectLock | None:
-    """The versions ``path`` pins, by its name's kind; ``None`` for a lock packsync wrote."""
+def read_lock(path: Path, pixi_environment: str = "default") -> ProjectLock | None:
+    """The versions ``path`` pins, by its name's kind; ``None`` for a lock packsync wrote.
+    Of a ``pixi.lock``, only ``pixi_environment`` is read."""
+    if path.name == "pixi.lock":
+        return _pixi_lock(path, pixi_environment)
     text = path.read_text(encoding="utf-8")
     if path.name == "uv.lock":
         if not text.startswith("version = "):
             raise ValueError("not a uv.lock: it does not start with its version")
         return _uv_lock(path, tomllib.loads(_outline(text, "[[package]]", _UV_LOCK_KEYS)))
-    if path.name == "pixi.lock":
-        import yaml
-
-        # the environments name every package by URL; the package list after them is
-        # not needed (and is most of the file)
-        head = text.split("\npackages:\n", 1)[0]
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return _pixi_lock(path, yaml.load(head, Loader=loader))  # noqa: S506 (a safe loader)
     if "\n[tool.packsync]" in text:  # packsync's own lock for the workers
         return None
     outline = _outline(text, "[[packages]]", _PYLOCK_KEYS)
@@ -136,48 +142,62 @@ def _pylock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
                        environments=tuple(str(m) for m in data.get("environments", [])))
 
 
-def _pixi_lock(path: Path, data: Mapping[str, Any]) -> ProjectLock:
-    """pixi's lock lists, per environment and conda subdir, the URLs of its packages; the
-    default environment is the project's. Each version is marked with its subdirs, and
-    named by its file (``name-version-build.conda``, a wheel's or an sdist's name)."""
-    subdirs: dict[tuple[str, str], list[str]] = {}
-    default = data.get("environments", {}).get("default", {})
-    for subdir, entries in default.get("packages", {}).items():
-        if subdir not in SUBDIR_MARKERS:
-            continue
-        for entry in entries:
-            url = _url(entry)
-            name, version = _name_version(url)
-            if name and version:
-                subdirs.setdefault((name, version), []).append(SUBDIR_MARKERS[subdir])
-    packages = tuple(
-        LockedVersion(name=name, version=version, marker=_any_of(markers))
-        for (name, version), markers in sorted(subdirs.items())
+def pixi_environment(prefix: str, environ: Mapping[str, str]) -> str:
+    """The pixi environment this Python runs in: the ``<name>`` of a ``.pixi/envs/<name>``
+    prefix, else the one ``pixi shell``/``pixi run`` activated (``PIXI_ENVIRONMENT_NAME``),
+    else pixi's ``default``."""
+    path = PurePath(prefix)
+    if len(path.parts) >= 3 and path.parent.name == "envs" and path.parent.parent.name == ".pixi":
+        return path.name
+    return environ.get("PIXI_ENVIRONMENT_NAME", "") or "default"
+
+
+class _NotUsed(Exception):
+    """A lock that reads fine but is not for this environment (its message says why)."""
+
+
+def _pixi_lock(path: Path, environment: str) -> ProjectLock:
+    """pixi's lock (read by py-rattler: formats 5 and 6 at least), for the environment this
+    Python runs in: per conda subdir, the conda packages (version, build, file and SHA-256)
+    and the PyPI ones; each is marked with its subdir."""
+    try:
+        import rattler
+    except ImportError:
+        raise _NotUsed(f"the project lock {path} is read with py-rattler, which is not "
+                       "installed (pip install 'packsync[conda]'): not used") from None
+    try:
+        lock = rattler.LockFile.from_path(path)
+    except Exception as error:  # rattler raises its own exception types
+        raise ValueError(str(error).strip().splitlines()[0]) from None
+    env = lock.environment(environment)
+    if env is None:
+        names = ", ".join(sorted(name for name, _ in lock.environments()))
+        raise _NotUsed(f"the project lock {path} has no environment {environment!r}, the "
+                       f"one this Python runs in (it has: {names}): not used")
+    packages: list[LockedVersion] = []
+    for subdir, records in sorted(env.conda_repodata_records().items()):
+        if subdir in SUBDIR_MARKERS:
+            packages += (_conda_record(r, SUBDIR_MARKERS[subdir]) for r in records)
+    for subdir, dists in sorted(env.pypi_packages().items()):
+        if subdir in SUBDIR_MARKERS:
+            packages += (
+                LockedVersion(name=str(d.name), version=str(d.version),
+                              marker=SUBDIR_MARKERS[subdir])
+                for d in dists if "://" in str(d.location)  # local code is built, not pinned
+            )
+    platforms = [str(p.name) for p in env.platforms()]
+    return ProjectLock(
+        path=str(path), kind="pixi.lock", packages=tuple(packages), environment=environment,
+        environments=tuple(SUBDIR_MARKERS[p] for p in sorted(platforms) if p in SUBDIR_MARKERS),
     )
-    return ProjectLock(path=str(path), kind="pixi.lock", packages=packages)
 
 
-def _url(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("conda") or entry.get("pypi") or entry.get("url") or "")
-
-
-def _name_version(url: str) -> tuple[str, str]:
-    """A package's name and version from its file name: ``name-version-build.conda`` (or
-    ``.tar.bz2``), a wheel's ``name-version-tags.whl``, an sdist's ``name-version.tar.gz``."""
-    filename = url.rsplit("/", 1)[-1]
-    if filename.endswith(".whl"):
-        name, version = filename.split("-")[:2]
-        return name, version
-    for suffix in (".conda", ".tar.bz2"):
-        if filename.endswith(suffix):
-            parts = filename.removesuffix(suffix).rsplit("-", 2)
-            if len(parts) == 3:
-                return parts[0], parts[1]
-    for suffix in (".tar.gz", ".zip"):
-        if filename.endswith(suffix):
-            name, _, version = filename.removesuffix(suffix).rpartition("-")
-            return name, version
-    return "", ""
+def _conda_record(record: Any, marker: str) -> LockedVersion:
+    return LockedVersion(
+        name=str(record.name.normalized), version=str(record.version), marker=marker,
+        build=str(record.build), file=str(record.file_name),
+        sha256=record.sha256.hex() if record.sha256 else "",
+    )
 
 
 def _any_of(markers: list[str]) -> str:
