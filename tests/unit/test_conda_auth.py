@@ -154,3 +154,16 @@ def test_a_refused_credential_says_where_it_came_from(home: Path) -> None:
     assert error is not None
     assert "credentials from" in error.hint and "authentication.json" in error.hint
     assert "old-token-77" not in str(error)
+
+
+def test_a_credential_for_plain_http_off_loopback_is_warned_about(
+        home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _write(home / ".mamba/auth/authentication.json",
+           {"conda.corp.example": {"BearerToken": "plain-http-tok"}, "localhost": {
+               "BearerToken": "loop-tok"}})
+    plain, local = "http://conda.corp.example/c", "http://localhost:8000/c"
+    with caplog.at_level("WARNING", logger="packsync.conda.auth"):
+        channel_access({plain: plain, local: local}, _env(home))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and plain in warned[0] and "plain HTTP" in warned[0]
+    assert "plain-http-tok" not in warned[0]

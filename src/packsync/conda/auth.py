@@ -39,6 +39,7 @@ _RATTLER_KINDS: dict[str, AuthKind] = {
     "CondaToken": "conda-token",
 }
 _IN_PATH = re.compile(r"/t/([^/]+)(?=/|$)")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -128,6 +129,9 @@ def channel_access(
             continue
         origins[redacted] = found.origin
         secrets |= found.secrets
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            logger.warning("the credential for conda channel %s (from %s) is sent over plain "
+                           "HTTP, readable on the network", redacted, found.origin)
         if found.kind == "conda-token":
             live = with_conda_token(live, found.secret)
             urls[redacted] = live
