@@ -3,7 +3,8 @@
 Packages come from the lock's exact URLs, checked against their SHA-256, through a
 package cache shared by every environment on the host (``<cache>/conda-pkgs``: a package
 is downloaded and extracted once, then hard-linked). Link scripts are not run. rattler
-sees only redacted URLs; the live channel URLs are handed in memory.
+sees only redacted URLs; the live channel URLs and the credentials of the user's conda
+tools (``conda.auth``) are handed in memory.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from packsync.conda.channels import channel_secrets
+from packsync.conda.auth import channel_access, masked, refusal
 from packsync.conda.locked import CondaLock, LockedCondaPackage
 from packsync.conda.runner import client, require_rattler, run
 from packsync.errors import MaterializeError
-from packsync.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def install_conda(
     """Link every package of ``conda`` into ``prefix`` (created if missing)."""
     rattler = require_rattler(MaterializeError)
     records = [_record(rattler, p) for p in conda.packages]
+    access = channel_access(channels)
     try:
         run(rattler.install(
             records,
@@ -42,10 +43,14 @@ def install_conda(
             cache_dir=cache / PACKAGE_CACHE,
             show_progress=False,
             execute_link_scripts=False,
-            client=client(channels),
+            client=client(access),
         ))
     except Exception as error:  # rattler raises its own exception types
-        message = redact_text(str(error), channel_secrets(channels.values()))
+        message = masked(str(error), access)
+        refused = refusal(MaterializeError, message, access, digest=digest, path=str(prefix),
+                          action=f"installing {len(records)} conda packages failed")
+        if refused is not None:
+            raise refused from None
         raise MaterializeError(
             f"installing {len(records)} conda packages failed: {message}",
             digest=digest,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from packsync.conda.auth import ChannelAccess
 from packsync.errors import PacksyncError
 
 T = TypeVar("T")
@@ -48,14 +49,22 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
-def client(channels: Mapping[str, str]) -> Any:
-    """A rattler HTTP client that reaches ``channels`` (redacted -> live URL) through their
-    live URLs, so that only redacted URLs ever reach rattler's caches and records; netrc
-    and rattler's credential file apply as for rattler itself."""
-    from rattler.networking import AuthenticationMiddleware, Client, MirrorMiddleware
+def client(access: ChannelAccess) -> Any:
+    """A rattler HTTP client that reaches the channels through their live URLs, so that
+    only redacted URLs ever reach rattler's caches and records, with the headers the
+    user's conda credential files give each channel (``conda.auth``, in memory); netrc,
+    the keyring and rattler's own credential file apply as for rattler itself."""
+    from rattler.networking import (
+        AddHeadersMiddleware,
+        AuthenticationMiddleware,
+        Client,
+        MirrorMiddleware,
+    )
 
-    mirrors = {r: [live] for r, live in channels.items() if r != live}
+    mirrors = {r: [live] for r, live in access.urls.items() if r != live}
     middlewares: list[Any] = [AuthenticationMiddleware()]
-    if mirrors:
+    if access.headers:
+        middlewares.insert(0, AddHeadersMiddleware(access.headers_for))
+    if mirrors:  # first: the headers are chosen for the live URL
         middlewares.insert(0, MirrorMiddleware(mirrors))
     return Client(middlewares)

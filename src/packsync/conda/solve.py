@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from packsync.conda.channels import channel_secrets, redact_channel
+from packsync.conda.auth import channel_access, masked, refusal
+from packsync.conda.channels import redact_channel
 from packsync.conda.locked import CondaLock, LockedCondaPackage
 from packsync.conda.model import CondaPlan
 from packsync.conda.runner import client, require_rattler, run
 from packsync.errors import LockError
 from packsync.model import Target
-from packsync.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def _solve(
     cache: Path,
 ) -> CondaLock:
     rattler = require_rattler(LockError)
-    http = client(channels)
+    access = channel_access(channels)
+    http = client(access)
     gateway = rattler.Gateway(cache_dir=str(cache / "conda-repodata"), client=http)
     virtual = [
         rattler.GenericVirtualPackage(
@@ -85,13 +86,16 @@ def _solve(
             constraints=list(plan.constraints),
         ))
     except Exception as error:  # rattler raises its own exception types
-        secrets = channel_secrets(channels.values())
+        message = masked(str(error), access)
+        refused = refusal(LockError, message, access,
+                          action=f"the conda packages cannot be solved for {plan.subdir}")
+        if refused is not None:
+            raise refused from None
         pinned = [*specs, *plan.constraints]
         at_fault = _names_in(str(error), pinned)
         locked = [s.split()[0] for s in pinned if "[sha256=" in s and s.split()[0] in at_fault]
         raise LockError(
-            f"the conda packages cannot be solved for {plan.subdir}: "
-            + redact_text(str(error), secrets),
+            f"the conda packages cannot be solved for {plan.subdir}: {message}",
             package=", ".join(at_fault),
             hint="the message names the package at fault; check that the channels "
                  f"({', '.join(plan.channels)}) still serve it for {plan.subdir}"
