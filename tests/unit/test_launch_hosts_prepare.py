@@ -91,6 +91,21 @@ def test_auto_lets_a_host_build_when_its_glibc_is_older_than_this_machines() -> 
     assert _builder(hosts, "auto") is hosts[1]
 
 
+def test_only_this_machine_builds_a_conda_environment() -> None:
+    older = [probed("a", builder_platform(), "glibc 2.1")]  # conda brings its own libraries
+    assert _builder(older, "auto", conda=True) is None
+    assert _builder(older, "client", conda=True) is None
+    with pytest.raises(LaunchError) as named:
+        _builder(older, "first-host", conda=True)
+    assert "builder='first-host' would have a host build it" in named.value.message
+    other = [*older, probed("arm", "Linux-riscv64", "glibc 2.39")]
+    with pytest.raises(LaunchError) as foreign:
+        _builder(other, "auto", conda=True)
+    assert "conda packages, which only this machine installs" in foreign.value.message
+    assert "arm run Linux-riscv64" in foreign.value.message and foreign.value.host == "arm"
+    assert "login node" in foreign.value.hint
+
+
 def test_a_builder_naming_no_host_is_refused_with_the_choices() -> None:
     with pytest.raises(LaunchError) as caught:
         _builder([probed("a", builder_platform(), "")], "elsewhere")

@@ -180,7 +180,7 @@ async def _make_ready(todo: list[_Probed], payload: Payload, link: str, reporter
             *(_install_from_indexes(p, payload, link, reporter) for p in todo),
             return_exceptions=True)
     else:
-        builder = _builder(probed, payload.builder)
+        builder = _builder(probed, payload.builder, conda=payload.lock.conda is not None)
         if builder is None:
             outcomes = await _install_artifact(todo, payload, link, reporter)
         else:
@@ -311,14 +311,18 @@ def _after_ready(hosts: Sequence[_Probed], work: Coroutine[Any, Any, None]) -> N
         host.connection.after_ready(task)
 
 
-def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
+def _builder(probed: Sequence[_Probed], name: str, *, conda: bool = False) -> _Probed | None:
     """The host that builds the archive for the others, or None for this machine.
 
     ``auto``: this machine when every host can run what it builds (same OS and CPU, a
     glibc at least as new), else the host with the oldest glibc, whose build runs on
     every other host of its platform (a laptop of another OS never builds for Linux).
+    An environment with a ``conda`` part is built here or nowhere.
     """
     if name == "client":
+        return None
+    if conda:
+        _check_conda_builds_here(probed, name)
         return None
     if name == "auto":
         if all(_runs_builds_of_this_machine(p) for p in probed):
@@ -335,6 +339,25 @@ def _builder(probed: Sequence[_Probed], name: str) -> _Probed | None:
             return host
     raise LaunchError(f"builder={name!r} names none of the hosts",
                       hint="give 'auto', 'client', 'first-host' or the name of one of hosts=")
+
+
+def _check_conda_builds_here(probed: Sequence[_Probed], name: str) -> None:
+    """This machine builds an environment with conda packages: only it installs them (with
+    the user's channel credentials, which stay here). They bring their own libraries, so a
+    host with an older glibc runs them; a host of another OS or CPU cannot."""
+    foreign = [p for p in probed
+               if str(p.probe["platform"]).lower() != builder_platform().lower()]
+    if name == "auto" and not foreign:
+        return
+    why = (f"builder={name!r} would have a host build it" if name != "auto" else
+           f"{', '.join(p.spec.name for p in foreign)} run "
+           f"{', '.join(sorted({str(p.probe['platform']) for p in foreign}))}, which this "
+           f"machine ({builder_platform()}) cannot build for")
+    raise LaunchError(
+        f"this environment has conda packages, which only this machine installs, and {why}",
+        host=", ".join(p.spec.name for p in foreign),
+        hint="launch from a machine of the hosts' platform (a login node of the cluster, "
+             "say) with builder='auto' or 'client'")
 
 
 def _runs_builds_of_this_machine(probed: _Probed) -> bool:
