@@ -257,3 +257,20 @@ def test_a_version_5_lock_is_read_too(tmp_path: Path):
     (tmp_path / "pixi.lock").write_text(textwrap.dedent(PIXI_V5))
     specs = conda_specs(plan(mac(tmp_path, "/opt/env", MAC_PACKAGES[:1])))
     assert specs["numpy"][0] == f"numpy ==2.1.2 py311h_0[sha256={SHA['numpy-linux-cpu']}]"
+
+
+def test_a_lock_that_cannot_be_read_is_named_without_its_credentials(tmp_path: Path):
+    private = "https://ci:SECRETPW@conda.example.com/t/tk-abcdef1234567890/private"
+    (tmp_path / "pixi.lock").write_text(PIXI_V6.replace(
+        f"      - conda: {CF}/noarch/tzdata-2024b-hc8b5060_0.conda\n  default:",
+        f"      - conda: {private}/noarch/lost-1.0-0.conda\n  default:", 1))
+    locks, [note] = project_locks(tmp_path, prefix="/opt/env")
+    assert locks == () and "cannot be read" in note
+    assert "SECRETPW" not in note and "tk-abcdef1234567890" not in note
+
+
+def test_conda_versions_of_the_lock_never_reach_uv_as_constraints(tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    decided = plan(mac(tmp_path, str(tmp_path / ".pixi/envs/cuda")))
+    assert not any(c.split("==")[0] in ("libgcc", "python", "tzdata", "numpy")
+                   for c in decided.lock_constraints), decided.lock_constraints

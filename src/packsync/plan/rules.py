@@ -223,10 +223,12 @@ def _decide_synced(
 
 def _lock_constraints(chosen: LockChoice, decisions: Iterable[Decision]) -> tuple[str, ...]:
     """The lock's versions for the target of every package the plan does not decide: the
-    dependencies of what only the workers need come from the lock too."""
+    dependencies of what only the workers need come from the lock too. Conda packages are
+    the conda side's (their versions are often no PyPI version: ``openssl 1.1.1w``)."""
     decided = {d.key for d in decisions}
+    conda = {p.key for p in chosen.lock.packages if p.build} if chosen.lock else set()
     return tuple(f"{key}=={version}" for key, version in sorted(chosen.versions.items())
-                 if key not in decided)
+                 if key not in decided and key not in conda)
 
 
 def _from_lock(decision: Decision, chosen: LockChoice, target: Target) -> Decision:

@@ -21,7 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from packsync.conda.channels import redact_channel
 from packsync.model import LockedVersion, LockKind, ProjectLock
+from packsync.redact import urls_in
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +61,8 @@ def project_locks(
                     notes.append(str(reason))
                     continue
                 except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-                    notes.append(f"the project lock {path} cannot be read ({error}): not used")
+                    notes.append(f"the project lock {path} cannot be read "
+                                 f"({_masked(str(error))}): not used")
                     continue
                 if read is None:
                     notes.append(f"{path} was written by packsync for the workers, not by "
@@ -168,7 +171,7 @@ def _pixi_lock(path: Path, environment: str) -> ProjectLock:
     try:
         lock = rattler.LockFile.from_path(path)
     except Exception as error:  # rattler raises its own exception types
-        raise ValueError(str(error).strip().splitlines()[0]) from None
+        raise ValueError((str(error).strip().splitlines() or [type(error).__name__])[0]) from None
     env = lock.environment(environment)
     if env is None:
         names = ", ".join(sorted(name for name, _ in lock.environments()))
@@ -207,3 +210,11 @@ def _any_of(markers: list[str]) -> str:
     if len(markers) == 1:
         return str(markers[0])
     return " or ".join(f"({m})" for m in markers)
+
+
+def _masked(text: str) -> str:
+    """``text`` (a reader's error, which may quote a lock's URLs) with no credential: a
+    URL's userinfo, token-like parts and conda ``/t/<token>/`` masked."""
+    for url in sorted(set(urls_in(text)), key=len, reverse=True):
+        text = text.replace(url, redact_channel(url))
+    return text
