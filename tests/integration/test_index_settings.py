@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from packsync.errors import LockError, ScanError
+from packsync.hostside import uvconfig
 from packsync.lock.resolve import lock
 from packsync.materialize.environments import materialize
 from packsync.plan.rules import plan
@@ -160,6 +161,11 @@ def test_authenticate_always_with_credentials_resolves_and_installs(
         """)
     settings = discover(hermetic(tmp_path, NETRC=str(netrc)), prefix=str(tmp_path), cwd=root)
     store = open_store(str(tmp_path / "store"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # where uv's file goes, for ours()
+
+    def ours() -> list[Path]:
+        return list(tmp_path.glob(f"{uvconfig.DIRECTORY_PREFIX}*"))
+
     result = lock(plan(linux_snapshot("1.0.0", probe=PACKAGE)), {}, store=store,
                   settings=settings, cache=tmp_path / "cache")
     assert result.versions[PACKAGE] == "1.0.0"
@@ -174,10 +180,7 @@ def test_authenticate_always_with_credentials_resolves_and_installs(
                            capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == MESSAGE
     no_secret_in(tmp_path / "cache", tmp_path / "store")
-    leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("packsync-uv-*")
-                 if p.stat().st_uid == os.getuid() and (p / "uv.toml").exists()
-                 and PASSWORD.encode() in (p / "uv.toml").read_bytes()]
-    assert leftovers == []
+    assert ours() == [], "a configuration file outlived its uv command"
 
 
 def test_plan_without_resolving_says_what_it_can_of_the_same_platform_refusal(tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 import keyring
 import pytest
 
-from packsync.scan.credentials import env_prefix, find_credentials
+from packsync.hostside.uvconfig import index_prefix
+from packsync.scan.credentials import find_credentials
 from packsync.scan.index_config import Index
 from packsync.scan.indexes import discover
 
@@ -57,7 +58,7 @@ def test_url_userinfo_first(tmp_path, no_keyring):
 
 def test_uv_variables_for_named_index_before_netrc(tmp_path, no_keyring):
     env = netrc(tmp_path, "machine private.example login bob password from-netrc\n")
-    prefix = env_prefix("corp-index.v2")
+    prefix = index_prefix("corp-index.v2")
     assert prefix == "UV_INDEX_CORP_INDEX_V2_"
     found = find_credentials(index(name="corp-index.v2"),
                              {**env, prefix + "USERNAME": "ci", prefix + "PASSWORD": "from-env"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,3 +165,26 @@ def test_without_settings_the_environment_is_left_as_it_is(tmp_path):
     with pytest.raises(HostError, match=uvconfig.VARIABLE), \
             uvconfig.configured({uvconfig.VARIABLE: "{}"}):
         pass
+
+
+def test_the_directory_of_a_process_that_died_is_removed_by_the_next(tmp_path, monkeypatch):
+    """A job killed while uv ran leaves its configuration (a URL token, maybe) behind: the
+    next uv run of the user's on the machine removes it, and nothing of a live process or
+    of another user."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = tmp_path / f"{uvconfig.DIRECTORY_PREFIX}{ended.stdout.strip()}-abc"
+    live = tmp_path / f"{uvconfig.DIRECTORY_PREFIX}{os.getpid()}-abc"
+    theirs = tmp_path / f"{uvconfig.DIRECTORY_PREFIX}{ended.stdout.strip()}-def"
+    for directory in (dead, live, theirs):
+        directory.mkdir()
+        (directory / "uv.toml").write_text(f'url = "https://dl.example/{TOKEN}/simple/"\n')
+    if os.geteuid() == 0:
+        os.chown(theirs, 65534, 65534)
+    settings = settings_of(tmp_path, CONFIG)
+    with uvconfig.configured(settings.uv_environment()) as env:
+        assert Path(env["UV_CONFIG_FILE"]).parent.name.startswith(
+            f"{uvconfig.DIRECTORY_PREFIX}{os.getpid()}-")
+    assert not dead.exists() and live.exists()
+    assert theirs.exists() or os.geteuid() != 0

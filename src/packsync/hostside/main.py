@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -442,18 +441,18 @@ def job_index_environment(indexes: list[str], environ: Any, lock_text: str = "")
     machines = _netrc_machines(environ)
     for entry in indexes:
         name, _, url = entry.partition("=")
-        key = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        prefix = uvconfig.index_prefix(name)
         for suffix in ("USERNAME", "PASSWORD"):
-            variable = f"UV_INDEX_{key}_{suffix}"
+            variable = f"{prefix}{suffix}"
             if variable in environ:
                 env[variable] = environ[variable]
         found = machines.get(urllib.parse.urlsplit(url).hostname or "")
-        if found is not None and not any(k.startswith(f"UV_INDEX_{key}_") for k in env):
+        if found is not None and not any(k.startswith(prefix) for k in env):
             login, _, secret = found
-            env[f"UV_INDEX_{key}_USERNAME"] = login or ""
-            env[f"UV_INDEX_{key}_PASSWORD"] = secret or ""
+            env[f"{prefix}USERNAME"] = login or ""
+            env[f"{prefix}PASSWORD"] = secret or ""
         labels = placeholders.labels_in(url)
-        variable = f"UV_INDEX_{key}_URL"
+        variable = f"{prefix}URL"
         live = str(environ.get(variable, ""))
         if not labels:
             entries.append(entry)

@@ -11,7 +11,9 @@ variables, in their order, into ``[[index]]`` tables of a file: URLs without use
 credentials as ``UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` beside it (an index without
 a uv name gets one, ``packsync-<n>``). A URL whose path
 carries an access token keeps it, as the live lock does: the file is owner-only, in a
-private directory, removed as soon as the block ends.
+private directory named by the process, removed as soon as the block ends; the
+directories of processes that died first (a job killed at its walltime) are removed by
+the next one of the user's on the machine.
 
 Standard library only: hosts run this module too.
 """
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -32,6 +35,7 @@ from packsync.hostside import placeholders
 from packsync.hostside.protocol import HostError
 
 VARIABLE = "PACKSYNC_INDEX_OPTIONS"
+DIRECTORY_PREFIX = "packsync-uv-"
 _MOVED = ("UV_DEFAULT_INDEX", "UV_INDEX")
 
 
@@ -55,7 +59,8 @@ def configured(env: Mapping[str, str]) -> Iterator[dict[str, str]]:
     else:
         result.pop("UV_FIND_LINKS", None)
     result.update(variables)
-    directory = tempfile.mkdtemp(prefix="packsync-uv-")  # mode 0700
+    remove_orphans()
+    directory = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")  # mode 0700
     try:
         path = os.path.join(directory, "uv.toml")
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -65,6 +70,34 @@ def configured(env: Mapping[str, str]) -> Iterator[dict[str, str]]:
         yield result
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_orphans() -> None:
+    """The configuration directories this user's processes left when they died."""
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(DIRECTORY_PREFIX):].partition("-")[0]
+        if not entry.name.startswith(DIRECTORY_PREFIX) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def config_text(env: Mapping[str, str],
@@ -95,9 +128,9 @@ def config_text(env: Mapping[str, str],
         parts = urlsplit(url)
         plain = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         if parts.username is not None:
-            key = "UV_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-            variables[f"{key}_USERNAME"] = unquote(parts.username)
-            variables[f"{key}_PASSWORD"] = unquote(parts.password or "")
+            prefix = index_prefix(name)
+            variables[f"{prefix}USERNAME"] = unquote(parts.username)
+            variables[f"{prefix}PASSWORD"] = unquote(parts.password or "")
         lines = ["[[index]]", f"name = {_quoted(name)}", f"url = {_quoted(plain)}"]
         if is_default:
             lines.append("default = true")
@@ -108,6 +141,12 @@ def config_text(env: Mapping[str, str],
                 lines.append(f"{key} = {_value(value)}")
         tables.append("\n".join(lines) + "\n")
     return "\n".join(tables), variables
+
+
+def index_prefix(name: str) -> str:
+    """The prefix of uv's variables for the index named ``name``: ``my-index`` ->
+    ``UV_INDEX_MY_INDEX_`` (then ``USERNAME``, ``PASSWORD``, ``URL``)."""
+    return "UV_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_"
 
 
 def split_named(entry: str) -> tuple[str, str]:

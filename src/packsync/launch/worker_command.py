@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from packsync import serial
 from packsync.codesync.bundle import CodeBundle, publish_code
 from packsync.errors import LaunchError, StoreError
-from packsync.hostside import jobreport, loader, placeholders
+from packsync.hostside import jobreport, loader, placeholders, uvconfig
 from packsync.hostside.layout import blob_path
 from packsync.launch.hosts.prepare import HOST_INSTALLS, HostInstall
 from packsync.lock.lockfile import Lock
@@ -71,17 +71,17 @@ class JobIndex:
     @property
     def variables(self) -> tuple[str, str]:
         """The environment variables a job sets to give uv this index's credentials."""
-        return f"UV_INDEX_{self._key}_USERNAME", f"UV_INDEX_{self._key}_PASSWORD"
+        return f"{self._prefix}USERNAME", f"{self._prefix}PASSWORD"
 
     @property
     def url_variable(self) -> str:
         """The variable a job sets to the index's full URL when that URL carries a token
         (``url`` holds a placeholder): packsync's, read by the command, not by uv."""
-        return f"UV_INDEX_{self._key}_URL" if placeholders.labels_in(self.url) else ""
+        return f"{self._prefix}URL" if placeholders.labels_in(self.url) else ""
 
     @property
-    def _key(self) -> str:
-        return re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+    def _prefix(self) -> str:
+        return uvconfig.index_prefix(self.name)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

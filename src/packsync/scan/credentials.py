@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from packsync.hostside.uvconfig import index_prefix
 from packsync.scan.index_config import Index
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,6 @@ class Credentials:
         return tuple({v for s in values for v in (s, quote(s, safe=""))})
 
 
-def env_prefix(name: str) -> str:
-    """uv's variable prefix for a named index: ``my-index`` -> ``UV_INDEX_MY_INDEX_``."""
-    return "UV_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_"
 
 
 def netrc_path(environ: Mapping[str, str]) -> Path:
@@ -90,7 +87,7 @@ def _from_uv_environment(
 ) -> Credentials | None:
     if not index.name:
         return None
-    prefix = env_prefix(index.name)
+    prefix = index_prefix(index.name)
     user = environ.get(prefix + "USERNAME", "") or username
     secret = environ.get(prefix + "PASSWORD", "")
     if not (secret or environ.get(prefix + "USERNAME")):

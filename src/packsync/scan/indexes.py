@@ -118,7 +118,7 @@ class IndexSettings:
         """Refuse, before uv runs, an index that must always be authenticated to
         (``authenticate = "always"``) when no credentials for it are found here: uv would
         fail on it only in the middle of a resolve or an install."""
-        from packsync.scan.credentials import env_prefix
+        from packsync.hostside.uvconfig import index_prefix
 
         lacking = [i for i in self.indexes if i.options.authenticate == "always"
                    and _is_http(i.url) and self.credentials(i) is None]
@@ -126,7 +126,7 @@ class IndexSettings:
             return
         index = lacking[0]
         host = urlsplit(index.plain_url).hostname or index.display
-        named = (f", {env_prefix(index.name)}USERNAME/_PASSWORD" if index.name else "")
+        named = (f", {index_prefix(index.name)}USERNAME/_PASSWORD" if index.name else "")
         raise ScanError(
             f"the index {index.name or index.display} ({index.display}, configured in "
             f"{index.origin}) says authenticate = \"always\", and no credentials for it "
