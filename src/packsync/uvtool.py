@@ -8,24 +8,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from packsync.config import uv_path
+from packsync.hostside.install import INHERITED_PREFIXES
 from packsync.hostside.uvconfig import configured
 
 logger = logging.getLogger(__name__)
 
 # Inherited settings that would silently change what uv resolves or installs.
-_INHERITED_PREFIXES = (
-    "PIP_",
-    "UV_INDEX",
-    "UV_EXTRA_INDEX_URL",
-    "UV_DEFAULT_INDEX",
-    "UV_FIND_LINKS",
-    "UV_PYTHON",
-    "UV_SYSTEM_PYTHON",
-    "VIRTUAL_ENV",
-    "CONDA_PREFIX",
-)
-
-
 # Variables that can carry an index credential (URLs with userinfo, uv's per-index secrets).
 _INDEX_VARIABLES = (
     "PIP_INDEX_URL",
@@ -63,7 +51,7 @@ def uv_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     uv reads no configuration file and no netrc of its own: packsync has already read them
     on the client, so uv sees exactly the indexes and credentials it is handed, on any host.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(INHERITED_PREFIXES)}
     env["UV_NO_CONFIG"] = "1"
     env["NETRC"] = os.devnull
     env["UV_PYTHON_DOWNLOADS"] = "never"

@@ -174,3 +174,12 @@ def test_ignore_takes_conda_or_pypi_names() -> None:
 def _interpreter():  # type: ignore[no-untyped-def]
     from packsync.model import Interpreter
     return Interpreter(implementation="cpython", version="3.11.7", platform="linux-x86_64")
+
+
+def test_a_solver_error_blames_the_packages_it_names_as_words() -> None:
+    from packsync.conda.solve import _names_in
+
+    message = ("Cannot solve: python_abi 3.11 requires libpython and python-dateutil; "
+               "numpy-2.1.2-py311h_0.conda conflicts")
+    assert _names_in(message, ["python ==3.11", "numpy ==2.1 h0[sha256=1]", "python_abi"]) == [
+        "numpy", "python_abi"]

@@ -77,10 +77,12 @@ def test_settings_are_read_from_uv_files_and_kept_with_their_index(tmp_path):
 
 def test_values_uv_would_refuse_are_left_out(tmp_path, caplog):
     settings = settings_of(tmp_path, '[[index]]\nurl = "https://x.example/simple"\n'
-                                     'authenticate = "sometimes"\nignore-error-codes = ["403"]\n')
+                                     'authenticate = "sometimes"\nignore-error-codes = ["403"]\n'
+                                     'cache-control = "max-age=60"\n')
     [index] = [i for i in settings.indexes if i.origin != "default"]
     assert not index.options
     assert "authenticate = 'sometimes'" in caplog.text and "ignore-error-codes" in caplog.text
+    assert "cache-control = 'max-age=60'" in caplog.text
 
 
 def test_the_settings_travel_beside_the_indexes_without_a_secret(tmp_path):
@@ -188,3 +190,15 @@ def test_the_directory_of_a_process_that_died_is_removed_by_the_next(tmp_path, m
             f"{uvconfig.DIRECTORY_PREFIX}{os.getpid()}-")
     assert not dead.exists() and live.exists()
     assert theirs.exists() or os.geteuid() != 0
+
+
+def test_a_users_uv_config_file_is_read_as_uv_reads_it_and_never_steers_packsyncs_uv(
+        tmp_path, monkeypatch):
+    from packsync.scan.index_config import uv_config_files
+    from packsync.uvtool import uv_environment
+
+    mine = tmp_path / "mine.toml"
+    assert uv_config_files({"UV_NO_CONFIG": "1", "UV_CONFIG_FILE": str(mine)},
+                           tmp_path) == [mine]  # uv reads it even so
+    monkeypatch.setenv("UV_CONFIG_FILE", str(mine))
+    assert "UV_CONFIG_FILE" not in uv_environment()

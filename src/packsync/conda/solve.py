@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import platform
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -143,5 +144,8 @@ def _system(target: Target, same: bool) -> dict[str, str]:
 
 
 def _names_in(message: str, specs: list[str]) -> list[str]:
+    """The packages of ``specs`` that ``message`` names as words, or in a file name
+    (``python`` is not named by ``python_abi``, ``libpython`` or ``python-dateutil``)."""
     names = [spec.split()[0] for spec in specs]
-    return [n for n in names if n in message]
+    return [n for n in names
+            if re.search(rf"(?<![\w.-]){re.escape(n)}(?=$|[^\w-]|-\d)", message)]

@@ -41,9 +41,10 @@ from packsync.hostside.protocol import HostError, emit
 from packsync.hostside.supervise import Watchdog, supervised
 from packsync.hostside.transfer import copy_verified, disk_error
 
-_INHERITED_PREFIXES = (  # settings of the user's own tools that must not steer our uv
+INHERITED_PREFIXES = (  # settings of the user's own tools that must not steer our uv
     "PIP_", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_FIND_LINKS",
     "UV_PYTHON", "UV_SYSTEM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX",
+    "UV_CONFIG_FILE",  # read even under UV_NO_CONFIG
 )
 
 
@@ -193,7 +194,7 @@ def uv_environment(extra: dict[str, str]) -> dict[str, str]:
     """This machine's environment without index settings, plus ``extra``: the indexes and
     credentials the client (or the job) hands uv. uv reads no netrc of this machine, whose
     ``default`` entry it would send to every index, unless ``extra`` names one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(INHERITED_PREFIXES)}
     env["NETRC"] = os.devnull
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"

@@ -115,11 +115,12 @@ class UvSettings:
 
 
 def uv_config_files(environ: Mapping[str, str], cwd: Path) -> list[Path]:
-    """uv's configuration files, highest precedence first (project, user, system)."""
-    if environ.get("UV_NO_CONFIG"):
-        return []
+    """uv's configuration files, highest precedence first (project, user, system).
+    ``UV_CONFIG_FILE`` is read even under ``UV_NO_CONFIG``, as uv does."""
     if environ.get("UV_CONFIG_FILE"):
         return [Path(environ["UV_CONFIG_FILE"])]
+    if environ.get("UV_NO_CONFIG"):
+        return []
     files = []
     project = _project_config(cwd)
     if project is not None:
@@ -244,7 +245,12 @@ def index_options(entry: Mapping[str, Any], origin: str) -> IndexOptions:
                        "ignored", origin, codes)
         codes = None
     cache = entry.get("cache-control")
-    cache = cache if isinstance(cache, dict) else {}
+    if cache is not None and not (isinstance(cache, dict) and set(cache) <= {"api", "files"}
+                                  and all(isinstance(v, str) for v in cache.values())):
+        logger.warning("%s: cache-control = %r is not a table of api and files headers; "
+                       "ignored", origin, cache)
+        cache = None
+    cache = cache or {}
     return IndexOptions(
         authenticate=str(authenticate),
         ignore_error_codes=None if codes is None else tuple(codes),

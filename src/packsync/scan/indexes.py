@@ -155,8 +155,9 @@ class IndexSettings:
         """The variables that give uv these indexes, credentials resolved into the URLs,
         and their per-index settings (``hostside.uvconfig`` writes those for uv).
 
-        Environment, not argv (argv is public) and not a file (files persist): the only
-        place a secret travels. An index that must be authenticated to and has no
+        Environment, not argv (argv is public): where secrets travel. The one exception, a
+        token in the path of an index with settings, is in ``hostside.uvconfig``'s
+        owner-only file while uv runs. An index that must be authenticated to and has no
         credentials is refused here, before any uv runs (``check_credentials``).
         """
         self.check_credentials()
