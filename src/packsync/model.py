@@ -102,7 +102,12 @@ class ProjectLock(Serialisable):
     @property
     def label(self) -> str:
         """The lock as a plan names it: its path, and the pixi environment read."""
-        return f"{self.path} (environment {self.environment})" if self.environment else self.path
+        return lock_label(self.path, self.environment)
+
+
+def lock_label(lock: str, environment: str) -> str:
+    """A project lock (its path or kind) named with the pixi environment read, if any."""
+    return f"{lock} (environment {environment})" if environment else lock
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

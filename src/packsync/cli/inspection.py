@@ -13,7 +13,15 @@ from rich.table import Table
 from packsync.cli.console import err, out
 from packsync.cli.reporter import RichReporter
 from packsync.errors import PacksyncError
-from packsync.model import FAIL_ON_LEVELS, SNAPSHOT_FORMAT, Plan, PlanOptions, Problem, Snapshot
+from packsync.model import (
+    FAIL_ON_LEVELS,
+    SNAPSHOT_FORMAT,
+    Plan,
+    PlanOptions,
+    Problem,
+    Snapshot,
+    lock_label,
+)
 from packsync.plan import options
 from packsync.serial import FormatError
 from packsync.sources import SOURCE_KINDS
@@ -225,10 +233,9 @@ def _print_plan(decided: Plan) -> None:
         out.print(f"accelerator: {decided.accelerator}, variants from "
                   f"{decided.accelerator_index}", soft_wrap=True)
     if decided.project_lock:
-        environment = decided.project_lock_environment
-        out.print(f"versions for {target.platform} from the project lock "
-                  f"{decided.project_lock}"
-                  + (f" (environment {environment})" if environment else ""), soft_wrap=True)
+        used = lock_label(decided.project_lock, decided.project_lock_environment)
+        out.print(f"versions for {target.platform} from the project lock {used}",
+                  soft_wrap=True)
     idx = decided.indexes
     out.print(f"index: {idx.index_url} ({idx.origins.get(idx.index_url, 'default')})")
     for url in idx.extra_index_urls:

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from packsync.conda.model import CondaPlan
 from packsync.conda.names import pypi_name
-from packsync.model import LockedVersion, Problem, ProjectLock, Snapshot, Target
+from packsync.model import LockedVersion, Problem, ProjectLock, Snapshot, Target, lock_label
 from packsync.plan.dependencies import marker_holds, target_environment
 
 _SHOWN = 5  # mismatches named in a report
@@ -109,8 +109,8 @@ def conda_from_lock(
             continue
         decisions.append(replace(
             decision, spec=_file_spec(locked),
-            reason=f"{chosen.lock.kind}{_environment(chosen.lock)} locks {locked.file} for "
-                   f"{conda.subdir} ({target.platform})"))
+            reason=f"{lock_label(chosen.lock.kind, chosen.lock.environment)} locks "
+                   f"{locked.file} for {conda.subdir} ({target.platform})"))
     here = {d.name for d in conda.decisions}
     constraints = tuple(_file_spec(p) for name, p in sorted(chosen.conda.items())
                         if name not in here)
@@ -121,10 +121,6 @@ def _file_spec(locked: LockedVersion) -> str:
     """A match spec for the one file the lock names (by its SHA-256 when it has one)."""
     digest = f"[sha256={locked.sha256}]" if locked.sha256 else ""
     return f"{locked.name} =={locked.version} {locked.build}{digest}"
-
-
-def _environment(lock: ProjectLock) -> str:
-    return f" (environment {lock.environment})" if lock.environment else ""
 
 
 _UPDATE = {
