@@ -109,8 +109,9 @@ def test_authenticate_always_without_credentials_is_refused_naming_the_index(tmp
     settings = settings_of(tmp_path, '[[index]]\nname = "corp"\n'
                                      'url = "https://pkgs.example.com/simple/"\n'
                                      'authenticate = "always"\n')
+    settings.uv_environment()  # a launch whose lock and environment are cached needs none
     with pytest.raises(ScanError) as caught:
-        settings.uv_environment()
+        settings.check_credentials()
     error = caught.value
     assert error.message.startswith("the index corp (https://pkgs.example.com/simple/, "
                                     f"configured in {tmp_path / 'project' / 'uv.toml'})")

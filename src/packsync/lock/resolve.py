@@ -178,6 +178,7 @@ def _resolve(
     workdir: Path,
     conda: CondaLock | None = None,
 ) -> str:
+    settings.check_credentials()  # a resolve asks the indexes: before uv runs, not midway
     for artifact in wheels:
         store.fetch(artifact.sha256, workdir / WHEELS_DIR / artifact.filename)
     local = (workdir / WHEELS_DIR).as_uri()

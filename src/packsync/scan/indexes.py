@@ -158,9 +158,9 @@ class IndexSettings:
         Environment, not argv (argv is public): where secrets travel. The one exception, a
         token in the path of an index with settings, is in ``hostside.uvconfig``'s
         owner-only file while uv runs. An index that must be authenticated to and has no
-        credentials is refused here, before any uv runs (``check_credentials``).
+        credentials is refused by a resolve before uv runs (``check_credentials``), not
+        here: a launch whose lock and environment are cached asks no index.
         """
-        self.check_credentials()
         live = {i.url: self._live_url(i) for i in self.indexes}
         env = {
             "UV_DEFAULT_INDEX": live[self.index_url],
