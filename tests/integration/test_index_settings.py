@@ -263,6 +263,8 @@ def test_worker_command_jobs_get_the_settings_and_authenticate_themselves(tmp_pa
         refused = job()
         assert refused.returncode != 0
         assert "Missing credentials" in refused.stderr, refused.stderr
+        assert (f"{index.host} needs credentials on this machine" in refused.stderr
+                and "UV_INDEX_<NAME>_USERNAME" in refused.stderr), refused.stderr
         assert f"/packages/{PACKAGE.replace('-', '_')}" not in log.read_text()[len(before):]
         worked = job(**credentials)
         assert worked.returncode == 0, worked.stderr

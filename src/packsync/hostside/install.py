@@ -24,6 +24,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -206,7 +207,20 @@ def run_uv(uv: str, args: list[str], env: dict[str, str], what: str,
            watchdog: Watchdog | None) -> None:
     returncode, log = supervised([uv, *args], env, watchdog)
     if returncode != 0:
-        raise HostError(f"uv {what} failed (exit status {returncode})", log=log)
+        raise HostError(f"uv {what} failed (exit status {returncode})"
+                        + _missing_credentials(log), log=log)
+
+
+def _missing_credentials(log: str) -> str:
+    """What to do when uv met an index that must be authenticated to (``authenticate =
+    "always"``) and this machine gave it no credentials."""
+    found = re.search(r"Missing credentials for:? *(\S+)", log)
+    if found is None:
+        return ""
+    host = urllib.parse.urlsplit(found.group(1).strip("`'\".,")).hostname or "an index"
+    return (f": {host} needs credentials on this machine; give them in its environment as "
+            "UV_INDEX_<NAME>_USERNAME and UV_INDEX_<NAME>_PASSWORD (NAME: the index's "
+            "name), or in a netrc file named by NETRC")
 
 
 def build_with_uv(path: str, *, lock_text: str, uv: str, python: str,
