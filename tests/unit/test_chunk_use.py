@@ -106,3 +106,8 @@ def _serving_url(capsys: pytest.CaptureFixture[str]) -> str:
                 return str(event["url"])
         time.sleep(0.05)
     raise AssertionError("the host never served")
+
+
+def test_releasing_chunks_that_never_arrived_is_nothing(tmp_path: Path) -> None:
+    chunkuse.release(str(tmp_path / "no-store"), [A], launch="never-served")
+    assert not (tmp_path / "no-store").exists()

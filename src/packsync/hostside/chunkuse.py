@@ -58,6 +58,8 @@ def release(store: str, chunks: Iterable[str], launch: str = "") -> None:
     those left by earlier processes, unless another process still uses or keeps them.
 
     Call it outside ``using``."""
+    if not os.path.isdir(store):  # nothing ever arrived here
+        return
     if launch:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_kept_path(store, launch))
