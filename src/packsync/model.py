@@ -98,6 +98,7 @@ class ProjectLock(Serialisable):
     packages: tuple[LockedVersion, ...]
     environments: tuple[str, ...] = ()  # markers of the platforms covered; empty: any
     environment: str = ""  # the pixi environment read (a pixi.lock locks several)
+    others: tuple[ProjectLock, ...] = ()  # a pixi.lock's other environments, each as one
 
     @property
     def label(self) -> str:
@@ -195,7 +196,9 @@ class PlanOptions:
     ``only`` is ``None`` for "everything"; ``fail_on`` picks which problems stop a launch;
     ``relax_same_platform`` lets a same-platform pin the indexes lack become the nearest
     version there (a warning, not a critical problem); ``accelerator`` picks the workers'
-    variant of the packages published per accelerator, from ``accelerator_index``.
+    variant of the packages published per accelerator, from ``accelerator_index``;
+    ``lock_environment`` names the environment of the project's ``pixi.lock`` the workers
+    get (empty: the one this machine runs).
     """
 
     ignore: frozenset[str] = frozenset()
@@ -205,6 +208,7 @@ class PlanOptions:
     relax_same_platform: bool = False
     accelerator: str = ""
     accelerator_index: str = ""  # the index URL of each accelerator, as {accelerator}
+    lock_environment: str = ""
 
     @classmethod
     def create(
@@ -217,6 +221,7 @@ class PlanOptions:
         relax_same_platform: bool = False,
         accelerator: str = "",
         accelerator_index: str = "",
+        lock_environment: str = "",
     ) -> PlanOptions:
         if fail_on not in FAIL_ON_LEVELS:
             raise ValueError(
@@ -230,6 +235,7 @@ class PlanOptions:
             relax_same_platform=relax_same_platform,
             accelerator=accelerator,
             accelerator_index=accelerator_index,
+            lock_environment=lock_environment,
         )
 
 

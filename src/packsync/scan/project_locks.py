@@ -6,9 +6,10 @@ worker on another platform should get. This module only reads them, into the ver
 each one pins and the platforms (a PEP 508 marker) each version is for; whether a lock
 matches this environment and what the workers take from it is the plan's business.
 
-A ``pixi.lock`` locks several environments (``pixi run -e cuda``): only the one this
-Python runs in is read, with each conda package's build and file, so that the workers
-can get the very artifact the project locked.
+A ``pixi.lock`` locks several environments (``pixi run -e cuda``): the one this Python
+runs in is read, with each conda package's build and file, so that the workers can get
+the very artifact the project locked; its other environments are read alongside (in
+``ProjectLock.others``), for a plan whose workers are asked to get one of them.
 
 They are looked for in the working directory and its parents, up to the project's root
 (the first directory with a lock, a ``pyproject.toml``, a ``pixi.toml`` or ``.git``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -172,11 +174,19 @@ def _pixi_lock(path: Path, environment: str) -> ProjectLock:
         lock = rattler.LockFile.from_path(path)
     except Exception as error:  # rattler raises its own exception types
         raise ValueError((str(error).strip().splitlines() or [type(error).__name__])[0]) from None
-    env = lock.environment(environment)
-    if env is None:
-        names = ", ".join(sorted(name for name, _ in lock.environments()))
+    environments = dict(lock.environments())
+    if environment not in environments:
+        names = ", ".join(sorted(environments))
         raise _NotUsed(f"the project lock {path} has no environment {environment!r}, the "
                        f"one this Python runs in (it has: {names}): not used")
+    others = tuple(_pixi_environment(path, name, env)
+                   for name, env in sorted(environments.items()) if name != environment)
+    return replace(_pixi_environment(path, environment, environments[environment]),
+                   others=others)
+
+
+def _pixi_environment(path: Path, environment: str, env: Any) -> ProjectLock:
+    """One environment of a ``pixi.lock``: its packages marked with their subdir."""
     packages: list[LockedVersion] = []
     for subdir, records in sorted(env.conda_repodata_records().items()):
         if subdir in SUBDIR_MARKERS:
