@@ -139,6 +139,16 @@ def relax_same_platform() -> bool:
     return _flag("relax-same-platform", PlanError)
 
 
+def lock_environment() -> str:
+    """The environment of the project's ``pixi.lock`` the workers get ("": this one's)."""
+    value, source = _setting("lock-environment")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad(PlanError, source, value, "a pixi environment name", "a name such as cuda")
+    return value
+
+
 def accelerator() -> str | None:
     """The workers' accelerator (``cpu``, ``cu124``, ``rocm6.2``), or None: as here."""
     value, source = _setting("accelerator")

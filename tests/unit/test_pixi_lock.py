@@ -4,13 +4,20 @@ by build, and gives the workers' conda packages the very file it locks for their
 from __future__ import annotations
 
 import hashlib
+import json
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import dask
+import pytest
+
+from packsync.cli import main
 from packsync.conda.model import CondaEnvironment, CondaPackage
-from packsync.model import InstalledDist, Interpreter, Snapshot
-from packsync.plan.rules import MANDATORY, plan
+from packsync.errors import PlanError
+from packsync.model import InstalledDist, Interpreter, PlanOptions, Snapshot
+from packsync.plan.options import plan_options
+from packsync.plan.rules import MANDATORY, enforce, plan
 from packsync.scan.project_locks import pixi_environment, project_locks
 from packsync.sources import CondaSource
 from tests.unit.test_project_locks import MAC_ENV
@@ -274,3 +281,115 @@ def test_conda_versions_of_the_lock_never_reach_uv_as_constraints(tmp_path: Path
     decided = plan(mac(tmp_path, str(tmp_path / ".pixi/envs/cuda")))
     assert not any(c.split("==")[0] in ("libgcc", "python", "tzdata", "numpy")
                    for c in decided.lock_constraints), decided.lock_constraints
+
+
+def test_workers_get_the_environment_asked_for_from_a_mac_running_default(tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    lock = tmp_path / "pixi.lock"
+    decided = plan(mac(tmp_path, "/opt/env"), options=PlanOptions(lock_environment="cuda"))
+    assert decided.project_lock == str(lock) and decided.project_lock_environment == "cuda"
+    assert not [p for p in decided.problems if p.severity == "critical"], decided.problems
+    assert any(p.message.startswith(
+        f"versions for linux-x86_64 come from the project lock {lock} (environment cuda), "
+        "asked for the workers; this machine runs default") for p in decided.problems)
+    specs = conda_specs(decided)
+    assert specs["numpy"] == (
+        f"numpy ==2.1.2 py311cuda_1[sha256={SHA['numpy-linux-cuda']}]",
+        "pixi.lock (environment cuda) locks numpy-2.1.2-py311cuda_1.conda for linux-64 "
+        "(linux-x86_64)")
+    assert decided.conda is not None and decided.conda.constraints == (
+        f"libgcc ==14.2.0 h77fa898_1[sha256={SHA['libgcc']}]",)  # only cuda has it
+    # six is installed here but not in cuda: the code run here needs it, the usual rule
+    [six] = [d for d in decided.decisions if d.name == "six"]
+    assert six.specifier == "==1.16.0" and "lock" not in six.reason
+
+
+def test_an_environment_the_lock_lacks_is_critical_and_names_those_it_has(tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    decided = plan(mac(tmp_path, "/opt/env"), options=PlanOptions(lock_environment="gpu"))
+    assert decided.project_lock == ""
+    [critical] = [p for p in decided.problems if p.severity == "critical"]
+    assert critical.message == (f"the project lock {tmp_path / 'pixi.lock'} has no environment "
+                                "'gpu', asked for the workers (it has: cuda, default)")
+    assert conda_specs(decided)["numpy"][0] == "numpy 2.1.*,<=2.1.3"  # the usual rule
+    with pytest.raises(PlanError, match="no environment 'gpu'"):
+        enforce(decided.problems, "critical")
+
+
+def test_an_environment_with_nothing_for_the_workers_platform_is_critical(tmp_path: Path):
+    mac_only_cuda = PIXI_V6.replace(
+        PIXI_V6[PIXI_V6.index("    packages:\n      linux-64:"):PIXI_V6.index("      osx-arm64:")],
+        "    packages:\n", 1)
+    (tmp_path / "pixi.lock").write_text(mac_only_cuda)
+    decided = plan(mac(tmp_path, "/opt/env"), options=PlanOptions(lock_environment="cuda"))
+    assert decided.project_lock == ""
+    [critical] = [p for p in decided.problems if p.severity == "critical"]
+    assert critical.message == (
+        f"the project lock {tmp_path / 'pixi.lock'} (environment cuda), asked for the "
+        "workers, has no packages for linux-x86_64 (it has: cuda, default; the ones for "
+        "linux-x86_64: default)")
+
+
+def test_a_running_environment_unlike_its_lock_still_refuses_the_one_asked_for(
+        tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    rebuilt = (replace(MAC_PACKAGES[0], build="py311h_1"), *MAC_PACKAGES[1:])
+    decided = plan(mac(tmp_path, "/opt/env", rebuilt), options=PlanOptions(lock_environment="cuda"))
+    assert decided.project_lock == ""
+    [mismatch] = [p for p in decided.problems if "does not match" in p.message]
+    assert mismatch.severity == "warning" and "(environment default)" in mismatch.message
+    [critical] = [p for p in decided.problems if p.severity == "critical"]
+    assert "asked for the environment 'cuda'" in critical.message
+    assert conda_specs(decided)["numpy"][0] == "numpy 2.1.*,<=2.1.3"
+
+
+LINUX_ENV = {**MAC_ENV, "sys_platform": "linux", "platform_machine": "x86_64",
+             "platform_system": "Linux"}
+
+
+def test_a_linux_machine_running_default_gives_same_platform_workers_cuda(tmp_path: Path):
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    locks, _ = project_locks(tmp_path, prefix="/opt/env")
+    packages = (
+        CondaPackage(name="numpy", version="2.1.2", build="py311h_0", subdir="linux-64",
+                     python_dists=("numpy",)),
+        CondaPackage(name="python", version="3.11.7", build="hab00c5b_1_cpython",
+                     subdir="linux-64"),
+    )
+    linux = Snapshot(
+        interpreter=Interpreter(implementation="cpython", version="3.11.7",
+                                platform="linux-x86_64"),
+        environment=LINUX_ENV, prefix="/opt/env",
+        dists=tuple(InstalledDist(name=n, version="1.0") for n in MANDATORY) + (
+            InstalledDist(name="numpy", version="2.1.2", source=CondaSource(package="numpy")),
+            InstalledDist(name="six", version="1.16.0")),
+        conda=CondaEnvironment(prefix="/opt/env", subdir="linux-64", channels=(CF,),
+                               packages=packages),
+        project_locks=locks,
+    )
+    same = plan(linux)
+    assert same.project_lock == "" and conda_specs(same)["numpy"][0] == "numpy ==2.1.2 py311h_0"
+    decided = plan(linux, options=PlanOptions(lock_environment="cuda"))
+    assert decided.project_lock_environment == "cuda"
+    assert conda_specs(decided)["numpy"][0] == (
+        f"numpy ==2.1.2 py311cuda_1[sha256={SHA['numpy-linux-cuda']}]")
+    assert not [p for p in decided.problems if p.severity == "critical"], decided.problems
+
+
+def test_the_command_line_asks_for_a_lock_environment(tmp_path: Path, capsys):  # type: ignore[no-untyped-def]
+    (tmp_path / "pixi.lock").write_text(PIXI_V6)
+    saved = tmp_path / "snapshot.json"
+    saved.write_text(json.dumps(mac(tmp_path, "/opt/env").to_dict()))
+    argv = ["plan", "--snapshot", str(saved), "--target", "linux-x86_64", "--no-resolve",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--lock-environment", "gpu"]) == 2
+    assert "no environment 'gpu'" in capsys.readouterr().err.replace("\n", "")
+    assert main([*argv, "--lock-environment", "cuda"]) == 0
+    assert "py311cuda_1" in capsys.readouterr().out
+
+
+def test_the_lock_environment_is_a_dask_setting_an_argument_overrides():
+    with dask.config.set({"packsync.lock-environment": "cuda"}):
+        assert plan_options().lock_environment == "cuda"
+        assert plan_options(lock_environment="").lock_environment == ""
+    assert plan_options().lock_environment == ""

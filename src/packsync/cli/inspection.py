@@ -67,12 +67,16 @@ def plan_choices(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accelerator", metavar="NAME",
                         help="the workers' accelerator: cpu, cu124, rocm6.2...; torch and its "
                              "family get that variant (default: the variant installed here)")
+    parser.add_argument("--lock-environment", metavar="NAME",
+                        help="the environment of the project's pixi.lock the workers get "
+                             "(default: the one this machine runs)")
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     return options.plan_options(
         ignore=args.ignore, only=args.only, strict=args.strict, fail_on=args.fail_on,
         relax_same_platform=args.relax_same_platform, accelerator=args.accelerator,
+        lock_environment=args.lock_environment,
     )
 
 

@@ -68,6 +68,9 @@ class Cluster(SpecClusterInternals):
     accelerator:
         The workers' accelerator: ``"cpu"``, a CUDA version such as ``"cu124"``, or a ROCm
         one: the torch family then resolves to that variant (see ``docs/planning.md``).
+    lock_environment:
+        The environment of the project's ``pixi.lock`` the workers get (``"cuda"``), when
+        this machine runs another (default: the one it runs; see ``docs/planning.md``).
     cache_dir, store:
         Where environments are cached and local-code artifacts stored (defaults:
         ``PACKSYNC_CACHE_DIR`` / dask config ``packsync.cache-dir`` / user cache dir).
@@ -145,6 +148,7 @@ class Cluster(SpecClusterInternals):
         fail_on: str | None = None,
         relax_same_platform: bool | None = None,
         accelerator: str | None = None,
+        lock_environment: str | None = None,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         watch: bool | None = None,
@@ -185,7 +189,8 @@ class Cluster(SpecClusterInternals):
                 self._hosts, n_workers, threads_per_worker, host)
         n_workers, threads_per_worker = layout.workers_and_threads(n_workers, threads_per_worker)
         options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on,
-                           relax_same_platform=relax_same_platform, accelerator=accelerator)
+                           relax_same_platform=relax_same_platform, accelerator=accelerator,
+                           lock_environment=lock_environment)
         self._settings = LaunchSettings(
             options=options, code_rules=code_rules(include=include, exclude=exclude),
             cache_dir=cache_dir, store=store if store is not None or not hosts else shared_store,

@@ -89,6 +89,7 @@ def jobqueue(
     fail_on: str | None = None,
     relax_same_platform: bool | None = None,
     accelerator: str | None = None,
+    lock_environment: str | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     watch: bool | None = None,
@@ -109,7 +110,8 @@ def jobqueue(
     environment: see ``worker_command``). The other options are ``packsync.Cluster``'s.
     """
     options = plan_options(ignore=ignore, only=only, strict=strict, fail_on=fail_on,
-                           relax_same_platform=relax_same_platform, accelerator=accelerator)
+                           relax_same_platform=relax_same_platform, accelerator=accelerator,
+                           lock_environment=lock_environment)
     rules = code_rules(include=include, exclude=exclude)
     clock = StageClock(reporter)
     link = f"jobs-{uuid.uuid4().hex[:16]}"

@@ -8,7 +8,15 @@ for this platform and that is installed here from an index has its locked versio
 conda package its locked build too): otherwise it describes another environment, and is
 reported and left alone. Of a ``pixi.lock``, the scan read the environment this Python
 runs in; conda packages then get the very file that environment locks for the target.
-Pure.
+
+The workers may be asked for another environment of the ``pixi.lock``
+(``lock_environment="cuda"`` from a Mac running ``default``): this machine is still
+checked against its own environment, and when it matches, the target's versions and
+conda files come from the one asked for. A package installed here that it lacks follows
+the usual rule (the code run here needs it); one only it has is held to its locked file
+should the solver need it, as what only the target has always is. An environment the
+lock lacks, or one with nothing for the target's platform, is critical, and so is a
+request for an environment that no usable ``pixi.lock`` could honour. Pure.
 """
 
 from __future__ import annotations
@@ -37,13 +45,54 @@ class LockChoice:
     problems: tuple[Problem, ...] = ()
 
 
-def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
-    """The first project lock this environment matches and that covers ``target``."""
+def choose_lock(snapshot: Snapshot, target: Target, environment: str = "") -> LockChoice:
+    """The first project lock this environment matches and that covers ``target``; with
+    ``environment``, that environment of the ``pixi.lock`` gives the target's versions."""
+    chosen = _choose(snapshot, target, environment)
+    if not environment or chosen.lock is not None or any(
+            p.severity == "critical" for p in chosen.problems):
+        return chosen
+    return replace(chosen, problems=(*chosen.problems, Problem(
+        severity="critical",
+        message=f"the workers are asked for the environment {environment!r} of the "
+                "project's pixi.lock, but no pixi.lock this environment matches was found",
+        hint="run from the pixi project, in an environment its pixi.lock matches "
+             "(`pixi install`), or leave lock_environment out",
+    )))
+
+
+def _choose(snapshot: Snapshot, target: Target, environment: str) -> LockChoice:
     client = snapshot.environment
     on_target = target_environment(target, client)
     problems: list[Problem] = []
     for lock in snapshot.project_locks:
-        if lock.environments and not any(marker_holds(m, on_target) for m in lock.environments):
+        if environment and lock.kind != "pixi.lock":
+            continue  # only a pixi.lock has environments to ask for
+        workers = lock
+        if environment and environment != lock.environment:
+            found = [o for o in lock.others if o.environment == environment]
+            names = ", ".join(sorted(o.environment for o in (lock, *lock.others)))
+            if not found:
+                problems.append(Problem(
+                    severity="critical",
+                    message=f"the project lock {lock.path} has no environment "
+                            f"{environment!r}, asked for the workers (it has: {names})",
+                    hint="name one of its environments, or add it to the pixi manifest "
+                         "and lock again (`pixi lock`)",
+                ))
+                continue
+            workers = found[0]
+            if not any(marker_holds(m, on_target) for m in workers.environments):
+                problems.append(Problem(
+                    severity="critical",
+                    message=f"the project lock {workers.label}, asked for the workers, has "
+                            f"no packages for {target.platform} (it has: {names}; the "
+                            f"ones for {target.platform}: {_for(lock, on_target) or 'none'})",
+                    hint="add the workers' platform to that environment and lock again",
+                ))
+                continue
+        if workers is lock and lock.environments and not any(
+                marker_holds(m, on_target) for m in lock.environments):
             problems.append(Problem(
                 severity="warning",
                 message=f"the project lock {lock.label} is not resolved for {target.platform} "
@@ -70,16 +119,26 @@ def choose_lock(snapshot: Snapshot, target: Target) -> LockChoice:
                         "here from an index: not used",
             ))
             continue
-        versions = _versions_for(lock.packages, on_target)
-        conda = {p.name: p for p in lock.packages
+        versions = _versions_for(workers.packages, on_target)
+        conda = {p.name: p for p in workers.packages
                  if p.build and p.key in versions and marker_holds(p.marker, on_target)}
         problems.append(Problem(
             severity="notice",
             message=f"versions for {target.platform} come from the project lock {lock.label}, "
-                    f"which this environment matches ({matched} packages)",
+                    f"which this environment matches ({matched} packages)" if workers is lock
+            else f"versions for {target.platform} come from the project lock "
+                 f"{workers.label}, asked for the workers; this machine runs "
+                 f"{lock.environment} ({matched} packages match it)",
         ))
-        return LockChoice(lock=lock, versions=versions, conda=conda, problems=tuple(problems))
+        return LockChoice(lock=workers, versions=versions, conda=conda,
+                          problems=tuple(problems))
     return LockChoice(problems=tuple(problems))
+
+
+def _for(lock: ProjectLock, on_target: Mapping[str, str]) -> str:
+    """The environments of a ``pixi.lock`` that have packages where ``on_target`` holds."""
+    return ", ".join(sorted(o.environment for o in (lock, *lock.others)
+                            if any(marker_holds(m, on_target) for m in o.environments)))
 
 
 def conda_from_lock(

@@ -1,8 +1,8 @@
 """The user's planning options: Python arguments first, then Dask configuration.
 
 The Dask keys are ``packsync.ignore``, ``packsync.only``, ``packsync.strict``,
-``packsync.fail-on``, ``packsync.relax-same-platform``, ``packsync.accelerator`` and
-``packsync.accelerator-index`` (so ``DASK_PACKSYNC__STRICT=true``
+``packsync.fail-on``, ``packsync.relax-same-platform``, ``packsync.accelerator``,
+``packsync.accelerator-index`` and ``packsync.lock-environment`` (so ``DASK_PACKSYNC__STRICT=true``
 or a YAML file work too).
 """
 
@@ -24,6 +24,7 @@ def plan_options(
     fail_on: str | None = None,
     relax_same_platform: bool | None = None,
     accelerator: str | None = None,
+    lock_environment: str | None = None,
 ) -> PlanOptions:
     """Options from the arguments given, the rest from ``packsync.*`` Dask config."""
     chosen_fail_on = fail_on if fail_on is not None else config.fail_on()
@@ -50,6 +51,8 @@ def plan_options(
         ),
         accelerator=chosen_accelerator or "",
         accelerator_index=config.accelerator_index(),
+        lock_environment=(lock_environment if lock_environment is not None
+                          else config.lock_environment()),
     )
 
 

@@ -89,7 +89,10 @@ def plan(
         added, reported = needed_only_there(graph, synced, client, target, options)
         decisions += added
         problems += reported
-        chosen = choose_lock(snapshot, target)
+    if not same_platform or options.lock_environment:
+        # asked for a lock environment, the workers get it on this platform too: its
+        # versions are what the user chose over "exactly as here"
+        chosen = choose_lock(snapshot, target, options.lock_environment)
         problems += chosen.problems
         decisions = [_from_lock(d, chosen, target) for d in decisions]
     decisions, substituted, accelerator, accelerator_index = with_accelerator(
