@@ -28,7 +28,7 @@ from tests.support.private_index import MESSAGE, MODULE, PACKAGE, PrivateIndex, 
 from tests.support.projects import make_wheel, write
 from tests.support.servers import serve_http
 from tests.support.simple_index import _Quiet, lay_out, serve_simple_index
-from tests.support.venvs import hermetic_env, make_client
+from tests.support.venvs import make_client, run_job
 
 pytestmark = pytest.mark.integration
 
@@ -252,11 +252,7 @@ def test_worker_command_jobs_get_the_settings_and_authenticate_themselves(tmp_pa
             {"url": index.url, "name": "private", "format": "simple", "authenticate": "always"}]
 
         def job(**extra: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*argv, "-c", JOB_PROBE], capture_output=True, text=True, timeout=300,
-                env=hermetic_env(PACKSYNC_CACHE_DIR=str(tmp_path / "worker-cache"),
-                                 UV_CACHE_DIR=str(tmp_path / "worker-uv"),  # no wheel cached
-                                 NETRC=str(tmp_path / "none"), **extra))
+            return run_job(argv, JOB_PROBE, tmp_path, **extra)
 
         log = tmp_path / "index" / "server.log"
         before = log.read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.private_index import MESSAGE, serve_index
-from tests.support.venvs import BASE_PYTHON, hermetic_env, make_client
+from tests.support.venvs import BASE_PYTHON, hermetic_env, make_client, run_job
 
 pytestmark = pytest.mark.integration
 
@@ -132,11 +132,7 @@ def test_private_index_credentials_come_from_the_job_environment(tmp_path: Path)
         assert "UV_INDEX_PRIVATE_USERNAME and UV_INDEX_PRIVATE_PASSWORD" in made.stderr
 
         def job(**extra: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*argv, "-c", PROBE], capture_output=True, text=True, timeout=300,
-                env=hermetic_env(PACKSYNC_CACHE_DIR=str(tmp_path / "worker-cache"),
-                                 UV_CACHE_DIR=str(tmp_path / "worker-uv"),  # no wheel cached
-                                 NETRC=str(tmp_path / "none"), **extra))
+            return run_job(argv, PROBE, tmp_path, **extra)
 
         refused = job()  # the job's environment has no credentials: the index says 401
         assert refused.returncode == 2 and "401" in refused.stderr, refused.stderr

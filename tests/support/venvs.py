@@ -101,3 +101,13 @@ def make_client(root: Path, *install: str, compile_bytecode: bool = False) -> Cl
     env = ClientEnv(path=venv, cache=root / "cache", workdir=workdir)
     uv_install(env.python, str(REPO), *install, compile_bytecode=compile_bytecode)
     return env
+
+
+def run_job(argv: list[str], code: str, root: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """A worker command's job running ``code`` with the job's own, clean caches under
+    ``root`` (no wheel cached, no netrc): only ``extra`` gives it credentials."""
+    return subprocess.run(
+        [*argv, "-c", code], capture_output=True, text=True, timeout=300,
+        env=hermetic_env(PACKSYNC_CACHE_DIR=str(root / "worker-cache"),
+                         UV_CACHE_DIR=str(root / "worker-uv"), NETRC=str(root / "none"),
+                         **extra))
