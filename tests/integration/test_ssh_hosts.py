@@ -414,6 +414,11 @@ def doubled():
     import extra
     return extra.DOUBLE
 
+def started():
+    parent = pathlib.Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    return {"pid": os.getpid(), "forked": b"forkserver" in parent,
+            "omp": os.environ.get("OMP_NUM_THREADS")}
+
 HOSTS = json.loads(os.environ["TEST_HOSTS"])
 helper = pathlib.Path("helper.py")
 out = {}
@@ -432,6 +437,10 @@ with packsync.Cluster(hosts=HOSTS, threads_per_worker=1, dashboard_address=None,
         out["second_sent"] = list(cluster.sync().sent)
         out["after_second"] = sorted(client.run(helper_value).values())
         out["task"] = client.submit(doubled, pure=False).result()
+        out["started"] = list(client.run(started).values())
+        client.restart()
+        out["restarted"] = list(client.run(started).values())
+        out["after_restart"] = sorted(client.run(helper_value).values())
         cluster.scale(3)
         client.wait_for_workers(3, timeout=120)
         out["after_scale"] = sorted(client.run(helper_value).values())
@@ -460,6 +469,12 @@ def test_scheduler_on_first_host_and_live_code_to_hosts(client: ClientEnv, hosts
     assert out["after_first"] == [200, 200] and out["on_scheduler"] == 200
     assert out["second_sent"] == ["extra.py", "helper.py"]
     assert out["after_second"] == [300, 300] and out["task"] == 600
+    # each worker is a fork of its nanny's forkserver, with Dask's pre-spawn environment,
+    # and so is the worker a restart makes, which still runs the live code
+    for worker in out["started"] + out["restarted"]:
+        assert worker["forked"] and worker["omp"] == "1"
+    assert not {w["pid"] for w in out["started"]} & {w["pid"] for w in out["restarted"]}
+    assert out["after_restart"] == [300, 300]
     # a worker added later starts on the current code, on the host with the fewest workers
     assert out["after_scale"] == [300, 300, 300]
     assert out["scaled_ns"] == sorted([alpha.namespace()] * 2 + [beta.namespace()])

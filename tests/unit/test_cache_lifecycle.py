@@ -273,6 +273,26 @@ def test_a_host_side_run_hands_its_lease_to_the_process_it_supervises(tmp_path: 
     assert not lease.in_use(str(path))
 
 
+def test_a_host_side_run_sets_default_variables_the_host_does_not_set(tmp_path: Path) -> None:
+    path = fake_env_with_python(tmp_path)
+    code = "import os; print(os.environ['OMP_NUM_THREADS'], os.environ['PYTHONHASHSEED'])"
+    header = {"version": 2, "action": "run", "cwd": str(tmp_path),
+              "argv": [str(path / "bin" / "python"), "-c", code],
+              "env_defaults": {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "6640"}}
+    supervisor = subprocess.Popen([sys.executable, "-m", "packsync.hostside.main"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "4"})
+    assert supervisor.stdin is not None and supervisor.stderr is not None
+    try:
+        supervisor.stdin.write(json.dumps(header) + "\n")
+        supervisor.stdin.flush()  # stdin stays open: its end would end the process
+        assert supervisor.stderr.readline().split() == ["4", "6640"]  # the host's value wins
+    finally:
+        supervisor.stdin.close()
+        supervisor.wait(30)
+
+
 def test_a_worker_command_keeps_its_lease_across_exec(tmp_path: Path) -> None:
     path = fake_env_with_python(tmp_path)
     code = ("import os, sys\nfrom packsync.hostside import lease\n"

@@ -338,6 +338,8 @@ def run(header: protocol.Header, stdin: IO[bytes]) -> int:
     env = {k: v for k, v in os.environ.items()
            if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
     env.update(header.get("env", {}))
+    for key, value in header.get("env_defaults", {}).items():
+        env.setdefault(key, value)
     payload = base64.b64decode(str(header.get("stdin") or ""))  # the spec: never on a command line
     child = subprocess.Popen(
         list(header["argv"]),

@@ -84,6 +84,7 @@ class Header(TypedDict, total=False):
     # run
     argv: list[str]
     env: dict[str, str]
+    env_defaults: dict[str, str]  # set unless the host's environment has them
     cwd: str
     # cleanup
     pgids: list[int]

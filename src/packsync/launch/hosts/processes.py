@@ -3,6 +3,11 @@
 Each runs under the host-side supervisor in a process group of its own; the group
 ends when its SSH channel closes, whether the client closes it, dies, or loses the
 host, so no scheduler or worker outlives its cluster on any host.
+
+A nanny starts its worker through a forkserver that imports ``distributed`` while the
+nanny does, as on this machine (``packsync.launch.local``): the worker, and every
+restart of it, is a fork with nothing left to import, instead of a second interpreter
+importing ``distributed`` after the first.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from packsync.codesync.plugin import LINK_VARIABLE
 from packsync.errors import LaunchError
 from packsync.launch.hosts.prepare import PreparedHost
 from packsync.launch.hosts.ssh import events
+from packsync.launch.local import NANNIES_MAIN, forkserver_environment
 from packsync.launch.processes import (
     DaskProcess,
     SchedulerRole,
@@ -83,7 +89,8 @@ class RemoteProcess(DaskProcess):
         # the spec (credentials included) travels in the header, over the SSH channel,
         # and the host side writes it to the process's stdin: never on a command line
         header = {"action": "run", "argv": argv, "env": remote_environment(self.target),
-                  "cwd": self.cwd or "", "stdin": base64.b64encode(payload).decode()}
+                  "env_defaults": self.environment_defaults(), "cwd": self.cwd or "",
+                  "stdin": base64.b64encode(payload).decode()}
         try:
             self.proc = await self.target.connection.start([self.target.host_python], header)
             await self.proc.stdin.drain()
@@ -93,6 +100,10 @@ class RemoteProcess(DaskProcess):
                 f"could not start {self.describe()}: {error}", host=self.host,
                 hint="the SSH connection to the host failed",
             ) from None
+
+    def environment_defaults(self) -> dict[str, str]:
+        """Variables set for the process unless the host's own environment sets them."""
+        return {}
 
     async def _readline(self) -> bytes:
         line: bytes = await self.proc.stderr.readline()
@@ -165,3 +176,14 @@ class RemoteWorker(WorkerRole, RemoteProcess):
             args=(scheduler,), name=str(name),
         )
         self.options = options
+        self.nanny = nanny
+
+    def command(self) -> list[str]:
+        if not self.nanny:
+            return super().command()
+        return [self.interpreter, "-c", NANNIES_MAIN, *self.args]
+
+    def environment_defaults(self) -> dict[str, str]:
+        # what the nanny would set for its worker (the host's own values win, as with
+        # Dask), set from the start so that the forkserver has them
+        return forkserver_environment({}) if self.nanny else {}
