@@ -247,7 +247,7 @@ def netrc_default() -> bool:
     """Send a netrc's ``default`` entry to the indexes that have no ``machine`` line."""
     value, _ = _setting("netrc-default")
     if isinstance(value, str):  # $PACKSYNC_NETRC_DEFAULT, read as worker commands read it
-        from packsync.hostside.main import netrc_default_asked
+        from packsync.hostside.jobs import netrc_default_asked
 
         return netrc_default_asked(value)
     return _flag("netrc-default", ScanError)

@@ -18,7 +18,7 @@ import pytest
 from packsync.errors import LockError
 from packsync.hostside import layout
 from packsync.hostside.install import uv_environment
-from packsync.hostside.main import job_index_environment
+from packsync.hostside.jobs import job_index_environment
 from packsync.hostside.transfer import receive
 from packsync.lock.lockfile import Lock, PacksyncTable, empty_document, render
 from packsync.scan.dists import scan_dists

@@ -22,7 +22,7 @@ from packsync.uvtool import uv_binary
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "packsync"
 # It runs on hosts where packsync is not installed, so it cannot import packsync.config.
-READ_THEIR_OWN_VARIABLES = {"hostside/main.py"}
+READ_THEIR_OWN_VARIABLES = {"hostside/jobs.py"}
 HOUR = 3600.0
 
 

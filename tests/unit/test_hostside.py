@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ def test_venv_version_reads_pyvenv_cfg(tmp_path: Path) -> None:
 
 
 def test_job_index_environment_takes_credentials_only_for_named_indexes() -> None:
-    from packsync.hostside.main import job_index_environment
+    from packsync.hostside.jobs import job_index_environment
 
     job = {"UV_INDEX_PRIVATE_USERNAME": "alice", "UV_INDEX_PRIVATE_PASSWORD": "pw",
            "UV_INDEX_OTHER_PASSWORD": "not-handed", "NETRC": "/nonexistent"}
@@ -120,7 +122,6 @@ def test_download_keeps_only_verified_bytes_and_never_names_the_url(tmp_path: Pa
 
 def test_the_host_side_package_imports_nothing_but_the_standard_library() -> None:
     import ast
-    import sys
 
     from packsync.hostside import loader
 
@@ -135,6 +136,20 @@ def test_the_host_side_package_imports_nothing_but_the_standard_library() -> Non
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or name.startswith(
                     "packsync.hostside") or name == "__future__", f"{path.name} imports {name}"
+
+
+def test_the_frequent_host_actions_import_none_of_the_heavy_modules() -> None:
+    # ``probe`` and ``run`` start a process on every host at every launch: what they
+    # import is on the launch's path
+    code = ("import sys; import packsync.hostside.main; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('packsync', "
+            "'tarfile', 'urllib.request', 'http.server', 'concurrent')))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    heavy = {"tarfile", "urllib.request", "http.server", "concurrent", "packsync.hostside.install",
+             "packsync.hostside.artifact", "packsync.hostside.peers",
+             "packsync.hostside.prepare", "packsync.hostside.sharing", "packsync.hostside.jobs"}
+    assert "packsync.hostside.main" in loaded and not heavy & set(loaded)
 
 
 @pytest.mark.attack("tampered shared-store code, script or archive")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from packsync.hostside import artifact, layout, main, protocol
+from packsync.hostside import artifact, layout, main, protocol, resources
 from tests.unit.test_artifact import fake_environment
 
 pytestmark = pytest.mark.usefixtures("small_chunks")
@@ -25,7 +25,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def archive(tmp_path: Path) -> tuple[dict[str, Any], list[bytes]]:
-    here = main.interpreter()
+    here = resources.interpreter()
     env = fake_environment(tmp_path / "built")
     manifest = artifact.pack(str(env), str(tmp_path / "chunks"), env_id="e" * 32,
                              digest="d" * 64, python=here["python_version"],

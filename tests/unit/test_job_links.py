@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from packsync.hostside import artifact, layout, lease, lifecycle, livecode, main
+from packsync.hostside import artifact, layout, lease, lifecycle, livecode, resources
 
 SLEEPER = "import time; time.sleep(120)"
 
@@ -25,7 +25,7 @@ def shared_store(tmp_path: Path) -> tuple[Path, str, str]:
     store = tmp_path / "store"
     lock = b"# a stand-in lock\n"
     lock_sha = hashlib.sha256(lock).hexdigest()
-    here = main.interpreter()
+    here = resources.interpreter()
     built = fake_environment(tmp_path / "built")
     (built / layout.RECORD_DIR).mkdir()
     (built / layout.RECORD_DIR / "pylock.toml").write_bytes(lock)

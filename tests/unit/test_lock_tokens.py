@@ -13,7 +13,7 @@ import tomli_w
 
 from packsync.errors import LockError
 from packsync.hostside import placeholders
-from packsync.hostside.main import job_index_environment
+from packsync.hostside.jobs import job_index_environment
 from packsync.hostside.protocol import HostError
 from packsync.launch.kubernetes import pod_parts
 from packsync.launch.worker_command import WorkerCommand, job_indexes

@@ -61,6 +61,11 @@ def is_digest(value: object) -> bool:
         c in "0123456789abcdef" for c in value)
 
 
+def store_root(shared: object, cache: str) -> str:
+    """The store a host reads objects from: the shared one it was given, else its own."""
+    return str(shared or os.path.join(cache, "store"))
+
+
 def blob_path(store: str, sha256: str) -> str:
     return os.path.join(store, OBJECTS, sha256[:2], sha256)
 

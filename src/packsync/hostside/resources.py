@@ -1,4 +1,5 @@
-"""What a host gives its processes: memory and cores, counted as Dask's workers count them.
+"""What a host is and gives its processes: its interpreter and platform, and memory and
+cores, counted as Dask's workers count them.
 
 A worker started with ``memory_limit="auto"`` takes the machine's memory times its share
 of the cores; the client needs that number before any worker runs, to ``scale(memory=)``
@@ -13,9 +14,24 @@ from __future__ import annotations
 
 import math
 import os
+import platform
+import sys
 
 _CGROUP_MEMORY = ("/sys/fs/cgroup/memory.max",  # cgroup v2
                   "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v1
+
+
+def interpreter() -> dict[str, str]:
+    """The Python running this and the platform it runs on, as the client compares them."""
+    libc, version = platform.libc_ver()
+    return {
+        "python_version": platform.python_version(),
+        "executable": sys.executable,
+        "base_executable": getattr(sys, "_base_executable", "") or sys.executable,
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "libc": f"{libc} {version}".strip(),
+        "home": os.path.expanduser("~"),
+    }
 
 
 def memory() -> int:

@@ -12,12 +12,25 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO
 
 from packsync.hostside import buildlock
 from packsync.hostside.protocol import HostError
 
 STOP_GRACE = 5.0
+_INDEX_VARIABLES = (  # a long-running process needs no index secret
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_INDEX", "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+)
+_DROPPED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+
+
+def process_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for a Dask process: no index secret, nothing that would make its
+    interpreter import from anywhere but its environment."""
+    return {k: v for k, v in environ.items()
+            if k not in _DROPPED and not k.startswith(_INDEX_VARIABLES)}
 
 
 class Watchdog:
