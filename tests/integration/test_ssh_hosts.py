@@ -296,7 +296,10 @@ except packsync.PacksyncError as error:
 cache = str(packsync.pipeline.cache_dir())
 left = [p.pid for p in psutil.process_iter(["cmdline"])
         if any(cache in part for part in (p.info["cmdline"] or []))]
-print(json.dumps({"outcome": outcome, "left": left}))
+ports = {h.get("port") for h in HOSTS}
+connected = [c.raddr.port for c in psutil.Process().net_connections("tcp")
+             if c.raddr and c.raddr.port in ports and c.status == psutil.CONN_ESTABLISHED]
+print(json.dumps({"outcome": outcome, "left": left, "connected": connected}))
 """
 
 
@@ -327,6 +330,11 @@ def test_unreachable_refused_and_pythonless_hosts_stop_cleanly(client: ClientEnv
     assert f"host 127.0.0.1:{beta.port} has no usable Python" in no_python["outcome"]
     assert "/opt/no-such/python3.11" in no_python["outcome"]  # the host's own words
     assert "python=" in no_python["outcome"]
+    # the hosts were connected to while this machine failed to prepare: nothing stays open
+    failed_here = fault(client, [good, beta.spec(python=python_of(beta))],
+                        lock_environment="cuda")
+    assert "cuda" in failed_here["outcome"] and "pixi.lock" in failed_here["outcome"]
+    assert [r["connected"] for r in (unreachable, refused, no_python, failed_here)] == [[]] * 4
     for host in hosts:
         assert host.wait_no_processes() == {}
 

@@ -290,7 +290,14 @@ class Cluster(SpecClusterInternals):
 
     async def _prepare(self) -> None:
         """The environment and code ready here (and on the hosts), before any process."""
-        prepared, live = await asyncio.to_thread(prepare_here, self._settings, self.clock)
+        if self._hosts is not None:
+            self._hosts.connect()  # the SSH handshakes meanwhile
+        try:
+            prepared, live = await asyncio.to_thread(prepare_here, self._settings, self.clock)
+        except BaseException:
+            if self._hosts is not None:
+                await self._hosts.abandon()
+            raise
         self.prepared, self.live_code = prepared, live
         self._lease = lease.Use(str(prepared.environment.path))  # collectable after close
         self._live_sync = LiveSync(live, on_scheduler=not self._scheduler_in_process)

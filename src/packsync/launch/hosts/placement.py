@@ -21,10 +21,13 @@ from typing import Any, Literal
 
 from packsync.launch.hosts.prepare import (
     HOST_INSTALLS,
+    Connecting,
     HostInstall,
     Payload,
     PreparedHost,
+    abandon,
     close_hosts,
+    connect_all,
     prepare_hosts,
 )
 from packsync.launch.hosts.processes import RemoteScheduler, RemoteWorker
@@ -67,6 +70,7 @@ class HostsLaunch:
         self.scheduler_on = scheduler_on
         self.shared_store = shared_store
         self.prepared: list[PreparedHost] = []
+        self._connecting: Connecting | None = None
         self._auto_memory = False  # memory_limit="auto": each host's worked out here
 
     @property
@@ -81,6 +85,17 @@ class HostsLaunch:
 
         return str(get_ip(self.specs[0].address))
 
+    def connect(self) -> None:
+        """Start connecting to every host, while this machine prepares the environment."""
+        if self._connecting is None:
+            self._connecting = connect_all(self.specs)
+
+    async def abandon(self) -> None:
+        """Close the connections ``connect`` opened, for a launch that goes no further."""
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            await abandon(connecting)
+
     async def prepare(self, prepared: Prepared, reporter: Reporter) -> list[PreparedHost]:
         locked = prepared.locked
         payload = Payload(
@@ -94,7 +109,9 @@ class HostsLaunch:
             install=self.install,
             builder=self.builder,
         )
-        self.prepared = await prepare_hosts(self.specs, payload, reporter=reporter)
+        connecting, self._connecting = self._connecting, None
+        self.prepared = await prepare_hosts(self.specs, payload, reporter=reporter,
+                                            connecting=connecting)
         return self.prepared
 
     def place(

@@ -138,15 +138,39 @@ class _Probed:
         )
 
 
+Connecting = Mapping[str, "asyncio.Future[HostConnection]"]
+
+
+def connect_all(specs: Sequence[HostSpec]) -> dict[str, asyncio.Future[HostConnection]]:
+    """An SSH connection to every host, opened from now on: while this machine prepares
+    the environment, so that no key exchange is left on the launch's path."""
+    return {spec.name: asyncio.ensure_future(HostConnection.open(spec)) for spec in specs}
+
+
+async def abandon(connecting: Connecting) -> None:
+    """Close the connections of a launch that ended before it used them."""
+    for future in connecting.values():
+        future.cancel()
+    opened = [c for c in await asyncio.gather(*connecting.values(), return_exceptions=True)
+              if isinstance(c, HostConnection)]
+    for connection in opened:
+        connection.close()
+    await asyncio.gather(*(c.wait_closed() for c in opened), return_exceptions=True)
+
+
 async def prepare_hosts(
-    specs: Sequence[HostSpec], payload: Payload, *, reporter: Reporter | None = None
+    specs: Sequence[HostSpec], payload: Payload, *, reporter: Reporter | None = None,
+    connecting: Connecting | None = None,
 ) -> list[PreparedHost]:
-    """Prepare every host concurrently; on any failure close all and raise one error."""
+    """Prepare every host concurrently (through the connections ``connect_all`` opened, if
+    given); on any failure close all and raise one error."""
     reporter = reporter or NullReporter()
     link = f"ssh-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    connecting = connecting or connect_all(specs)
     with stage(reporter, "hosts", f"{len(specs)} hosts") as current:
         results = await asyncio.gather(
-            *(_connect(s, payload, link, reporter) for s in specs), return_exceptions=True
+            *(_connect(s, connecting[s.name], payload, link, reporter) for s in specs),
+            return_exceptions=True,
         )
         probed = [r for r in results if isinstance(r, _Probed)]
         failures: list[BaseException] = [r for r in results if isinstance(r, BaseException)]
@@ -166,6 +190,9 @@ async def prepare_hosts(
             failures += failed
         if failures:
             await close_hosts(prepared, links=True)
+            for waiting in todo:  # hosts the launch never got to
+                waiting.connection.close()
+                await waiting.connection.wait_closed()
             raise _combined(failures)
         hits = sum(p.cache_hit for p in prepared)
         current.detail = f"{len(prepared)} ready, {hits} cache hits"
@@ -231,10 +258,12 @@ def interpreter_candidates(spec: HostSpec, version: str) -> list[str]:
     return [f"python{major_minor}", "python3"]
 
 
-async def _connect(spec: HostSpec, payload: Payload, link: str, reporter: Reporter) -> _Probed:
+async def _connect(spec: HostSpec, connecting: asyncio.Future[HostConnection],
+                   payload: Payload, link: str, reporter: Reporter) -> _Probed:
     lock, code = payload.lock, payload.code
-    reporter.step("hosts", f"{spec.name}: connecting")
-    connection = await HostConnection.open(spec)
+    if not connecting.done():
+        reporter.step("hosts", f"{spec.name}: connecting")
+    connection = await connecting
     try:
         header: protocol.Header = {
             "action": "probe",
