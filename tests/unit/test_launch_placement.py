@@ -106,3 +106,16 @@ def test_host_of_names_the_worker_host():
 def test_bad_hosts_are_refused(hosts, kwargs, message):
     with pytest.raises(ValueError, match=message):
         HostsLaunch(hosts, **kwargs)
+
+
+def test_a_nanny_on_a_host_gets_dask_hash_seed_whatever_the_host_sets():
+    target = prepared(HostSpec(address="10.0.0.1"))
+    nanny = RemoteWorker("tls://10.0.0.9:8786", target=target, name=0)
+    # the forkserver fixes the seed of every worker it forks: sent as a setting, not a
+    # default the host's own PYTHONHASHSEED=0 would win over
+    assert nanny.environment()["PYTHONHASHSEED"] == "6640"
+    assert "PYTHONHASHSEED" not in nanny.environment_defaults()
+    assert nanny.environment_defaults()["OMP_NUM_THREADS"] == "1"  # the host's value wins
+    assert "forkserver" in nanny.command()[2]
+    alone = RemoteWorker("tls://10.0.0.9:8786", target=target, name=1, nanny=False)
+    assert "PYTHONHASHSEED" not in alone.environment() and alone.environment_defaults() == {}

@@ -88,7 +88,7 @@ class RemoteProcess(DaskProcess):
     async def _open(self, argv: list[str], payload: bytes) -> None:
         # the spec (credentials included) travels in the header, over the SSH channel,
         # and the host side writes it to the process's stdin: never on a command line
-        header = {"action": "run", "argv": argv, "env": remote_environment(self.target),
+        header = {"action": "run", "argv": argv, "env": self.environment(),
                   "env_defaults": self.environment_defaults(), "cwd": self.cwd or "",
                   "stdin": base64.b64encode(payload).decode()}
         try:
@@ -100,6 +100,10 @@ class RemoteProcess(DaskProcess):
                 f"could not start {self.describe()}: {error}", host=self.host,
                 hint="the SSH connection to the host failed",
             ) from None
+
+    def environment(self) -> dict[str, str]:
+        """Variables set for the process, whatever the host's environment says."""
+        return remote_environment(self.target)
 
     def environment_defaults(self) -> dict[str, str]:
         """Variables set for the process unless the host's own environment sets them."""
@@ -183,7 +187,19 @@ class RemoteWorker(WorkerRole, RemoteProcess):
             return super().command()
         return [self.interpreter, "-c", NANNIES_MAIN, *self.args]
 
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        if self.nanny:
+            # fixed when the forkserver's interpreter starts, and, as a nanny does, whatever
+            # the host says: every worker of the cluster hashes alike
+            env["PYTHONHASHSEED"] = forkserver_environment({})["PYTHONHASHSEED"]
+        return env
+
     def environment_defaults(self) -> dict[str, str]:
-        # what the nanny would set for its worker (the host's own values win, as with
-        # Dask), set from the start so that the forkserver has them
-        return forkserver_environment({}) if self.nanny else {}
+        # the rest of what the nanny sets for its worker (the host's own values win, as
+        # with Dask), set from the start so that the forkserver has them
+        if not self.nanny:
+            return {}
+        defaults = forkserver_environment({})
+        del defaults["PYTHONHASHSEED"]
+        return defaults
