@@ -116,7 +116,6 @@ def worker_main(argv: list[str]) -> int:
     return 0  # pragma: no cover - execve does not return
 
 
-
 def _job_failed(options: argparse.Namespace, store: str, message: str, log: str,
                 kind: str) -> int:
     """Say why in a report the client reads from the store, then on stderr; exit status 2."""
@@ -126,7 +125,6 @@ def _job_failed(options: argparse.Namespace, store: str, message: str, log: str,
                                 args=args, environ=os.environ)
     sys.stderr.write(f"packsync: {message}\n{log[-4000:]}")
     return 2
-
 
 
 def job_index_environment(indexes: list[str], environ: Any, lock_text: str = "") -> dict[str, str]:
@@ -190,11 +188,9 @@ def job_index_environment(indexes: list[str], environ: Any, lock_text: str = "")
     return env
 
 
-
 def netrc_default_asked(value: str) -> bool:
     """``$PACKSYNC_NETRC_DEFAULT`` says yes."""
     return value.strip().lower() in ("1", "true", "yes", "on")
-
 
 
 def _netrc_machines(environ: Any) -> dict[str, tuple[str, str | None, str]]:
@@ -208,11 +204,9 @@ def _netrc_machines(environ: Any) -> dict[str, tuple[str, str | None, str]]:
     return {host: entry for host, entry in hosts.items() if host != "default"}
 
 
-
 def _netrc_path(environ: Any) -> str:
     return os.path.expanduser(str(
         environ.get("NETRC") or os.path.join(environ.get("HOME") or "~", ".netrc")))
-
 
 
 def _verified_text(store: str, sha256: str, what: str) -> str:

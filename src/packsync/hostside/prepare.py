@@ -72,7 +72,6 @@ def prepare(header: protocol.Header, stdin: IO[bytes]) -> None:
          received=received)
 
 
-
 def _receive_objects(header: protocol.Header, stdin: IO[bytes], cache: str, store: str,
                      landed: Callable[[str, str], None] | None = None) -> int:
     """The objects sent after the header or fetched with presigned URLs, into place (each
@@ -95,7 +94,6 @@ def _receive_objects(header: protocol.Header, stdin: IO[bytes], cache: str, stor
         if landed is not None:
             landed(sha256, layout.blob_path(store, sha256))
     return received
-
 
 
 def _fetch_chunks(header: protocol.Header, store: str, arrivals: Arrivals) -> int:
@@ -121,7 +119,6 @@ def _fetch_chunks(header: protocol.Header, store: str, arrivals: Arrivals) -> in
                              size=int(chunk["size"]))
         arrivals.landed(sha256, destination)
     return received
-
 
 
 def _unpack_as_it_arrives(header: protocol.Header, stdin: IO[bytes], cache: str,
@@ -160,7 +157,6 @@ def _unpack_as_it_arrives(header: protocol.Header, stdin: IO[bytes], cache: str,
     return path, hit, received
 
 
-
 def unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
     """The code bundle unpacked, from a copy in this machine's own store that was checked
     against its SHA-256 as it was copied (a shared store may change under us)."""
@@ -175,9 +171,8 @@ def unpack_code(cache: str, store: str, code_id: str, sha256: str) -> str:
     return livecode.unpack_code(cache, code_id, sha256, own)
 
 
-
 def unpacking(manifest: dict[str, Any], chunk_file: Callable[[str], str]
-               ) -> Callable[[str], None]:
+              ) -> Callable[[str], None]:
     """How an environment is made from the archive whose chunks ``chunk_file`` finds."""
     info = resources.interpreter()
 

@@ -37,7 +37,6 @@ def pack_environment(header: protocol.Header) -> None:
     emit("packed", manifest=manifest)
 
 
-
 def _packed_before(record: str, store: str) -> dict[str, Any] | None:
     try:
         with open(record, encoding="utf-8") as handle:
@@ -46,7 +45,6 @@ def _packed_before(record: str, store: str) -> dict[str, Any] | None:
         return None
     chunks = [layout.blob_path(store, str(c["sha256"])) for c in manifest["chunks"]]
     return manifest if all(os.path.exists(c) for c in chunks) else None
-
 
 
 def _pack_into(path: str, store: str, env_id: str, digest: str) -> dict[str, Any]:
@@ -65,7 +63,6 @@ def _pack_into(path: str, store: str, env_id: str, digest: str) -> dict[str, Any
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
-
 
 
 def serve_chunks(header: protocol.Header, stdin: IO[bytes]) -> None:
