@@ -10,7 +10,12 @@ from distributed.security import Security
 
 from packsync.errors import LaunchError, ProcessStartError, StartTimeoutError
 from packsync.launch.local import EnvWorker
-from packsync.launch.security import cluster_security, inherited_config, tls_options
+from packsync.launch.security import (
+    cluster_security,
+    inherited_config,
+    temporary,
+    tls_options,
+)
 
 
 def test_every_cluster_gets_credentials_of_its_own_unless_told_otherwise():
@@ -29,6 +34,39 @@ def test_every_cluster_gets_credentials_of_its_own_unless_told_otherwise():
     with dask.config.set({"packsync.tls": "maybe"}), pytest.raises(LaunchError,
                                                                     match="packsync.tls"):
         cluster_security(None)
+
+
+def test_temporary_credentials_are_an_ec_key_that_a_tls_handshake_accepts():
+    import datetime
+    import socket
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    made = temporary()
+    key = serialization.load_pem_private_key(made.tls_worker_key.encode(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = x509.load_pem_x509_certificate(made.tls_ca_file.encode())
+    # valid for a host whose clock lags a little behind this machine's
+    lagging = datetime.datetime.now(tz=datetime.timezone.utc) - datetime.timedelta(minutes=2)
+    assert cert.not_valid_before_utc <= lagging
+    server_context = made.get_listen_args("worker")["ssl_context"]
+    client_context = made.get_connection_args("client")["ssl_context"]
+    left, right = socket.socketpair()
+    accepted: list[str] = []
+
+    def serve() -> None:
+        with server_context.wrap_socket(left, server_side=True) as tls:
+            accepted.append(str(tls.version()))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with client_context.wrap_socket(right, server_hostname="dask-internal") as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    thread.join(10)
+    assert accepted
 
 
 @pytest.mark.parametrize(("error", "dask_type"), [(ProcessStartError, RuntimeError),
