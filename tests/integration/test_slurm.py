@@ -240,7 +240,10 @@ def test_a_job_that_cannot_make_the_environment_is_reported_at_the_client_as_is_
                          WORKER_CACHE=str(tmp_path / "worker-cache"))
     assert found["ok"] == {"type": None, "before": [1], "after": [2]}  # watch=True synced
     altered = found["altered"]
-    assert altered["type"] == "LaunchError" and altered["retired"] == 1, altered
+    # the job's worker is retired; the job that replaces it, on the same machine and cache,
+    # may join and be retired too before the error reaches wait_for_workers
+    assert altered["type"] == "LaunchError" and altered["retired"] >= 1, altered
+    assert " worker(s) retired: " in altered["error"]
     assert "cloudpickle: lock " in altered["error"] and f"has {altered['fake']}" in altered[
         "error"]
     assert " on 127.0.0.1 (job " in altered["error"]  # the worker's address, and its job
