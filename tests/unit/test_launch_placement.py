@@ -119,3 +119,13 @@ def test_a_nanny_on_a_host_gets_dask_hash_seed_whatever_the_host_sets():
     assert "forkserver" in nanny.command()[2]
     alone = RemoteWorker("tls://10.0.0.9:8786", target=target, name=1, nanny=False)
     assert "PYTHONHASHSEED" not in alone.environment() and alone.environment_defaults() == {}
+
+
+def test_a_nanny_on_a_host_keeps_a_start_method_the_user_chose():
+    import dask.config
+
+    target = prepared(HostSpec(address="10.0.0.1"))
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
+        nanny = RemoteWorker("tls://10.0.0.9:8786", target=target, name=0)
+        assert nanny.environment_defaults() == {}
+        assert "PYTHONHASHSEED" not in nanny.environment()

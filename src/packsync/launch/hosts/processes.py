@@ -187,19 +187,19 @@ class RemoteWorker(WorkerRole, RemoteProcess):
             return super().command()
         return [self.interpreter, "-c", NANNIES_MAIN, *self.args]
 
+    def _nanny_environment(self) -> dict[str, str]:
+        """What the nanny sets for its worker, set from the start so that its forkserver
+        has it; nothing when Dask is set to start workers some other way."""
+        return forkserver_environment({}) if self.nanny else {}
+
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        if self.nanny:
-            # fixed when the forkserver's interpreter starts, and, as a nanny does, whatever
-            # the host says: every worker of the cluster hashes alike
-            env["PYTHONHASHSEED"] = forkserver_environment({})["PYTHONHASHSEED"]
+        seed = self._nanny_environment().get("PYTHONHASHSEED")
+        if seed:  # fixed when the forkserver starts; a nanny sets it whatever the host says,
+            env["PYTHONHASHSEED"] = seed  # so that every worker of the cluster hashes alike
         return env
 
     def environment_defaults(self) -> dict[str, str]:
-        # the rest of what the nanny sets for its worker (the host's own values win, as
-        # with Dask), set from the start so that the forkserver has them
-        if not self.nanny:
-            return {}
-        defaults = forkserver_environment({})
-        del defaults["PYTHONHASHSEED"]
+        defaults = self._nanny_environment()  # the host's own values win, as with Dask
+        defaults.pop("PYTHONHASHSEED", None)
         return defaults
